@@ -1,0 +1,1 @@
+"""An example third-party segzoo head, installed separately from segzoo."""

@@ -1,0 +1,21 @@
+"""segzoo: a plug-in model zoo for semantic segmentation on timm backbones."""
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("segzoo")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+from .checkpoint import load_pretrained, save_pretrained
+from .config import ModelConfig
+from .errors import CheckpointError, ConfigError, HeadPluginError, SegzooError, UnknownModelError
+from .factory import create_model, list_models, parse_model_name
+from .model import SegmentationModel
+from .registry import get_head, list_heads, refresh_heads
+
+__all__ = [
+    "__version__", "ModelConfig", "SegmentationModel",
+    "create_model", "list_models", "parse_model_name", "save_pretrained", "load_pretrained",
+    "list_heads", "get_head", "refresh_heads",
+    "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
+]

@@ -1,0 +1,57 @@
+"""Joint Pyramid Upsampling (FastFCN, Wu et al. 2019): an /8 feature map from an output-stride-32 backbone."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers import ConvBnAct
+
+__all__ = ["JPU"]
+
+
+class SeparableDilatedBranch(nn.Module):
+    """Depthwise dilated 3x3 (no bias) -> BN -> pointwise 1x1 (no bias) -> BN -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, dilation: int):
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=dilation, dilation=dilation,
+                                   groups=in_channels, bias=False)
+        self.depthwise_bn = nn.BatchNorm2d(in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.bn(self.pointwise(self.depthwise_bn(self.depthwise(x)))))
+
+
+class JPU(nn.Module):
+    """JPU neck: replaces ``c4`` by a ``4 * width`` channel map at ``c2``'s resolution.
+
+    Args:
+        in_channels: Channels of c2, c3 and c4.
+        width: Channels of each projection and each dilated branch (512 in FastFCN).
+        dilations: Dilations of the four separable branches.
+        align_corners: Bilinear upsampling mode (the reference uses True).
+    """
+
+    def __init__(self, in_channels: dict[str, int], width: int = 512, dilations=(1, 2, 4, 8),
+                 align_corners: bool = True):
+        super().__init__()
+        self.align_corners = align_corners
+        self.conv5 = ConvBnAct(in_channels["c4"], width)
+        self.conv4 = ConvBnAct(in_channels["c3"], width)
+        self.conv3 = ConvBnAct(in_channels["c2"], width)
+        self.dilations = nn.ModuleList(SeparableDilatedBranch(3 * width, width, d) for d in dilations)
+        self.out_channels = width * len(dilations)
+
+    def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Return ``features`` with ``c4`` replaced by the JPU output (c1..c3 stay raw for aux heads)."""
+        c2 = self.conv3(features["c2"])
+        size = c2.shape[-2:]
+        c4 = F.interpolate(self.conv5(features["c4"]), size, mode="bilinear", align_corners=self.align_corners)
+        c3 = F.interpolate(self.conv4(features["c3"]), size, mode="bilinear", align_corners=self.align_corners)
+        joint = torch.cat([c4, c3, c2], dim=1)
+        out = torch.cat([branch(joint) for branch in self.dilations], dim=1)
+        return {**features, "c4": out}

@@ -1,0 +1,85 @@
+"""timm feature extractors as segmentation backbones.
+
+segzoo never re-implements a backbone: it asks timm for ``features_only=True`` with the last four
+feature levels, named ``c1`` .. ``c4`` (strides 4, 8, 16, 32 before dilation). The module returned is
+timm's own, so its state-dict keys are timm's keys and timm checkpoints load unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+from torch import nn
+
+from ..errors import ConfigError, UnknownModelError, did_you_mean
+
+__all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES", "check_backbone_name"]
+
+FEATURE_NAMES = ("c1", "c2", "c3", "c4")
+VALID_OUTPUT_STRIDES = (8, 16, 32)
+
+# The reference trained on GluonCV ImageNet weights. For ResNet-v1b the bare timm name resolves to
+# another tag (a1_in1k), so the GluonCV tag is named explicitly (SPEC.md).
+_GLUON_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+                    "resnet50s", "resnet101s", "resnet152s")
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the rest of the model needs to know about a backbone's features."""
+
+    channels: dict[str, int]
+    reductions: dict[str, int]
+
+
+def pretrained_tag(name: str) -> str:
+    """The timm ``name.tag`` whose ImageNet weights ``pretrained_backbone=True`` loads."""
+    if "." in name:
+        return name
+    return f"{name}.gluon_in1k" if name in _GLUON_BACKBONES else name
+
+
+def check_backbone_name(name: str, context: str = "") -> None:
+    """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name``."""
+    if timm.is_model(name.split(".")[0]):
+        return
+    where = f" {context}" if context else ""
+    raise UnknownModelError(f"Unknown backbone {name!r}{where}: timm has no such model."
+                            f"{did_you_mean(name, timm.list_models())}")
+
+
+def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False) -> tuple[nn.Module, BackboneInfo]:
+    """Build a timm feature extractor giving the last four feature levels.
+
+    Args:
+        name: A timm model name (optionally ``name.tag``) that supports ``features_only``.
+        output_stride: 8 or 16 dilate the last stages (the reference "dilated" backbones); 32 is plain.
+        pretrained: Load timm's ImageNet weights (the GluonCV tag for ResNet-v1b/v1s, see ``pretrained_tag``).
+
+    Returns:
+        The timm module (forward returns a list of 4 tensors) and its ``BackboneInfo``.
+    """
+    if output_stride not in VALID_OUTPUT_STRIDES:
+        raise ConfigError(f"output_stride must be one of {VALID_OUTPUT_STRIDES}, got {output_stride!r}")
+    check_backbone_name(name)
+    kwargs = dict(features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
+    if output_stride != 32:  # many timm models do not take the argument at all; 32 is their default
+        kwargs["output_stride"] = output_stride
+    model_name = pretrained_tag(name) if pretrained else name
+    try:
+        model = timm.create_model(model_name, **kwargs)
+    except TypeError as err:
+        if "output_stride" in str(err):
+            raise ConfigError(f"Backbone {name!r} does not support output_stride={output_stride}; use 32") from err
+        raise
+    except RuntimeError as err:
+        if "features_only" in str(err) or "feature" in str(err).lower():
+            raise ConfigError(f"Backbone {name!r} cannot be used as a feature extractor: {err}") from err
+        raise
+    info = model.feature_info
+    if len(info.channels()) < len(FEATURE_NAMES):
+        raise ConfigError(f"Backbone {name!r} gives {len(info.channels())} feature levels; segzoo needs 4")
+    return model, BackboneInfo(
+        channels=dict(zip(FEATURE_NAMES, info.channels())),
+        reductions=dict(zip(FEATURE_NAMES, info.reduction())),
+    )

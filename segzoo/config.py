@@ -1,0 +1,135 @@
+"""``ModelConfig``: the whole recipe of a segmentation model, round-tripped losslessly to config.json."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+__all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD", "NECKS"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NECKS = (None, "jpu")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to build a model; models are only ever built from one of these.
+
+    Args:
+        head: Registered head name (``list_heads()``).
+        backbone: timm model name (any model with ``features_only`` support).
+        num_classes: Number of output classes (>= 1).
+        output_stride: Backbone output stride: 8 or 16 (dilated) or 32 (plain; used with JPU).
+        neck: ``None`` or ``"jpu"``.
+        aux: Whether to build the auxiliary head (training only; it does not change eval outputs).
+        head_kwargs: Extra keyword arguments of the head.
+        class_names: Optional class names, ``num_classes`` of them.
+        mean: Per-channel mean of the input normalisation (images in [0, 1]).
+        std: Per-channel standard deviation of the input normalisation.
+        align_corners: Bilinear upsampling mode everywhere (the reference uses True).
+        input_size: The (height, width) the model is evaluated at (for info and FLOP counts).
+        provenance: Written by ``save_pretrained``: segzoo version and the head's distribution.
+    """
+
+    head: str
+    backbone: str
+    num_classes: int
+    output_stride: int = 8
+    neck: Optional[str] = None
+    aux: bool = False
+    head_kwargs: dict[str, Any] = field(default_factory=dict)
+    class_names: Optional[tuple[str, ...]] = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    align_corners: bool = True
+    input_size: tuple[int, int] = (480, 480)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        # JSON has lists only; keep tuples so that a round trip compares equal.
+        for name in ("mean", "std", "input_size", "class_names"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first field that is not valid."""
+        if not isinstance(self.head, str) or not self.head:
+            raise ConfigError(f"head must be a non-empty string, got {self.head!r}")
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise ConfigError(f"backbone must be a non-empty string, got {self.backbone!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ConfigError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
+        if self.output_stride not in (8, 16, 32):
+            raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
+        if self.neck not in NECKS:
+            raise ConfigError(f"neck must be one of {NECKS}, got {self.neck!r}")
+        if self.neck == "jpu" and self.output_stride != 32:
+            raise ConfigError(f"the JPU neck reads an output-stride-32 backbone; got output_stride={self.output_stride}")
+        if not isinstance(self.head_kwargs, dict):
+            raise ConfigError(f"head_kwargs must be a dict, got {type(self.head_kwargs).__name__}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ConfigError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}")
+        for name in ("mean", "std"):
+            if len(getattr(self, name)) != 3:
+                raise ConfigError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
+        if len(self.input_size) != 2:
+            raise ConfigError(f"input_size must be (height, width), got {self.input_size!r}")
+
+    def replace(self, **changes) -> "ModelConfig":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        out = dataclasses.asdict(self)
+        for name in ("mean", "std", "input_size", "class_names"):
+            if out[name] is not None:
+                out[name] = list(out[name])
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """Build from a dict, refusing unknown fields and naming missing required ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}; known fields: {', '.join(sorted(names))}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ConfigError(f"config is missing required field(s): {', '.join(missing)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config.json") -> "ModelConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{source} is not valid JSON: {err}") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must hold a JSON object, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return cls.from_json(path.read_text(), source=str(path))

@@ -1,0 +1,40 @@
+"""Exceptions raised by segzoo, and the helper that suggests close names."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+__all__ = [
+    "SegzooError",
+    "UnknownModelError",
+    "ConfigError",
+    "HeadPluginError",
+    "CheckpointError",
+    "did_you_mean",
+]
+
+
+class SegzooError(Exception):
+    """Base class of every error segzoo raises on purpose."""
+
+
+class UnknownModelError(SegzooError, ValueError):
+    """A model, head or backbone name that segzoo cannot resolve."""
+
+
+class ConfigError(SegzooError, ValueError):
+    """A model configuration (or config.json) that is invalid."""
+
+
+class HeadPluginError(SegzooError, ImportError):
+    """A head plug-in that could not be loaded; the original error is its ``__cause__``."""
+
+
+class CheckpointError(SegzooError, ValueError):
+    """Weights that are corrupt, truncated or do not fit the model."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:
+    """Return ``" Did you mean: a, b?"`` for the closest candidates, or ``""`` when none is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+    return f" Did you mean: {', '.join(matches)}?" if matches else ""

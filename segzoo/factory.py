@@ -1,0 +1,129 @@
+"""``create_model`` and ``list_models``: names -> configs -> models."""
+from __future__ import annotations
+
+import fnmatch
+import os
+from typing import Optional
+
+from .backbones.timm_backbone import check_backbone_name
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
+from .config import ModelConfig
+from .errors import CheckpointError, SegzooError, UnknownModelError, did_you_mean
+from .model import SegmentationModel
+from .registry import list_heads
+
+__all__ = ["create_model", "list_models", "parse_model_name", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
+
+LOCAL_DIR_PREFIX = "local-dir:"
+HF_HUB_PREFIX = "hf-hub:"
+DEFAULT_NUM_CLASSES = 21  # Pascal VOC, the reference's main benchmark
+# Backbones listed by list_models(); any timm model with features_only support works as well.
+LISTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet50s", "resnet101s", "resnet152s")
+# Spellings of the reference and of the papers, resolved to registered head names.
+HEAD_ALIASES = {"psp": "pspnet", "deeplab": "deeplabv3"}
+
+
+def _head_names() -> list[str]:
+    return [info.name for info in list_heads()]
+
+
+def parse_model_name(name: str) -> tuple[str, str]:
+    """Split ``<head>_<timm backbone>`` into (head, backbone), resolving head aliases.
+
+    The longest registered head name (or alias) that prefixes ``name`` wins, so heads may contain
+    underscores.
+    """
+    heads = set(_head_names())
+    spellings = sorted(heads | {alias for alias, head in HEAD_ALIASES.items() if head in heads},
+                       key=len, reverse=True)
+    for spelling in spellings:
+        if name.startswith(spelling + "_") and len(name) > len(spelling) + 1:
+            return HEAD_ALIASES.get(spelling, spelling), name[len(spelling) + 1:]
+    raise UnknownModelError(f"Unknown model {name!r}: names are '<head>_<timm backbone>' with a head among "
+                            f"{', '.join(sorted(heads)) or '(none registered)'}.{did_you_mean(name, list_models())}")
+
+
+def list_models(pattern: Optional[str] = None) -> list[str]:
+    """Model names, optionally filtered by an fnmatch ``pattern`` (``"fcn_*"``, ``"*resnet50s"``).
+
+    Generic names are each head on each of ``LISTED_BACKBONES``; any other timm feature model can be
+    used too (``fcn_convnext_tiny``).
+    """
+    names = sorted(f"{head}_{backbone}" for head in _head_names() for backbone in LISTED_BACKBONES)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return config.replace(**changes) if changes else config
+
+
+def _checkpoint_files(path: str) -> tuple[Optional[ModelConfig], dict]:
+    """A checkpoint path is a directory from save_pretrained or a .safetensors file (config optional)."""
+    if os.path.isdir(path):
+        return load_pretrained(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint not found: {path} (expected a directory with {CONFIG_NAME} and "
+                              f"{WEIGHTS_NAME}, or a .safetensors file)")
+    return None, read_weights(path)
+
+
+def create_model(
+    model_name: str,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+    num_classes: Optional[int] = None,
+    aux: Optional[bool] = None,
+    output_stride: Optional[int] = None,
+    neck: Optional[str] = None,
+    checkpoint_path: Optional[str] = None,
+    **head_kwargs,
+) -> SegmentationModel:
+    """Create a segmentation model.
+
+    Args:
+        model_name: ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``), or
+            ``local-dir:<dir>`` for a directory written by ``save_pretrained``.
+        pretrained: Load the published weights of a zoo name.
+        pretrained_backbone: Load timm's ImageNet weights into the backbone (GluonCV tags for ResNet
+            v1b/v1s). Ignored when full weights are loaded (``local-dir:``, ``checkpoint_path``).
+        num_classes: Number of classes (default 21). With loaded weights of another number of classes,
+            the classifier layers are re-initialised with a warning.
+        aux: Build the auxiliary FCN head on c3 (training only).
+        output_stride: 8, 16 or 32. Default 8 (dilated), or 32 with the JPU neck.
+        neck: ``"jpu"`` for Joint Pyramid Upsampling, or None.
+        checkpoint_path: A ``save_pretrained`` directory or a ``.safetensors`` file to load after building.
+        **head_kwargs: Head arguments (e.g. ``dropout``); ``None`` values are ignored, as in timm.
+
+    Returns:
+        A ``SegmentationModel`` in eval mode.
+    """
+    head_kwargs = {key: value for key, value in head_kwargs.items() if value is not None}
+    overrides = dict(num_classes=num_classes, aux=aux, output_stride=output_stride, neck=neck)
+    state = None
+    if model_name.startswith(HF_HUB_PREFIX):
+        raise SegzooError(f"{model_name!r}: loading from the Hugging Face Hub is not available yet in this "
+                          f"version; save the model locally and use 'local-dir:<dir>'")
+    if model_name.startswith(LOCAL_DIR_PREFIX):
+        config, state = load_pretrained(model_name[len(LOCAL_DIR_PREFIX):])
+        pretrained_backbone = False  # the checkpoint holds the whole model, backbone included
+    else:
+        if pretrained:
+            raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name. "
+                                    f"Use pretrained_backbone=True for ImageNet backbone weights.")
+        head, backbone = parse_model_name(model_name)
+        check_backbone_name(backbone, context=f"in model name {model_name!r}")
+        if output_stride is None:
+            overrides["output_stride"] = 32 if neck == "jpu" else 8
+        config = ModelConfig(head=head, backbone=backbone, num_classes=DEFAULT_NUM_CLASSES)
+    if head_kwargs:
+        config = config.replace(head_kwargs={**config.head_kwargs, **head_kwargs})
+    config = _apply_overrides(config, **overrides)
+
+    if checkpoint_path is not None:
+        _, state = _checkpoint_files(os.fspath(checkpoint_path))
+        pretrained_backbone = False
+    model = SegmentationModel(config, pretrained_backbone=pretrained_backbone)
+    if state is not None:
+        load_weights(model, state, source=checkpoint_path or model_name)
+    return model.eval()

@@ -1,0 +1,42 @@
+"""The interface every head, built-in or third-party, implements."""
+from __future__ import annotations
+
+from typing import ClassVar, Sequence, Union
+
+from torch import Tensor, nn
+
+__all__ = ["SegmentationHead", "HeadOutput"]
+
+HeadOutput = Union[Tensor, Sequence[Tensor]]
+
+
+class SegmentationHead(nn.Module):
+    """Base class of segmentation heads.
+
+    A head is constructed by ``SegmentationModel`` as
+    ``HeadClass(in_channels, num_classes, align_corners=..., **head_kwargs)`` where ``in_channels`` maps
+    each feature name the head declared in ``in_features`` (``"c1"`` .. ``"c4"``, strides 4 .. 32 before
+    dilation; ``"c4"`` is the neck's output when a neck is used) to its channel count.
+
+    ``forward(features, image)`` receives the dict of feature maps and, when ``needs_image`` is True,
+    the normalised input image (else ``None``). It returns the main logits at feature resolution, or in
+    training mode a sequence ``(main, *deep_supervision_outputs)``; the model upsamples everything.
+
+    Conventions that the rest of segzoo relies on:
+      * the final convolution(s) producing class logits are modules named ``classifier``, so a
+        checkpoint with another ``num_classes`` loads with only those layers re-initialised;
+      * a head that builds its own auxiliary outputs (BiSeNet) sets ``handles_aux = True`` and then
+        receives ``aux=<bool>``; otherwise the model adds the standard FCN aux head on ``c3``.
+
+    Class attributes:
+        in_features: Feature names the head reads.
+        needs_image: Whether the head also needs the input image.
+        handles_aux: Whether the head makes its own auxiliary outputs.
+    """
+
+    in_features: ClassVar[tuple[str, ...]] = ("c4",)
+    needs_image: ClassVar[bool] = False
+    handles_aux: ClassVar[bool] = False
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> HeadOutput:  # pragma: no cover
+        raise NotImplementedError

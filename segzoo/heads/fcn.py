@@ -1,0 +1,31 @@
+"""FCN head (Long et al., "Fully Convolutional Networks for Semantic Segmentation", CVPR 2015),
+in the form the reference and FastFCN use: one FCN block on the last feature map."""
+from __future__ import annotations
+
+from torch import Tensor
+
+from ..layers import FCNBlock
+from .base import SegmentationHead
+
+__all__ = ["FCNHead"]
+
+
+class FCNHead(SegmentationHead):
+    """``3x3 ConvBnAct c4 -> c4/4``, Dropout(0.1), ``1x1 conv -> num_classes``.
+
+    Args:
+        in_channels: Channels per feature name; this head reads ``c4``.
+        num_classes: Number of classes.
+        align_corners: Unused (the FCN head does no resampling); accepted like every head.
+        dropout: Dropout before the classifier.
+    """
+
+    in_features = ("c4",)
+
+    def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.fcn = FCNBlock(in_channels["c4"], num_classes, dropout=dropout)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
+        return self.fcn(features["c4"])

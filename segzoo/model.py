@@ -1,0 +1,98 @@
+"""``SegmentationModel``: backbone (+ neck) + head (+ aux head), built from a ``ModelConfig`` only."""
+from __future__ import annotations
+
+import inspect
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .backbones import FEATURE_NAMES, JPU, create_backbone
+from .config import ModelConfig
+from .errors import ConfigError
+from .layers import FCNBlock
+from .registry import get_head
+
+__all__ = ["SegmentationModel"]
+
+
+def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
+    """Name unknown head arguments up front instead of a bare TypeError from deep inside __init__."""
+    params = inspect.signature(head_class.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux"}
+    accepted = sorted(set(params) - reserved)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"head {head!r} does not accept argument(s) {', '.join(unknown)}; "
+                          f"it accepts: {', '.join(accepted) or 'none'}")
+
+
+class SegmentationModel(nn.Module):
+    """A semantic segmentation model.
+
+    In eval mode ``forward(images)`` returns logits ``(N, num_classes, H, W)`` at the input's size,
+    for any H and W. In training mode it returns a tuple ``(main, *aux_outputs)``, every entry at the
+    input's size, so that a loss can weight them (the aux head comes last).
+
+    Args:
+        config: The model's recipe.
+        pretrained_backbone: Load timm's ImageNet weights into the backbone. Only ``create_model`` sets
+            this, and never when a full checkpoint is loaded afterwards.
+    """
+
+    def __init__(self, config: ModelConfig, pretrained_backbone: bool = False):
+        super().__init__()
+        config.validate()
+        self.config = config
+        head_class = get_head(config.head)
+        _check_head_kwargs(config.head, head_class, config.head_kwargs)
+
+        self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone)
+        channels = dict(info.channels)
+        self.neck = None
+        if config.neck == "jpu":
+            self.neck = JPU(info.channels, align_corners=config.align_corners)
+            channels["c4"] = self.neck.out_channels
+
+        missing = [name for name in head_class.in_features if name not in channels]
+        if missing:
+            raise ConfigError(f"head {config.head!r} needs feature(s) {', '.join(missing)}, but backbone "
+                              f"{config.backbone!r} provides only {', '.join(channels)}")
+        head_kwargs = dict(config.head_kwargs)
+        if head_class.handles_aux:
+            head_kwargs["aux"] = config.aux
+        self.head = head_class({name: channels[name] for name in head_class.in_features}, config.num_classes,
+                               align_corners=config.align_corners, **head_kwargs)
+        # The aux head reads the raw c3 (also with JPU), as in the reference.
+        use_aux_head = config.aux and not head_class.handles_aux
+        self.aux_head = FCNBlock(info.channels["c3"], config.num_classes) if use_aux_head else None
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    def classifier_keys(self) -> list[str]:
+        """State-dict keys of the class-logit layers (modules named ``classifier``): the layers that a
+        checkpoint with another ``num_classes`` cannot fill."""
+        return [key for key in self.state_dict() if ".classifier." in f".{key}"]
+
+    def _upsample(self, logits: Tensor, size) -> Tensor:
+        if logits.shape[-2:] == size:
+            return logits
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.config.align_corners)
+
+    def forward(self, images: Tensor):
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape (N, 3, H, W), normalised RGB; got {tuple(images.shape)}")
+        size = images.shape[-2:]
+        features = dict(zip(FEATURE_NAMES, self.backbone(images)))
+        if self.neck is not None:
+            features = self.neck(features)
+        outputs = self.head(features, images if self.head.needs_image else None)
+        outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+        if not self.training:
+            return self._upsample(outputs[0], size)
+        if self.aux_head is not None:
+            outputs.append(self.aux_head(features["c3"]))
+        return tuple(self._upsample(out, size) for out in outputs)
