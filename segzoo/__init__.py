@@ -8,7 +8,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 
 from .checkpoint import load_pretrained, save_pretrained
 from .config import ModelConfig
-from .errors import CheckpointError, ConfigError, HeadPluginError, SegzooError, UnknownModelError
+from .errors import (CheckpointError, ConfigError, HeadPluginError, SegzooError, UnknownModelError,
+                     WeightsUnavailableError)
 from .factory import create_model, list_models, parse_model_name
 from .model import SegmentationModel
 from .registry import get_head, list_heads, refresh_heads
@@ -18,4 +19,5 @@ __all__ = [
     "create_model", "list_models", "parse_model_name", "save_pretrained", "load_pretrained",
     "list_heads", "get_head", "refresh_heads",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
+    "WeightsUnavailableError",
 ]

@@ -83,6 +83,13 @@ def load_pretrained(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str
     return ModelConfig.load(directory / CONFIG_NAME), read_weights(directory / WEIGHTS_NAME)
 
 
+def _key_list(kind: str, keys: list[str], limit: int = 10) -> str:
+    if not keys:
+        return ""
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{kind} keys ({len(keys)}): {', '.join(keys[:limit])}{more}"
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load ``state`` into ``model``, checking every key and shape.
 
@@ -99,13 +106,14 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
     if unexpected or missing:
         raise CheckpointError(f"{source} does not fit the model: "
                               + "; ".join(filter(None, [
-                                  f"missing keys: {', '.join(missing[:10])}" if missing else "",
-                                  f"unexpected keys: {', '.join(unexpected[:10])}" if unexpected else "",
+                                  _key_list("missing", missing),
+                                  _key_list("unexpected", unexpected),
                               ])))
     to_load, reinitialised = {}, []
-    for key, value in state.items():
-        if key not in expected:
+    for key in expected:
+        if key not in state:
             continue
+        value = state[key]
         if value.shape != expected[key].shape:
             if key in classifier_keys and value.shape[1:] == expected[key].shape[1:]:
                 reinitialised.append(key)

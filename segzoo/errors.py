@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "HeadPluginError",
     "CheckpointError",
+    "WeightsUnavailableError",
     "did_you_mean",
 ]
 
@@ -32,6 +33,10 @@ class HeadPluginError(SegzooError, ImportError):
 
 class CheckpointError(SegzooError, ValueError):
     """Weights that are corrupt, truncated or do not fit the model."""
+
+
+class WeightsUnavailableError(SegzooError, OSError):
+    """Weights that cannot be found (not published, not cached while offline, not downloadable)."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:

@@ -23,17 +23,18 @@ LISTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet50s"
 HEAD_ALIASES = {"psp": "pspnet", "deeplab": "deeplabv3"}
 
 
-def _head_names() -> list[str]:
-    return [info.name for info in list_heads()]
+def _head_names(include_failed: bool = False) -> list[str]:
+    return [info.name for info in list_heads(include_failed=include_failed)]
 
 
 def parse_model_name(name: str) -> tuple[str, str]:
     """Split ``<head>_<timm backbone>`` into (head, backbone), resolving head aliases.
 
     The longest registered head name (or alias) that prefixes ``name`` wins, so heads may contain
-    underscores.
+    underscores. Heads whose plug-in failed to load still parse, so that using one raises the
+    plug-in's error instead of "unknown model".
     """
-    heads = set(_head_names())
+    heads = set(_head_names(include_failed=True))
     spellings = sorted(heads | {alias for alias, head in HEAD_ALIASES.items() if head in heads},
                        key=len, reverse=True)
     for spelling in spellings:

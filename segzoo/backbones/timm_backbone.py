@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import timm
 from torch import nn
 
-from ..errors import ConfigError, UnknownModelError, did_you_mean
+from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES", "check_backbone_name"]
 
@@ -68,6 +68,10 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
     model_name = pretrained_tag(name) if pretrained else name
     try:
         model = timm.create_model(model_name, **kwargs)
+    except OSError as err:  # download or cache miss (huggingface_hub errors are OSErrors)
+        raise WeightsUnavailableError(
+            f"Could not load ImageNet weights for backbone {name!r} (timm {model_name!r}): "
+            f"{type(err).__name__}: {err}") from err
     except TypeError as err:
         if "output_stride" in str(err):
             raise ConfigError(f"Backbone {name!r} does not support output_stride={output_stride}; use 32") from err
