@@ -73,9 +73,9 @@ class SegmentationModel(nn.Module):
         return self.config.num_classes
 
     def classifier_keys(self) -> list[str]:
-        """State-dict keys of the class-logit layers (modules named ``classifier``): the layers that a
-        checkpoint with another ``num_classes`` cannot fill."""
-        return [key for key in self.state_dict() if ".classifier." in f".{key}"]
+        """State-dict keys of the class-logit layers (modules whose name ends in ``classifier``): the
+        layers that a checkpoint with another ``num_classes`` cannot fill."""
+        return [key for key in self.state_dict() if key.rsplit(".", 2)[-2].endswith("classifier")]
 
     def _upsample(self, logits: Tensor, size) -> Tensor:
         if logits.shape[-2:] == size:

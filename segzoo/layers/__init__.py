@@ -1,5 +1,8 @@
 """Small building blocks shared by necks and heads. Nothing here knows about registries or configs."""
-from .conv_bn_act import ConvBnAct
+from .attention import ChannelAttention, spatial_attention
+from .conv_bn_act import ACTIVATIONS, ConvBnAct, make_activation
+from .criss_cross import CrissCrossAttention, criss_cross_attention
 from .fcn_block import FCNBlock
 
-__all__ = ["ConvBnAct", "FCNBlock"]
+__all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock",
+           "criss_cross_attention", "make_activation", "spatial_attention"]

@@ -1,13 +1,28 @@
 """Convolution + BatchNorm + activation, the unit every head is made of."""
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import nn
 
-__all__ = ["ConvBnAct"]
+__all__ = ["ConvBnAct", "make_activation", "ACTIVATIONS"]
+
+ACTIVATIONS = ("relu", "leaky_relu", None)
+
+
+def make_activation(name: Optional[str]) -> nn.Module:
+    """``"relu"``, ``"leaky_relu"`` (slope 0.01, as in-place ABN in the OCNet/CCNet originals) or None."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.01, inplace=True)
+    if name is None:
+        return nn.Identity()
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
 class ConvBnAct(nn.Sequential):
-    """``conv (no bias) -> BatchNorm2d -> activation``; keys ``conv.*`` and ``bn.*``.
+    """``conv -> BatchNorm2d -> activation``; keys ``conv.*`` and ``bn.*``.
 
     Args:
         in_channels: Input channels.
@@ -15,7 +30,8 @@ class ConvBnAct(nn.Sequential):
         kernel_size: Square kernel size; padding keeps the spatial size (times ``dilation``).
         stride: Convolution stride.
         dilation: Convolution dilation.
-        act: Whether to apply ReLU (``False`` leaves ``conv -> bn`` only).
+        act: ``"relu"``, ``"leaky_relu"`` or None (``conv -> bn`` only).
+        bias: Give the convolution a bias (OCNet's layers have one before their BN).
     """
 
     def __init__(
@@ -25,13 +41,14 @@ class ConvBnAct(nn.Sequential):
         kernel_size: int = 3,
         stride: int = 1,
         dilation: int = 1,
-        act: bool = True,
+        act: Optional[str] = "relu",
+        bias: bool = False,
     ):
         padding = dilation * (kernel_size - 1) // 2
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride=stride,
-            padding=padding, dilation=dilation, bias=False,
+            padding=padding, dilation=dilation, bias=bias,
         )
         self.bn = nn.BatchNorm2d(out_channels)
-        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self.act = make_activation(act)

@@ -1,0 +1,52 @@
+"""CCNet head (Huang et al., "CCNet: Criss-Cross Attention for Semantic Segmentation", ICCV 2019)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..layers import ConvBnAct, CrissCrossAttention
+from .base import SegmentationHead
+
+__all__ = ["CCNetHead"]
+
+
+class CCNetHead(SegmentationHead):
+    """Recurrent criss-cross attention (RCCA) on c4.
+
+    ``conva`` (3x3 ConvBnAct to ``c4/4``) -> criss-cross attention applied ``recurrence`` times with
+    shared weights -> ``convb`` (3x3 ConvBnAct) -> concat with c4 -> 3x3 ConvBnAct to 512 ->
+    Dropout2d(0.1) -> 1x1 classifier. Each pass spreads context one "cross" further: two passes reach
+    every position, which is why R=2 (the paper) is the default and R=1 (a common porting bug) is not.
+
+    Args:
+        in_channels: Channels per feature; reads ``c4``.
+        num_classes: Number of classes.
+        align_corners: Unused (no resampling here).
+        recurrence: Number of criss-cross passes (>= 1).
+        activation: ``"relu"`` (default) or ``"leaky_relu"``.
+    """
+
+    in_features = ("c4",)
+
+    def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
+                 recurrence: int = 2, activation: str = "relu"):
+        super().__init__()
+        if isinstance(recurrence, bool) or not isinstance(recurrence, int) or recurrence < 1:
+            raise ConfigError(f"CCNet recurrence must be an integer >= 1, got {recurrence!r}")
+        self.recurrence = recurrence
+        channels = in_channels["c4"] // 4
+        self.conva = ConvBnAct(in_channels["c4"], channels, act=activation)
+        self.attention = CrissCrossAttention(channels, channels // 8)
+        self.convb = ConvBnAct(channels, channels, act=activation)
+        self.bottleneck = ConvBnAct(in_channels["c4"] + channels, 512, act=activation)
+        self.dropout = nn.Dropout2d(0.1)
+        self.classifier = nn.Conv2d(512, num_classes, 1)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
+        x = features["c4"]
+        out = self.conva(x)
+        for _ in range(self.recurrence):
+            out = self.attention(out)
+        out = self.convb(out)
+        return self.classifier(self.dropout(self.bottleneck(torch.cat([x, out], dim=1))))

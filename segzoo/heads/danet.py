@@ -1,0 +1,82 @@
+"""DANet head (Fu et al., "Dual Attention Network for Scene Segmentation", CVPR 2019)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..layers import ChannelAttention, ConvBnAct, spatial_attention
+from .base import SegmentationHead
+
+__all__ = ["PositionAttention", "DANetHead"]
+
+
+class PositionAttention(nn.Module):
+    """Position attention: ``out = gamma * V A^T + x`` with ``A = softmax(Q^T K)`` over all positions.
+
+    Computed in query chunks (``spatial_attention``), never holding the (HW x HW) matrix.
+
+    Args:
+        channels: Input and value channels.
+        key_channels: Query/key channels (``channels // 8`` in DANet).
+        softmax_over: ``"keys"`` (dim=-1, the paper and the original code) or ``"queries"`` (dim=1, the
+            reference zoo's checkpoints).
+    """
+
+    def __init__(self, channels: int, key_channels: int, softmax_over: str = "keys"):
+        super().__init__()
+        self.softmax_over = softmax_over
+        self.query = nn.Conv2d(channels, key_channels, 1)
+        self.key = nn.Conv2d(channels, key_channels, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        query = self.query(x).flatten(2).transpose(1, 2)
+        key = self.key(x).flatten(2).transpose(1, 2)
+        value = self.value(x).flatten(2).transpose(1, 2)
+        out = spatial_attention(query, key, value, scale=1.0, softmax_over=self.softmax_over)
+        return self.gamma * out.transpose(1, 2).reshape(batch, channels, height, width) + x
+
+
+class DANetHead(SegmentationHead):
+    """Two branches on c4 (3x3 ConvBnAct to ``c4/4`` each): position attention and channel attention, each
+    followed by a 3x3 ConvBnAct; their sum -> Dropout2d(0.1) -> 1x1 classifier.
+
+    Args:
+        in_channels: Channels per feature; reads ``c4``.
+        num_classes: Number of classes.
+        align_corners: Unused (no resampling here).
+        softmax_over: Position attention softmax axis, see ``PositionAttention`` (``"keys"`` default).
+        deep_supervision: Also predict from each branch (the original DANet's extra outputs, equal loss
+            weights; returned in training after the fused output). The reference returns the fused output only.
+    """
+
+    in_features = ("c4",)
+
+    def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
+                 softmax_over: str = "keys", deep_supervision: bool = True):
+        super().__init__()
+        channels = in_channels["c4"] // 4
+        self.conv5a = ConvBnAct(in_channels["c4"], channels)
+        self.conv5c = ConvBnAct(in_channels["c4"], channels)
+        self.position_attention = PositionAttention(channels, channels // 8, softmax_over)
+        self.channel_attention = ChannelAttention()
+        self.conv51 = ConvBnAct(channels, channels)
+        self.conv52 = ConvBnAct(channels, channels)
+        self.dropout = nn.Dropout2d(0.1)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+        self.deep_supervision = deep_supervision
+        if deep_supervision:
+            self.position_classifier = nn.Conv2d(channels, num_classes, 1)
+            self.channel_classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None):
+        x = features["c4"]
+        position = self.conv51(self.position_attention(self.conv5a(x)))
+        channel = self.conv52(self.channel_attention(self.conv5c(x)))
+        fused = self.classifier(self.dropout(position + channel))
+        if not (self.training and self.deep_supervision):
+            return fused
+        return (fused, self.position_classifier(self.dropout(position)),
+                self.channel_classifier(self.dropout(channel)))

@@ -1,0 +1,58 @@
+"""DeepLabv3 head (Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers import ConvBnAct
+from .base import SegmentationHead
+
+__all__ = ["ASPP", "DeepLabV3Head"]
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: a 1x1 branch, one 3x3 branch per rate and an image-pooling branch,
+    concatenated and projected by a 1x1 ConvBnAct."""
+
+    def __init__(self, in_channels: int, channels: int = 256, rates=(12, 24, 36)):
+        super().__init__()
+        self.conv1x1 = ConvBnAct(in_channels, channels, kernel_size=1)
+        self.atrous = nn.ModuleList(ConvBnAct(in_channels, channels, dilation=rate) for rate in rates)
+        self.pool_conv = ConvBnAct(in_channels, channels, kernel_size=1)
+        self.project = ConvBnAct(channels * (len(rates) + 2), channels, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The pooled branch is 1x1, so "upsampling" it is a broadcast: exact for any interpolation mode, and
+        # free of the adaptive-pooling shapes that break ONNX export with dynamic sizes.
+        pooled = self.pool_conv(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, *x.shape[-2:])
+        branches = [self.conv1x1(x), *(branch(x) for branch in self.atrous), pooled]
+        return self.project(torch.cat(branches, dim=1))
+
+
+class DeepLabV3Head(SegmentationHead):
+    """ASPP -> Dropout(0.5) -> 3x3 ConvBnAct -> Dropout(0.1) -> 1x1 classifier.
+
+    Args:
+        in_channels: Channels per feature; reads ``c4``.
+        num_classes: Number of classes.
+        align_corners: Unused (no resampling here).
+        rates: Atrous rates: (12, 24, 36) at output stride 8 (default, the reference); the paper halves them
+            to (6, 12, 18) at output stride 16.
+        channels: ASPP width.
+    """
+
+    in_features = ("c4",)
+
+    def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
+                 rates=(12, 24, 36), channels: int = 256):
+        super().__init__()
+        self.aspp = ASPP(in_channels["c4"], channels, rates)
+        self.aspp_dropout = nn.Dropout(0.5)
+        self.block = ConvBnAct(channels, channels)
+        self.dropout = nn.Dropout(0.1)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
+        x = self.aspp_dropout(self.aspp(features["c4"]))
+        return self.classifier(self.dropout(self.block(x)))

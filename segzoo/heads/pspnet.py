@@ -1,0 +1,59 @@
+"""PSPNet head (Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers import ConvBnAct
+from .base import SegmentationHead
+
+__all__ = ["PyramidPooling", "PSPHead"]
+
+
+class PyramidPooling(nn.Module):
+    """For each bin: adaptive average pool to ``bin x bin`` -> 1x1 ConvBnAct -> upsample; concat with the input.
+
+    Bins larger than the feature map still work (adaptive pooling then repeats pixels).
+    """
+
+    def __init__(self, in_channels: int, branch_channels: int, bins=(1, 2, 3, 6), align_corners: bool = True):
+        super().__init__()
+        self.bins = tuple(bins)
+        self.align_corners = align_corners
+        self.branches = nn.ModuleList(ConvBnAct(in_channels, branch_channels, kernel_size=1) for _ in self.bins)
+        self.out_channels = in_channels + branch_channels * len(self.bins)
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = x.shape[-2:]
+        pooled = [F.interpolate(branch(F.adaptive_avg_pool2d(x, bin_size)), size, mode="bilinear",
+                                align_corners=self.align_corners)
+                  for bin_size, branch in zip(self.bins, self.branches)]
+        return torch.cat([x, *pooled], dim=1)
+
+
+class PSPHead(SegmentationHead):
+    """Pyramid pooling on c4, 3x3 ConvBnAct to ``c4/4``, Dropout(0.1), 1x1 classifier.
+
+    Args:
+        in_channels: Channels per feature; reads ``c4``.
+        num_classes: Number of classes.
+        align_corners: Upsampling mode of the pooled branches.
+        bins: Pyramid bins: (1, 2, 3, 6) in the paper, PyTorch-Encoding and mmseg (default); the reference
+            zoo used (1, 2, 3, 4). Bins change outputs, not parameter names or shapes.
+        dropout: Dropout before the classifier.
+    """
+
+    in_features = ("c4",)
+
+    def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
+                 bins=(1, 2, 3, 6), dropout: float = 0.1):
+        super().__init__()
+        channels = in_channels["c4"]
+        self.pyramid = PyramidPooling(channels, channels // 4, bins, align_corners)
+        self.bottleneck = ConvBnAct(self.pyramid.out_channels, channels // 4)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Conv2d(channels // 4, num_classes, 1)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
+        return self.classifier(self.dropout(self.bottleneck(self.pyramid(features["c4"]))))
