@@ -1,10 +1,69 @@
-"""The ``segzoo`` command. Subcommands arrive with their issues; this one lists what exists."""
+"""The ``segzoo`` command: a thin layer over the library's functions."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 __all__ = ["main"]
+
+
+def _add_list(commands) -> None:
+    parser = commands.add_parser("list", help="list model names, zoo names or heads",
+                                 description="List model names: zoo names and '<head>_<backbone>' names on the "
+                                             "ResNet backbones (any timm feature model works as a backbone).")
+    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
+    parser.add_argument("--pretrained", action="store_true", help="only zoo names (published or to be published)")
+    parser.add_argument("--heads", action="store_true",
+                        help="list the heads with the distribution and version providing each")
+    parser.set_defaults(run=_run_list)
+
+
+def _run_list(args) -> int:
+    if args.heads:
+        from .registry import list_heads
+
+        for info in list_heads(include_failed=True):
+            status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
+            print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
+        return 0
+    from .factory import list_models
+
+    print("\n".join(list_models(args.pattern, pretrained=args.pretrained)))
+    return 0
+
+
+def _add_benchmark(commands) -> None:
+    parser = commands.add_parser(
+        "benchmark", help="latency, GFLOPs, GFLOP/s and peak memory of models",
+        description="Benchmark models, each in its own process: median latency over --runs after --warmup, "
+                    "images/s, GFLOPs (torch's FLOP counter; a multiply-add is 2 FLOPs), GFLOP/s and peak "
+                    "memory (CPU: peak RSS of the process and its growth during the timed runs; CUDA: max "
+                    "allocated). Names prefixed 'tv:' are torchvision segmentation models (weights=None), "
+                    "e.g. tv:deeplabv3_resnet101, run in the same session as a peer.")
+    parser.add_argument("models", nargs="+", metavar="NAME", help="segzoo model names or tv:<torchvision name>")
+    parser.add_argument("--size", nargs=2, type=int, default=(480, 480), metavar=("H", "W"), help="input size")
+    parser.add_argument("--batch", type=int, default=1, help="batch size")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
+                        help="channels-last memory format (default: on)")
+    parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
+    parser.add_argument("--num-classes", type=int, help="override the number of classes")
+    parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=_run_benchmark)
+
+
+def _run_benchmark(args) -> int:
+    from .benchmark import benchmark, format_table, results_as_dicts
+
+    results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
+                        channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
+                        num_classes=args.num_classes)
+    print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -16,28 +75,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    heads = commands.add_parser("heads", help="list the registered heads and the distributions providing them")
-    heads.set_defaults(run=_run_heads)
-    models = commands.add_parser("models", help="list model names (optionally matching an fnmatch PATTERN)")
-    models.add_argument("pattern", nargs="?", help="e.g. 'fcn_*' or '*resnet50s'")
-    models.set_defaults(run=_run_models)
+    _add_list(commands)
+    _add_benchmark(commands)
     return parser
-
-
-def _run_heads(args) -> int:
-    from .registry import list_heads
-
-    for info in list_heads(include_failed=True):
-        status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
-        print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
-    return 0
-
-
-def _run_models(args) -> int:
-    from .factory import list_models
-
-    print("\n".join(list_models(args.pattern)))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

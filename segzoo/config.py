@@ -16,6 +16,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 NECKS = (None, "jpu")
 
 
+def _as_tuples(value: Any) -> Any:
+    """Lists (from JSON) to tuples, recursively, so head arguments compare equal after a round trip."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    return value
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to build a model; models are only ever built from one of these.
@@ -56,6 +63,8 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
+        if isinstance(self.head_kwargs, dict):
+            self.head_kwargs = {key: _as_tuples(value) for key, value in self.head_kwargs.items()}
         self.validate()
 
     def validate(self) -> None:

@@ -8,11 +8,12 @@ from typing import Optional
 from .backbones.timm_backbone import check_backbone_name
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
 from .config import ModelConfig
-from .errors import CheckpointError, SegzooError, UnknownModelError, did_you_mean
+from .errors import CheckpointError, SegzooError, UnknownModelError, WeightsUnavailableError, did_you_mean
 from .model import SegmentationModel
+from .pretrained import get_pretrained, is_pretrained_name, list_pretrained
 from .registry import list_heads
 
-__all__ = ["create_model", "list_models", "parse_model_name", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
+__all__ = ["create_model", "list_models", "list_pretrained", "parse_model_name", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -40,22 +41,32 @@ def parse_model_name(name: str) -> tuple[str, str]:
     for spelling in spellings:
         if name.startswith(spelling + "_") and len(name) > len(spelling) + 1:
             return HEAD_ALIASES.get(spelling, spelling), name[len(spelling) + 1:]
-    raise UnknownModelError(f"Unknown model {name!r}: names are '<head>_<timm backbone>' with a head among "
+    raise UnknownModelError(f"Unknown model {name!r}: names are a zoo name (list_pretrained()) or "
+                            f"'<head>_<timm backbone>' with a head among "
                             f"{', '.join(sorted(heads)) or '(none registered)'}.{did_you_mean(name, list_models())}")
 
 
-def list_models(pattern: Optional[str] = None) -> list[str]:
-    """Model names, optionally filtered by an fnmatch ``pattern`` (``"fcn_*"``, ``"*resnet50s"``).
+def list_models(pattern: Optional[str] = None, pretrained: bool = False) -> list[str]:
+    """Model names, optionally filtered by an fnmatch ``pattern`` (``"fcn_*"``, ``"*_voc"``).
+
+    Args:
+        pattern: fnmatch pattern.
+        pretrained: Only the zoo names (which have published weights or will).
 
     Generic names are each head on each of ``LISTED_BACKBONES``; any other timm feature model can be
     used too (``fcn_convnext_tiny``).
     """
-    names = sorted(f"{head}_{backbone}" for head in _head_names() for backbone in LISTED_BACKBONES)
+    names = list_pretrained()
+    if not pretrained:
+        names += [f"{head}_{backbone}" for head in _head_names() for backbone in LISTED_BACKBONES]
+    names = sorted(set(names))
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
 def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
     changes = {key: value for key, value in overrides.items() if value is not None}
+    if changes.get("num_classes", config.num_classes) != config.num_classes:
+        changes["class_names"] = None  # the old names describe the old classes
     return config.replace(**changes) if changes else config
 
 
@@ -67,6 +78,17 @@ def _checkpoint_files(path: str) -> tuple[Optional[ModelConfig], dict]:
         raise CheckpointError(f"checkpoint not found: {path} (expected a directory with {CONFIG_NAME} and "
                               f"{WEIGHTS_NAME}, or a .safetensors file)")
     return None, read_weights(path)
+
+
+def _check_backbone(model_name: str, backbone: str) -> None:
+    """An unknown backbone may be a typo of a zoo name (``fcn_resnet101_vco``): suggest those too."""
+    try:
+        check_backbone_name(backbone, context=f"in model name {model_name!r}")
+    except UnknownModelError as err:
+        close_zoo = did_you_mean(model_name, list_pretrained())
+        if close_zoo:
+            raise UnknownModelError(f"Unknown model {model_name!r}.{close_zoo}") from None
+        raise
 
 
 def create_model(
@@ -83,8 +105,9 @@ def create_model(
     """Create a segmentation model.
 
     Args:
-        model_name: ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``), or
-            ``local-dir:<dir>`` for a directory written by ``save_pretrained``.
+        model_name: A zoo name (``ocnet_resnet101_voc``, see ``list_pretrained()``), a generic
+            ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``), or ``local-dir:<dir>``
+            for a directory written by ``save_pretrained``.
         pretrained: Load the published weights of a zoo name.
         pretrained_backbone: Load timm's ImageNet weights into the backbone (GluonCV tags for ResNet
             v1b/v1s). Ignored when full weights are loaded (``local-dir:``, ``checkpoint_path``).
@@ -108,12 +131,21 @@ def create_model(
     if model_name.startswith(LOCAL_DIR_PREFIX):
         config, state = load_pretrained(model_name[len(LOCAL_DIR_PREFIX):])
         pretrained_backbone = False  # the checkpoint holds the whole model, backbone included
+    elif is_pretrained_name(model_name):
+        entry = get_pretrained(model_name)
+        config = entry.config
+        if pretrained:
+            raise WeightsUnavailableError(
+                f"Weights of {entry.name!r} are not published yet (Hub repo {entry.hf_hub_id}). Use "
+                f"pretrained=False for the architecture, or convert a reference checkpoint with "
+                f"`segzoo convert` and load it with checkpoint_path=.")
     else:
         if pretrained:
-            raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name. "
+            raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name "
+                                    f"(list_pretrained()).{did_you_mean(model_name, list_pretrained())} "
                                     f"Use pretrained_backbone=True for ImageNet backbone weights.")
         head, backbone = parse_model_name(model_name)
-        check_backbone_name(backbone, context=f"in model name {model_name!r}")
+        _check_backbone(model_name, backbone)
         if output_stride is None:
             overrides["output_stride"] = 32 if neck == "jpu" else 8
         config = ModelConfig(head=head, backbone=backbone, num_classes=DEFAULT_NUM_CLASSES)

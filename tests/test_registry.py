@@ -102,5 +102,5 @@ def test_unknown_head_lists_known_heads():
 
 
 def test_cli_lists_heads_with_distribution():
-    out = subprocess.run([sys.executable, "-m", "segzoo.cli", "heads"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "segzoo.cli", "list", "--heads"], capture_output=True, text=True, check=True)
     assert f"fcn              segzoo {segzoo.__version__}  segzoo.heads.fcn:FCNHead" in out.stdout

@@ -1,0 +1,175 @@
+"""Inference (or training-step) benchmark: latency, images/s, GFLOPs, GFLOP/s and peak memory.
+
+Each model runs in a fresh child process so that its peak memory is its own (CPU: resident set size,
+read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's FLOP counter on a
+``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise ops
+are not counted). ``tv:<name>`` benchmarks a torchvision segmentation model (weights=None) as a peer.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["BenchmarkResult", "benchmark", "count_flops", "build_for_benchmark", "format_table"]
+
+TORCHVISION_PREFIX = "tv:"
+
+
+@dataclass
+class BenchmarkResult:
+    """One row of a benchmark."""
+
+    model: str
+    size: tuple[int, int]
+    batch: int
+    device: str
+    channels_last: bool
+    mode: str
+    params_m: float
+    gflops: float
+    latency_s: float
+    images_per_s: float
+    gflops_per_s: float
+    peak_memory_mb: float
+    forward_memory_mb: float
+
+
+def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) -> torch.nn.Module:
+    """A segzoo model (random weights) or, for ``tv:<name>``, a torchvision segmentation model."""
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        builder = getattr(torchvision.models.segmentation, name[len(TORCHVISION_PREFIX):])
+        return builder(weights=None, weights_backbone=None, aux_loss=False, num_classes=num_classes or 21)
+    from .factory import create_model
+
+    return create_model(name, num_classes=num_classes, **kwargs)
+
+
+def count_flops(name: str, size: tuple[int, int], batch: int = 1, **kwargs) -> tuple[float, float]:
+    """(GFLOPs of one forward, parameters in millions), counted on the meta device (nothing is computed)."""
+    with torch.device("meta"):
+        model = build_for_benchmark(name, **kwargs).eval()
+        images = torch.empty(batch, 3, *size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(images)
+    params = sum(p.numel() for p in model.parameters())
+    return counter.get_total_flops() / 1e9, params / 1e6
+
+
+def _rss_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, kwargs, queue):
+    try:
+        torch.manual_seed(0)
+        gflops, params_m = count_flops(name, size, batch, **kwargs)
+        model = build_for_benchmark(name, **kwargs).to(device)
+        model.train(train)
+        images = torch.randn(batch, 3, *size, device=device)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=memory_format)
+        images = images.contiguous(memory_format=memory_format)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
+
+        def step():
+            if train:
+                out = model(images)
+                out = out if isinstance(out, torch.Tensor) else (out["out"] if isinstance(out, dict) else out[0])
+                out.float().mean().backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                with torch.inference_mode():
+                    model(images)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        before = _rss_peak_mb()
+        times = []
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            step()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        if device.startswith("cuda"):
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            forward = peak - sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+        else:
+            peak = _rss_peak_mb()
+            forward = peak - before
+        latency = statistics.median(times)
+        queue.put(BenchmarkResult(
+            model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
+            mode="train" if train else "eval", params_m=params_m, gflops=gflops, latency_s=latency,
+            images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
+            peak_memory_mb=peak, forward_memory_mb=forward))
+    except BaseException as err:  # report, don't hang the parent
+        queue.put(err)
+
+
+def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
+              train: bool = False, warmup: int = 1, runs: int = 3, **kwargs) -> list[BenchmarkResult]:
+    """Benchmark each model in its own process, one after the other.
+
+    Args:
+        names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers.
+        size: Input (height, width).
+        batch: Batch size.
+        device: ``"cpu"`` or ``"cuda"``.
+        channels_last: Run in channels-last memory format (segzoo's default).
+        train: Time a training step (forward, backward, SGD step) instead of inference. Its GFLOP/s
+            counts the backward as twice the forward.
+        warmup: Untimed runs first.
+        runs: Timed runs; the median is reported.
+        **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
+            except ``num_classes``.
+
+    Returns:
+        One ``BenchmarkResult`` per name.
+    """
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for name in names:
+        queue = context.Queue()
+        model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
+        process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, channels_last, train,
+                                                         warmup, runs, model_kwargs, queue))
+        process.start()
+        result = queue.get()
+        process.join()
+        if isinstance(result, BaseException):
+            raise RuntimeError(f"benchmark of {name!r} failed: {type(result).__name__}: {result}") from result
+        results.append(result)
+    return results
+
+
+def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
+    """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios."""
+    ref = next((r for r in results if r.model == reference), None)
+    header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
+              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else ""))
+    lines = [header, "-" * len(header)]
+    for r in results:
+        line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<8} {r.params_m:>9.2f} {r.gflops:>8.1f} "
+                f"{r.latency_s:>10.3f} {r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} "
+                f"{r.forward_memory_mb:>8.0f}")
+        if ref:
+            line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def results_as_dicts(results: list[BenchmarkResult]) -> list[dict]:
+    return [asdict(r) for r in results]

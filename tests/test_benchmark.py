@@ -1,0 +1,43 @@
+"""`segzoo benchmark` through its console script, and FLOP counts against torchvision's same architectures."""
+import json
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+import timm
+
+from segzoo.benchmark import count_flops
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_flops_equal_torchvision_for_the_same_architecture(name):
+    ours, our_params = count_flops(name, (96, 128), num_classes=21)
+    theirs, _ = count_flops(f"tv:{name}", (96, 128), num_classes=21)
+    assert ours == pytest.approx(theirs, rel=1e-9) and ours > 10
+
+
+SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
+
+
+def test_benchmark_command_prints_sane_json():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "tv:fcn_resnet50", "--size", "64", "80", "--runs", "2",
+                          "--json", "--num-classes", "5"], capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)
+    assert [r["model"] for r in rows] == ["fcn_resnet18", "tv:fcn_resnet50"]
+    for row in rows:
+        assert row["size"] == [64, 80] and row["batch"] == 1 and row["mode"] == "eval"
+        assert row["latency_s"] > 0 and row["images_per_s"] == pytest.approx(1 / row["latency_s"])
+        assert row["gflops_per_s"] == pytest.approx(row["gflops"] / row["latency_s"])
+        assert row["peak_memory_mb"] > 100  # the process holds torch at least
+    backbone = sum(p.numel() for n, p in timm.create_model("resnet18").named_parameters() if not n.startswith("fc."))
+    fcn_head = 512 * 128 * 9 + 2 * 128 + 128 * 5 + 5  # 3x3 conv, BN, 1x1 classifier with bias
+    assert rows[0]["params_m"] == pytest.approx((backbone + fcn_head) / 1e6, abs=1e-6)
+
+
+def test_benchmark_table_with_reference_ratio():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1",
+                          "--reference", "fcn_resnet18"], capture_output=True, text=True, check=True)
+    header, _, row = out.stdout.splitlines()
+    assert header.split()[:3] == ["model", "format", "params(M)"] and header.endswith("vs ref")
+    assert row.split()[0] == "fcn_resnet18" and row.split()[-1] == "1.00"
