@@ -66,6 +66,39 @@ def _run_benchmark(args) -> int:
     return 0
 
 
+def _add_convert(commands) -> None:
+    from .convert import KINDS
+
+    parser = commands.add_parser(
+        "convert", help="convert a reference or PyTorch-Encoding .pth checkpoint to segzoo files",
+        description="Convert a reference (base*/JPU.) or PyTorch-Encoding / FastFCN (pretrained./jpu.) .pth "
+                    "checkpoint to segzoo's model.safetensors + config.json, loadable with "
+                    "create_model('local-dir:OUT_DIR'). Every key must be placed and every shape must fit; "
+                    "the .pth is read with torch.load(weights_only=True), never unpickling code.")
+    parser.add_argument("src", help="the .pth checkpoint")
+    parser.add_argument("out_dir", help="output directory (created if needed)")
+    parser.add_argument("--model", required=True, choices=sorted(KINDS), help="the reference model kind")
+    parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
+    parser.add_argument("--num-classes", type=int, help="number of classes (default: from the classifier)")
+    parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
+    parser.set_defaults(run=_run_convert)
+
+
+def _run_convert(args) -> int:
+    from .convert import convert_file
+    from .errors import SegzooError
+
+    class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
+    try:
+        report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
+                              num_classes=args.num_classes, class_names=class_names)
+    except SegzooError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -77,6 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_list(commands)
     _add_benchmark(commands)
+    _add_convert(commands)
     return parser
 
 

@@ -86,9 +86,9 @@ def _check_backbone(model_name: str, backbone: str) -> None:
         check_backbone_name(backbone, context=f"in model name {model_name!r}")
     except UnknownModelError as err:
         close_zoo = did_you_mean(model_name, list_pretrained())
-        if close_zoo:
-            raise UnknownModelError(f"Unknown model {model_name!r}.{close_zoo}") from None
-        raise
+        if not close_zoo:
+            raise
+        raise UnknownModelError(f"Unknown model {model_name!r}: not a zoo name.{close_zoo} {err}") from None
 
 
 def create_model(

@@ -68,7 +68,8 @@ def test_unpublished_weights_say_so():
 
 
 def test_zoo_name_typos_get_suggestions():
-    with pytest.raises(UnknownModelError, match=r"Unknown model 'fcn_resnet101_vco'. Did you mean: fcn_resnet101_voc"):
+    with pytest.raises(UnknownModelError, match=r"Unknown model 'fcn_resnet101_vco': not a zoo name. Did you mean: "
+                                                r"fcn_resnet101_voc.*Unknown backbone 'resnet101_vco'"):
         create_model("fcn_resnet101_vco")
     with pytest.raises(UnknownModelError, match=r"Unknown zoo model 'ocnet_resnet101_cits'.*ocnet_resnet101_citys"):
         get_pretrained("ocnet_resnet101_cits")

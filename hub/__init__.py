@@ -1,0 +1,1 @@
+"""Maintainer tools for publishing segzoo weights (not part of the installed package)."""
