@@ -119,12 +119,22 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, kwar
         queue.put(err)
 
 
+def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``name[@contiguous|@channels_last]`` -> (name, memory format or None for the run's default)."""
+    name, _, memory_format = spec.partition("@")
+    if memory_format not in ("", "contiguous", "channels_last"):
+        raise ValueError(f"{spec!r}: the suffix after '@' must be 'contiguous' or 'channels_last'")
+    return name, memory_format or None
+
+
 def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, **kwargs) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other.
 
     Args:
-        names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers.
+        names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers; a suffix
+            ``@contiguous`` or ``@channels_last`` sets that model's memory format (``tv:deeplabv3_resnet101@contiguous``
+            is torchvision as users run it).
         size: Input (height, width).
         batch: Batch size.
         device: ``"cpu"`` or ``"cuda"``.
@@ -141,11 +151,13 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
     """
     context = multiprocessing.get_context("spawn")
     results = []
-    for name in names:
+    for spec in names:
+        name, memory_format = _parse_spec(spec)
+        model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
         queue = context.Queue()
         model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
-        process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, channels_last, train,
-                                                         warmup, runs, model_kwargs, queue))
+        process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
+                                                         train, warmup, runs, model_kwargs, queue))
         process.start()
         result = queue.get()
         process.join()
@@ -155,9 +167,13 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
     return results
 
 
+def _format_name(result: BenchmarkResult) -> str:
+    return "channels_last" if result.channels_last else "contiguous"
+
+
 def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
     """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios."""
-    ref = next((r for r in results if r.model == reference), None)
+    ref = next((r for r in results if reference in (r.model, f"{r.model}@{_format_name(r)}")), None)
     header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
               f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else ""))
     lines = [header, "-" * len(header)]

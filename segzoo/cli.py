@@ -40,8 +40,9 @@ def _add_benchmark(commands) -> None:
                     "images/s, GFLOPs (torch's FLOP counter; a multiply-add is 2 FLOPs), GFLOP/s and peak "
                     "memory (CPU: peak RSS of the process and its growth during the timed runs; CUDA: max "
                     "allocated). Names prefixed 'tv:' are torchvision segmentation models (weights=None), "
-                    "e.g. tv:deeplabv3_resnet101, run in the same session as a peer.")
-    parser.add_argument("models", nargs="+", metavar="NAME", help="segzoo model names or tv:<torchvision name>")
+                    "e.g. tv:deeplabv3_resnet101, run in the same session as a peer. A suffix @contiguous or "
+                    "@channels_last sets one model's memory format.")
+    parser.add_argument("models", nargs="+", metavar="NAME", help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
     parser.add_argument("--size", nargs=2, type=int, default=(480, 480), metavar=("H", "W"), help="input size")
     parser.add_argument("--batch", type=int, default=1, help="batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -102,6 +102,16 @@ class TestBiSeNet(HeadBattery):
     aux_outputs = 2
 
 
+def assert_option_changes_outputs(model, other, gamma_key):
+    """Same weights (attention switched on: gamma = 1), different head option -> different outputs."""
+    state = model.state_dict()
+    state[gamma_key] = torch.ones(1)
+    model.load_state_dict(state)
+    other.load_state_dict(state)
+    images = torch.randn(1, 3, 64, 64)
+    assert not torch.allclose(model(images), other(images))
+
+
 def test_psp_bins_larger_than_the_feature_map_work():
     model = create_model("pspnet_resnet18", num_classes=3, bins=(1, 2, 3, 6, 12))
     assert model(torch.randn(1, 3, 33, 40)).shape == (1, 3, 33, 40)  # c4 is 5x5
@@ -119,13 +129,8 @@ def test_ccnet_recurrence():
     with pytest.raises(ConfigError, match="recurrence must be an integer >= 1, got 0"):
         create_model("ccnet_resnet18", recurrence=0)
     torch.manual_seed(0)
-    one = create_model("ccnet_resnet18", recurrence=1)
-    two = create_model("ccnet_resnet18", recurrence=2)
-    with torch.no_grad():
-        one.head.attention.gamma.fill_(1.0)
-    two.load_state_dict(one.state_dict())
-    images = torch.randn(1, 3, 64, 64)
-    assert not torch.allclose(one(images), two(images))
+    assert_option_changes_outputs(create_model("ccnet_resnet18", recurrence=1),
+                                  create_model("ccnet_resnet18", recurrence=2), "head.attention.gamma")
 
 
 def test_ocnet_rejects_unknown_variant():
@@ -134,13 +139,8 @@ def test_ocnet_rejects_unknown_variant():
 
 
 def test_danet_softmax_axis_changes_outputs():
-    keys = create_model("danet_resnet18")
-    queries = create_model("danet_resnet18", softmax_over="queries")
-    with torch.no_grad():
-        keys.head.position_attention.gamma.fill_(1.0)
-    queries.load_state_dict(keys.state_dict())
-    images = torch.randn(1, 3, 64, 64)
-    assert not torch.allclose(keys(images), queries(images))
+    assert_option_changes_outputs(create_model("danet_resnet18"), create_model("danet_resnet18", softmax_over="queries"),
+                                  "head.position_attention.gamma")
 
 
 def test_bisenet_sees_the_image():

@@ -1,11 +1,11 @@
 """Joint Pyramid Upsampling (FastFCN, Wu et al. 2019): an /8 feature map from an output-stride-32 backbone."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import ConvBnAct
+from ..layers import ConvBnAct, concat_channels
+from ..layers.depthwise import depthwise_conv2d
 
 __all__ = ["JPU"]
 
@@ -23,7 +23,8 @@ class SeparableDilatedBranch(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.bn(self.pointwise(self.depthwise_bn(self.depthwise(x)))))
+        x = depthwise_conv2d(x, self.depthwise.weight, self.depthwise.dilation[0])
+        return self.act(self.bn(self.pointwise(self.depthwise_bn(x))))
 
 
 class JPU(nn.Module):
@@ -52,6 +53,6 @@ class JPU(nn.Module):
         size = c2.shape[-2:]
         c4 = F.interpolate(self.conv5(features["c4"]), size, mode="bilinear", align_corners=self.align_corners)
         c3 = F.interpolate(self.conv4(features["c3"]), size, mode="bilinear", align_corners=self.align_corners)
-        joint = torch.cat([c4, c3, c2], dim=1)
-        out = torch.cat([branch(joint) for branch in self.dilations], dim=1)
+        joint = concat_channels([c4, c3, c2])
+        out = concat_channels([branch(joint) for branch in self.dilations])
         return {**features, "c4": out}

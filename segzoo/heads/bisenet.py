@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import ConvBnAct, FCNBlock
+from ..layers import ConvBnAct, FCNBlock, concat_channels
 from .base import SegmentationHead
 
 __all__ = ["SpatialPath", "AttentionRefinement", "FeatureFusion", "BiSeNetHead"]
@@ -49,7 +49,7 @@ class FeatureFusion(nn.Module):
         self.attention_expand = nn.Conv2d(out_channels, out_channels, 1)
 
     def forward(self, spatial: Tensor, context: Tensor) -> Tensor:
-        fused = self.conv(torch.cat([spatial, context], dim=1))
+        fused = self.conv(concat_channels([spatial, context]))
         attention = F.adaptive_avg_pool2d(fused, 1)
         attention = torch.sigmoid(self.attention_expand(F.relu(self.attention_reduce(attention))))
         return fused + fused * attention

@@ -1,11 +1,10 @@
 """CCNet head (Huang et al., "CCNet: Criss-Cross Attention for Semantic Segmentation", ICCV 2019)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..layers import ConvBnAct, CrissCrossAttention
+from ..layers import ConvBnAct, CrissCrossAttention, concat_channels
 from .base import SegmentationHead
 
 __all__ = ["CCNetHead"]
@@ -49,4 +48,4 @@ class CCNetHead(SegmentationHead):
         for _ in range(self.recurrence):
             out = self.attention(out)
         out = self.convb(out)
-        return self.classifier(self.dropout(self.bottleneck(torch.cat([x, out], dim=1))))
+        return self.classifier(self.dropout(self.bottleneck(concat_channels([x, out]))))

@@ -1,11 +1,10 @@
 """DeepLabv3 head (Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import ConvBnAct
+from ..layers import ConvBnAct, concat_channels
 from .base import SegmentationHead
 
 __all__ = ["ASPP", "DeepLabV3Head"]
@@ -27,7 +26,7 @@ class ASPP(nn.Module):
         # free of the adaptive-pooling shapes that break ONNX export with dynamic sizes.
         pooled = self.pool_conv(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, *x.shape[-2:])
         branches = [self.conv1x1(x), *(branch(x) for branch in self.atrous), pooled]
-        return self.project(torch.cat(branches, dim=1))
+        return self.project(concat_channels(branches))
 
 
 class DeepLabV3Head(SegmentationHead):

@@ -1,12 +1,11 @@
 """OCNet head (Yuan & Wang, "OCNet: Object Context Network for Scene Parsing", 2018): Base-OC and ASP-OC."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..layers import ConvBnAct, spatial_attention
+from ..layers import ConvBnAct, concat_channels, spatial_attention
 from .base import SegmentationHead
 
 __all__ = ["ObjectContext", "OCNetHead"]
@@ -109,8 +108,8 @@ class OCNetHead(SegmentationHead):
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
         x = self.reduce(features["c4"])
         if self.variant == "base":
-            x = torch.cat([self.object_context(x), x], dim=1)
+            x = concat_channels([self.object_context(x), x])
         else:
             context = self.context_fuse(self.object_context(self.context_conv(x)))
-            x = torch.cat([context, self.conv1x1(x), *(branch(x) for branch in self.atrous)], dim=1)
+            x = concat_channels([context, self.conv1x1(x), *(branch(x) for branch in self.atrous)])
         return self.classifier(self.dropout(self.fuse(x)))

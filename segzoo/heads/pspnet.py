@@ -1,11 +1,10 @@
 """PSPNet head (Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import ConvBnAct
+from ..layers import ConvBnAct, concat_channels
 from .base import SegmentationHead
 
 __all__ = ["PyramidPooling", "PSPHead"]
@@ -29,7 +28,7 @@ class PyramidPooling(nn.Module):
         pooled = [F.interpolate(branch(F.adaptive_avg_pool2d(x, bin_size)), size, mode="bilinear",
                                 align_corners=self.align_corners)
                   for bin_size, branch in zip(self.bins, self.branches)]
-        return torch.cat([x, *pooled], dim=1)
+        return concat_channels([x, *pooled])
 
 
 class PSPHead(SegmentationHead):
