@@ -65,6 +65,8 @@ def spatial_attention(query: Tensor, key: Tensor, value: Tensor, scale: float = 
         parts = [_run_chunk(lambda q, k, v: _softmax_over_keys(q, k, v, scale), query[:, i:i + chunk], key, value)
                  for i in range(0, num_queries, chunk)]
         return torch.cat(parts, dim=1)
+    if num_queries * num_keys <= max_elements:  # small enough to hold: one pass
+        return torch.matmul(torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * scale, dim=-2), value)
     # Column softmax: first the per-key normaliser over all queries (in key chunks), then the output.
     key_chunk = _chunk_size(num_queries, max_elements)
     log_norm = torch.cat([_run_chunk(lambda q, k: _column_log_norm(q, k, scale), query, key[:, j:j + key_chunk])
