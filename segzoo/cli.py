@@ -87,16 +87,66 @@ def _add_convert(commands) -> None:
 
 def _run_convert(args) -> int:
     from .convert import convert_file
-    from .errors import SegzooError
 
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
-    try:
-        report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
-                              num_classes=args.num_classes, class_names=class_names)
-    except SegzooError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
+                          num_classes=args.num_classes, class_names=class_names)
     print(report.summary())
+    return 0
+
+
+def _add_hub_options(parser) -> None:
+    parser.add_argument("--token", help="Hub token (default: huggingface_hub's usual lookup)")
+    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")
+
+
+def _add_push(commands) -> None:
+    parser = commands.add_parser(
+        "push", help="push a saved model directory to the Hub",
+        description="Upload DIR (model.safetensors + config.json, as written by segzoo.save_pretrained) to the "
+                    "Hub repo REPO_ID with a generated README.md model card, in one commit. Creates the repo "
+                    "if needed; pushing identical files makes no commit. Prints the commit URL.")
+    parser.add_argument("directory", metavar="DIR", help="a directory written by segzoo.save_pretrained")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="branch to commit to (created if needed; default main)")
+    parser.add_argument("--message", help="commit message")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_push)
+
+
+def _run_push(args) -> int:
+    from .factory import create_model
+    from .hub import push_to_hub
+
+    model = create_model(f"local-dir:{args.directory}")
+    print(push_to_hub(model, args.repo_id, private=args.private or None, revision=args.revision,
+                      commit_message=args.message, token=args.token, endpoint=args.endpoint))
+    return 0
+
+
+def _add_pull(commands) -> None:
+    parser = commands.add_parser(
+        "pull", help="download a model from the Hub into the cache (and optionally a directory)",
+        description="Download REPO_ID's config.json and model.safetensors into the Hub cache, checking each "
+                    "file against the hash the Hub reported, and print where they are. With --to, also copy "
+                    "them (and the model card) into a directory usable as local-dir:DIR.")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name (or namespace/name@revision)")
+    parser.add_argument("--revision", help="branch, tag or commit")
+    parser.add_argument("--to", metavar="DIR", help="copy the files into DIR")
+    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_pull)
+
+
+def _run_pull(args) -> int:
+    from .hub import copy_model_files, download_model_files, parse_hub_name
+
+    repo_id, revision = parse_hub_name(args.repo_id)
+    snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir, token=args.token,
+                                    endpoint=args.endpoint, local_files_only=args.local_files_only)
+    print(copy_model_files(snapshot, args.to) if args.to else snapshot)
     return 0
 
 
@@ -112,6 +162,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_list(commands)
     _add_benchmark(commands)
     _add_convert(commands)
+    _add_push(commands)
+    _add_pull(commands)
     return parser
 
 
@@ -122,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.run(args)
+    from .errors import SegzooError
+
+    try:
+        return args.run(args)
+    except SegzooError as err:  # a clear message, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from typing import Optional
 from .backbones.timm_backbone import check_backbone_name
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
 from .config import ModelConfig
-from .errors import CheckpointError, SegzooError, UnknownModelError, WeightsUnavailableError, did_you_mean
+from .errors import CheckpointError, UnknownModelError, WeightsUnavailableError, did_you_mean
+from .hub import download_model_files, parse_hub_name
 from .model import SegmentationModel
 from .pretrained import get_pretrained, is_pretrained_name, list_pretrained
 from .registry import list_heads
@@ -91,6 +92,39 @@ def _check_backbone(model_name: str, backbone: str) -> None:
         raise UnknownModelError(f"Unknown model {model_name!r}: not a zoo name.{close_zoo} {err}") from None
 
 
+def _check_head_installed(config: ModelConfig) -> None:
+    """A pulled model whose head comes from a plug-in that is not installed: say which package to install."""
+    if config.head in _head_names(include_failed=True):
+        return
+    distribution = config.provenance.get("head_distribution")
+    if distribution and distribution != "segzoo":
+        version = config.provenance.get("head_version")
+        pin = f"=={version}" if version else ""
+        raise UnknownModelError(f"This model's head {config.head!r} comes from the plug-in package "
+                                f"{distribution} {version or ''}, which is not installed: pip install "
+                                f"'{distribution}{pin}'")
+
+
+def _load_files(model_name: str, pretrained: bool, hub: dict) -> tuple[Optional[ModelConfig], Optional[dict]]:
+    """Config and weights named by a ``local-dir:`` / ``hf-hub:`` name or a published zoo name."""
+    if model_name.startswith(LOCAL_DIR_PREFIX):
+        return load_pretrained(model_name[len(LOCAL_DIR_PREFIX):])
+    if model_name.startswith(HF_HUB_PREFIX):
+        repo_id, revision = parse_hub_name(model_name[len(HF_HUB_PREFIX):])
+        return load_pretrained(download_model_files(repo_id, hub.pop("revision") or revision, **hub))
+    if is_pretrained_name(model_name) and pretrained:
+        entry = get_pretrained(model_name)
+        if not entry.published:
+            raise WeightsUnavailableError(
+                f"Weights of {entry.name!r} are not published yet (Hub repo {entry.hf_hub_id}). Use "
+                f"pretrained=False for the architecture, or convert a reference checkpoint with "
+                f"`segzoo convert` and load it with checkpoint_path=.")
+        revision = hub.pop("revision") or entry.revision
+        directory = download_model_files(entry.hf_hub_id, revision, expected_sha256=entry.sha256, **hub)
+        return load_pretrained(directory)
+    return None, None
+
+
 def create_model(
     model_name: str,
     pretrained: bool = False,
@@ -100,23 +134,36 @@ def create_model(
     output_stride: Optional[int] = None,
     neck: Optional[str] = None,
     checkpoint_path: Optional[str] = None,
+    *,
+    cache_dir: Optional[str] = None,
+    token: Optional[str] = None,
+    revision: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    local_files_only: bool = False,
     **head_kwargs,
 ) -> SegmentationModel:
     """Create a segmentation model.
 
     Args:
         model_name: A zoo name (``ocnet_resnet101_voc``, see ``list_pretrained()``), a generic
-            ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``), or ``local-dir:<dir>``
-            for a directory written by ``save_pretrained``.
-        pretrained: Load the published weights of a zoo name.
+            ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``), ``hf-hub:org/name[@rev]``
+            for any repo pushed with segzoo, or ``local-dir:<dir>`` for a directory written by
+            ``save_pretrained``.
+        pretrained: Load the published weights of a zoo name (from its Hub repo, at its pinned revision).
         pretrained_backbone: Load timm's ImageNet weights into the backbone (GluonCV tags for ResNet
-            v1b/v1s). Ignored when full weights are loaded (``local-dir:``, ``checkpoint_path``).
+            v1b/v1s). Never applied when full weights are loaded (``hf-hub:``, ``local-dir:``,
+            ``pretrained=True``, ``checkpoint_path``).
         num_classes: Number of classes (default 21). With loaded weights of another number of classes,
             the classifier layers are re-initialised with a warning.
         aux: Build the auxiliary FCN head on c3 (training only).
         output_stride: 8, 16 or 32. Default 8 (dilated), or 32 with the JPU neck.
         neck: ``"jpu"`` for Joint Pyramid Upsampling, or None.
         checkpoint_path: A ``save_pretrained`` directory or a ``.safetensors`` file to load after building.
+        cache_dir: Hub cache directory (default ``HF_HUB_CACHE``).
+        token: Hub token for private repos.
+        revision: Hub branch, tag or commit (overrides ``@rev`` and the zoo's pinned revision).
+        endpoint: Hub URL (default ``HF_ENDPOINT``, read at call time).
+        local_files_only: Use the Hub cache only (as ``HF_HUB_OFFLINE=1`` does).
         **head_kwargs: Head arguments (e.g. ``dropout``); ``None`` values are ignored, as in timm.
 
     Returns:
@@ -124,21 +171,14 @@ def create_model(
     """
     head_kwargs = {key: value for key, value in head_kwargs.items() if value is not None}
     overrides = dict(num_classes=num_classes, aux=aux, output_stride=output_stride, neck=neck)
-    state = None
-    if model_name.startswith(HF_HUB_PREFIX):
-        raise SegzooError(f"{model_name!r}: loading from the Hugging Face Hub is not available yet in this "
-                          f"version; save the model locally and use 'local-dir:<dir>'")
-    if model_name.startswith(LOCAL_DIR_PREFIX):
-        config, state = load_pretrained(model_name[len(LOCAL_DIR_PREFIX):])
+    hub = dict(cache_dir=cache_dir, token=token, revision=revision, endpoint=endpoint,
+               local_files_only=local_files_only)
+    config, state = _load_files(model_name, pretrained, hub)
+    if state is not None:
         pretrained_backbone = False  # the checkpoint holds the whole model, backbone included
+        _check_head_installed(config)
     elif is_pretrained_name(model_name):
-        entry = get_pretrained(model_name)
-        config = entry.config
-        if pretrained:
-            raise WeightsUnavailableError(
-                f"Weights of {entry.name!r} are not published yet (Hub repo {entry.hf_hub_id}). Use "
-                f"pretrained=False for the architecture, or convert a reference checkpoint with "
-                f"`segzoo convert` and load it with checkpoint_path=.")
+        config = get_pretrained(model_name).config
     else:
         if pretrained:
             raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name "

@@ -8,8 +8,12 @@ so that converted reference checkpoints reproduce the reference outputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from .class_names import DATASET_CLASSES
@@ -17,7 +21,7 @@ from .config import ModelConfig
 from .errors import UnknownModelError, did_you_mean
 
 __all__ = ["PretrainedEntry", "get_pretrained", "is_pretrained_name", "list_pretrained", "resolve_alias",
-           "HUB_ORGANISATION"]
+           "find_pretrained_entry", "read_manifest", "MANIFEST_ENV", "HUB_ORGANISATION"]
 
 HUB_ORGANISATION = "segzoo"
 ALIASES = {"pspnet_": "psp_", "deeplabv3_": "deeplab_"}
@@ -27,6 +31,9 @@ DATASETS = {
     "ade": ("ADE20K val", (480, 480)),
 }
 REFERENCE_SOURCE = "reference zoo README (single-scale mIoU), as collected in segzoo's SPEC.md"
+# What hub/publish.py has published: name -> repo_id, revision, sha256, metrics, source.
+MANIFEST_ENV = "SEGZOO_MANIFEST"
+DEFAULT_MANIFEST = Path(__file__).with_name("published.json")
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class PretrainedEntry:
         dataset: ``"voc"``, ``"citys"`` or ``"ade"``.
         hf_hub_id: Hub repository the weights are published to.
         revision: Pinned Hub commit of the published weights; None while unpublished.
+        sha256: sha256 of the published ``model.safetensors`` (checked after download).
         metrics: Reported accuracy (``{"mIoU": 76.89, "split": ...}``); ``mIoU`` None where not reported.
         source: Where the metrics come from.
     """
@@ -48,6 +56,7 @@ class PretrainedEntry:
     dataset: str
     hf_hub_id: str
     revision: Optional[str] = None
+    sha256: Optional[str] = None
     metrics: dict[str, Any] = field(default_factory=dict)
     source: str = REFERENCE_SOURCE
 
@@ -107,6 +116,27 @@ _ENTRIES = [
 PRETRAINED: dict[str, PretrainedEntry] = {entry.name: entry for entry in _ENTRIES}
 
 
+def read_manifest(path: Optional[str | os.PathLike] = None) -> dict[str, dict[str, Any]]:
+    """The publishing manifest (``SEGZOO_MANIFEST`` or the packaged ``published.json``); {} if absent."""
+    path = Path(path or os.environ.get(MANIFEST_ENV) or DEFAULT_MANIFEST)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _published(entry: PretrainedEntry, manifest: dict[str, dict[str, Any]]) -> PretrainedEntry:
+    record = manifest.get(entry.name)
+    if not record:
+        return entry
+    return dataclasses.replace(entry, hf_hub_id=record["repo_id"], revision=record["revision"],
+                               sha256=record["sha256"], metrics=record.get("metrics", entry.metrics),
+                               source=record.get("source", entry.source))
+
+
+def find_pretrained_entry(config: ModelConfig) -> Optional[PretrainedEntry]:
+    """The zoo entry whose config this is (provenance aside), if any."""
+    plain = config.replace(provenance={})
+    return next((get_pretrained(name) for name, entry in PRETRAINED.items() if entry.config == plain), None)
+
+
 def resolve_alias(name: str) -> str:
     """``pspnet_resnet101_voc`` -> ``psp_resnet101_voc``; other names unchanged."""
     for alias, canonical in ALIASES.items():
@@ -124,7 +154,7 @@ def get_pretrained(name: str) -> PretrainedEntry:
     canonical = resolve_alias(name)
     if canonical not in PRETRAINED:
         raise UnknownModelError(f"Unknown zoo model {name!r}.{did_you_mean(canonical, PRETRAINED)}")
-    return PRETRAINED[canonical]
+    return _published(PRETRAINED[canonical], read_manifest())
 
 
 def list_pretrained(pattern: Optional[str] = None) -> list[str]:

@@ -52,3 +52,44 @@ def make_plugin(tmp_path, monkeypatch):
     yield make
     for module in created_modules:
         sys.modules.pop(module, None)
+
+
+# --- Hub test server (tests/hub_server.py) -------------------------------------------------------------------
+
+HUB_TOKENS = {"hf_test_alice": "alice", "hf_test_bob": "bob"}
+
+
+@pytest.fixture
+def hub_server():
+    """A started local Hub-compatible server (users alice and bob, see HUB_TOKENS); stopped afterwards."""
+    from hub_server import HubServer
+
+    with HubServer(tokens=HUB_TOKENS) as server:
+        yield server
+    assert not server.errors, "hub test server crashed:\n" + "\n".join(server.errors)
+
+
+@pytest.fixture
+def hub_env(tmp_path, monkeypatch):
+    """Isolate huggingface_hub: temporary HF_HOME / HF_HUB_CACHE, no saved or env token, online, no Xet.
+
+    huggingface_hub reads these variables once, at import, so the module constants are patched as well.
+    Returns the hub cache directory.
+    """
+    import huggingface_hub.constants as hf_constants
+
+    home = tmp_path / "hf_home"
+    cache = home / "hub"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")  # the test server speaks plain LFS only
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HOME", str(home))
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hf_constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(hf_constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    return cache

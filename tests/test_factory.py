@@ -45,9 +45,9 @@ def test_pretrained_needs_a_zoo_name():
         create_model("fcn_resnet18", pretrained=True)
 
 
-def test_hub_names_are_refused_clearly():
-    with pytest.raises(SegzooError, match=r"'hf-hub:org/name'.*not available yet"):
-        create_model("hf-hub:org/name")
+def test_malformed_hub_names_are_refused_clearly():
+    with pytest.raises(SegzooError, match=r"Hub repo id must be 'namespace/name\[@revision\]', got 'no-namespace'"):
+        create_model("hf-hub:no-namespace")
 
 
 def test_output_stride_override():

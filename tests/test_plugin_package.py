@@ -1,4 +1,5 @@
 """examples/plugin_head installed with pip, then discovered through its real dist-info."""
+import json
 import subprocess
 import sys
 
@@ -52,3 +53,37 @@ def test_plugin_absent_without_install():
 def _env():
     import os
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SEGZOO_DISABLE_PLUGINS")}
+
+
+PUSH_PULL = """
+import sys, torch, segzoo
+endpoint, action = sys.argv[1], sys.argv[2]
+if action == "push":
+    model = segzoo.create_model("linear_resnet18", num_classes=4)
+    print(segzoo.push_to_hub(model, "alice/linear", token="hf_test_alice", endpoint=endpoint))
+else:
+    model = segzoo.create_model("hf-hub:alice/linear", token="hf_test_alice", endpoint=endpoint)
+    print(model.config.provenance["head_distribution"], tuple(model(torch.randn(1, 3, 32, 32)).shape))
+"""
+
+
+def test_plugin_model_push_and_pull(plugin_site, hub_server, hub_env):
+    env = {**_env(), "HF_HUB_DISABLE_XET": "1"}
+    with_plugin = {**env, "PYTHONPATH": str(plugin_site)}
+
+    def run(action, environment):
+        return subprocess.run([sys.executable, "-c", PUSH_PULL, hub_server.endpoint, action], env=environment,
+                              capture_output=True, text=True)
+
+    pushed = run("push", with_plugin)
+    assert pushed.returncode == 0, pushed.stderr
+    config = json.loads(hub_server.file_bytes("alice/linear", "config.json"))
+    assert config["provenance"]["head_distribution"] == "segzoo-linear-head"
+    assert config["provenance"]["head_version"] == "0.2.0"
+    without = run("pull", env)
+    assert without.returncode != 0
+    assert "comes from the plug-in package segzoo-linear-head 0.2.0, which is not installed: " \
+           "pip install 'segzoo-linear-head==0.2.0'" in without.stderr
+    pulled = run("pull", with_plugin)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.split() == ["segzoo-linear-head", "(1,", "4,", "32,", "32)"]

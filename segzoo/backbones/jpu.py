@@ -7,7 +7,13 @@ from torch import Tensor, nn
 from ..layers import ConvBnAct, concat_channels
 from ..layers.depthwise import depthwise_conv2d
 
-__all__ = ["JPU"]
+__all__ = ["JPU", "JPU_CITATION"]
+
+JPU_CITATION = """@article{wu2019fastfcn,
+  title={FastFCN: Rethinking Dilated Convolution in the Backbone for Semantic Segmentation},
+  author={Wu, Huikai and Zhang, Junge and Huang, Kaiqi and Liang, Kongming and Yu, Yizhou},
+  journal={arXiv preprint arXiv:1903.11816}, year={2019}
+}"""
 
 
 class SeparableDilatedBranch(nn.Module):

@@ -32,11 +32,13 @@ class SegmentationHead(nn.Module):
         in_features: Feature names the head reads.
         needs_image: Whether the head also needs the input image.
         handles_aux: Whether the head makes its own auxiliary outputs.
+        citation: BibTeX of the head's paper (written into model cards).
     """
 
     in_features: ClassVar[tuple[str, ...]] = ("c4",)
     needs_image: ClassVar[bool] = False
     handles_aux: ClassVar[bool] = False
+    citation: ClassVar[str] = ""
 
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> HeadOutput:  # pragma: no cover
         raise NotImplementedError

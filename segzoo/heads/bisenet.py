@@ -68,6 +68,12 @@ class BiSeNetHead(SegmentationHead):
         context_channels: Width of the context path (128).
     """
 
+    citation = """@inproceedings{yu2018bisenet,
+  title={BiSeNet: Bilateral Segmentation Network for Real-time Semantic Segmentation},
+  author={Yu, Changqian and Wang, Jingbo and Peng, Chao and Gao, Changxin and Yu, Gang and Sang, Nong},
+  booktitle={ECCV}, year={2018}
+}"""
+
     in_features = ("c3", "c4")
     needs_image = True
     handles_aux = True

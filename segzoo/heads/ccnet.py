@@ -26,6 +26,12 @@ class CCNetHead(SegmentationHead):
         activation: ``"relu"`` (default) or ``"leaky_relu"``.
     """
 
+    citation = """@inproceedings{huang2019ccnet,
+  title={CCNet: Criss-Cross Attention for Semantic Segmentation},
+  author={Huang, Zilong and Wang, Xinggang and Huang, Lichao and Huang, Chang and Wei, Yunchao and Liu, Wenyu},
+  booktitle={ICCV}, year={2019}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

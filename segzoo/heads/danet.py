@@ -52,6 +52,12 @@ class DANetHead(SegmentationHead):
             weights; returned in training after the fused output). The reference returns the fused output only.
     """
 
+    citation = """@inproceedings{fu2019danet,
+  title={Dual Attention Network for Scene Segmentation},
+  author={Fu, Jun and Liu, Jing and Tian, Haijie and Li, Yong and Bao, Yongjun and Fang, Zhiwei and Lu, Hanqing},
+  booktitle={CVPR}, year={2019}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -41,6 +41,12 @@ class DeepLabV3Head(SegmentationHead):
         channels: ASPP width.
     """
 
+    citation = """@article{chen2017deeplabv3,
+  title={Rethinking Atrous Convolution for Semantic Image Segmentation},
+  author={Chen, Liang-Chieh and Papandreou, George and Schroff, Florian and Adam, Hartwig},
+  journal={arXiv preprint arXiv:1706.05587}, year={2017}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -20,6 +20,12 @@ class FCNHead(SegmentationHead):
         dropout: Dropout before the classifier.
     """
 
+    citation = """@inproceedings{long2015fcn,
+  title={Fully Convolutional Networks for Semantic Segmentation},
+  author={Long, Jonathan and Shelhamer, Evan and Darrell, Trevor},
+  booktitle={CVPR}, year={2015}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -72,6 +72,12 @@ class OCNetHead(SegmentationHead):
         asp_rates: ASP-OC dilation rates.
     """
 
+    citation = """@article{yuan2018ocnet,
+  title={OCNet: Object Context Network for Scene Parsing},
+  author={Yuan, Yuhui and Wang, Jingdong},
+  journal={arXiv preprint arXiv:1809.00916}, year={2018}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -43,6 +43,12 @@ class PSPHead(SegmentationHead):
         dropout: Dropout before the classifier.
     """
 
+    citation = """@inproceedings{zhao2017pspnet,
+  title={Pyramid Scene Parsing Network},
+  author={Zhao, Hengshuang and Shi, Jianping and Qi, Xiaojuan and Wang, Xiaogang and Jia, Jiaya},
+  booktitle={CVPR}, year={2017}
+}"""
+
     in_features = ("c4",)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
