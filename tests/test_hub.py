@@ -1,6 +1,7 @@
 """Push and pull through the real huggingface_hub client against the test suite's own Hub server."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -236,11 +237,18 @@ def test_ddp_ranks_download_once(hub_server, hub_env, tmp_path):
     with socket.socket() as probe:  # torchrun's --master_port=0 hangs in init_process_group: pick a free port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          "--master_addr=127.0.0.1", f"--master_port={port}", str(script), hub_server.endpoint],
-                         capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stderr[-3000:]
-    paths = {line.split(" ", 2)[2] for line in out.stdout.splitlines() if line.startswith("rank ")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={port}", str(script), hub_server.endpoint]
+    # Own process group, so that a hang cannot leave worker processes behind.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-3000:]
+    paths = {line.split(" ", 2)[2] for line in stdout.splitlines() if line.startswith("rank ")}
     assert len(paths) == 1  # both ranks read the same snapshot
     weight_gets = [p for m, p in hub_server.request_log if m == "GET" and p.endswith("/model.safetensors")]
     assert len(weight_gets) == 1
