@@ -150,6 +150,14 @@ def _run_pull(args) -> int:
     return 0
 
 
+def _add_predict(commands) -> None:
+    """``segzoo predict``: see segzoo/predict.py."""
+
+
+def _add_export(commands) -> None:
+    """``segzoo export``: see segzoo/export.py."""
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -164,6 +172,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_convert(commands)
     _add_push(commands)
     _add_pull(commands)
+    _add_predict(commands)
+    _add_export(commands)
     return parser
 
 
