@@ -13,13 +13,14 @@ from .errors import (CheckpointError, ConfigError, HeadPluginError, SegzooError,
 from .factory import create_model, list_models, parse_model_name
 from .pretrained import get_pretrained, list_pretrained
 from .hub import download_model_files, push_to_hub
+from .info import model_info
 from .model import SegmentationModel
 from .registry import get_head, list_heads, refresh_heads
 
 __all__ = [
     "__version__", "ModelConfig", "SegmentationModel",
     "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name", "save_pretrained", "load_pretrained",
-    "list_heads", "get_head", "refresh_heads", "push_to_hub", "download_model_files",
+    "list_heads", "get_head", "refresh_heads", "push_to_hub", "download_model_files", "model_info",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
     "WeightsUnavailableError",
 ]

@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["BenchmarkResult", "benchmark", "count_flops", "build_for_benchmark", "format_table"]
+__all__ = ["BenchmarkResult", "benchmark", "count_flops", "count_model_flops", "build_for_benchmark", "format_table"]
 
 TORCHVISION_PREFIX = "tv:"
 
@@ -57,7 +57,13 @@ def count_flops(name: str, size: tuple[int, int], batch: int = 1, **kwargs) -> t
     """(GFLOPs of one forward, parameters in millions), counted on the meta device (nothing is computed)."""
     with torch.device("meta"):
         model = build_for_benchmark(name, **kwargs).eval()
-        images = torch.empty(batch, 3, *size)
+    return count_model_flops(model, size, batch)
+
+
+def count_model_flops(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[float, float]:
+    """(GFLOPs of one forward, parameters in millions) of a model, best built on the meta device."""
+    device = next(model.parameters()).device
+    images = torch.empty(batch, 3, *size, device=device)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(images)
