@@ -33,6 +33,28 @@ def _run_list(args) -> int:
     return 0
 
 
+def _add_info(commands) -> None:
+    parser = commands.add_parser(
+        "info", help="describe a model: config, parameters, GFLOPs, classes, metrics, weights",
+        description="Describe NAME (a zoo name, '<head>_<backbone>', hf-hub:org/name[@rev] or local-dir:DIR): "
+                    "its config, parameters, GFLOPs at its eval size (counted without computing), classes, "
+                    "the metrics reported for it and their source, and where its weights live and whether "
+                    "they are in the Hub cache. hf-hub: names download config.json only.")
+    parser.add_argument("name", metavar="NAME", help="model name")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_info)
+
+
+def _run_info(args) -> int:
+    from .info import format_info, model_info
+
+    info = model_info(args.name, cache_dir=args.cache_dir, token=args.token, endpoint=args.endpoint)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def _add_benchmark(commands) -> None:
     parser = commands.add_parser(
         "benchmark", help="latency, GFLOPs, GFLOP/s and peak memory of models",
@@ -168,6 +190,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_list(commands)
+    _add_info(commands)
     _add_benchmark(commands)
     _add_convert(commands)
     _add_push(commands)
