@@ -75,7 +75,7 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _run_one(name, size, batch, device, channels_last, train, warmup, runs, kwargs, queue):
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, kwargs, queue):
     try:
         torch.manual_seed(0)
         gflops, params_m = count_flops(name, size, batch, **kwargs)
@@ -86,6 +86,8 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, kwar
         model = model.to(memory_format=memory_format)
         images = images.contiguous(memory_format=memory_format)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
+        if compile_model:  # compiled on the first (warm-up) call
+            model = torch.compile(model)
 
         def step():
             if train:
@@ -134,7 +136,8 @@ def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
 
 
 def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
-              train: bool = False, warmup: int = 1, runs: int = 3, **kwargs) -> list[BenchmarkResult]:
+              train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
+              **kwargs) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other.
 
     Args:
@@ -147,8 +150,9 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
         channels_last: Run in channels-last memory format (segzoo's default).
         train: Time a training step (forward, backward, SGD step) instead of inference. Its GFLOP/s
             counts the backward as twice the forward.
-        warmup: Untimed runs first.
+        warmup: Untimed runs first (at least 1 with ``compile``: compilation happens there).
         runs: Timed runs; the median is reported.
+        compile: Run ``torch.compile(model)`` (the compilation is not timed).
         **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
             except ``num_classes``.
 
@@ -163,7 +167,8 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
         queue = context.Queue()
         model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
         process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
-                                                         train, warmup, runs, model_kwargs, queue))
+                                                         train, max(warmup, int(compile)), runs, compile,
+                                                         model_kwargs, queue))
         process.start()
         result = queue.get()
         process.join()

@@ -41,3 +41,11 @@ def test_benchmark_table_with_reference_ratio():
     header, _, row = out.stdout.splitlines()
     assert header.split()[:3] == ["model", "format", "params(M)"] and header.endswith("vs ref")
     assert row.split()[0] == "fcn_resnet18" and row.split()[-1] == "1.00"
+
+
+@pytest.mark.slow
+def test_benchmark_with_torch_compile():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1", "--compile",
+                          "--json"], capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout)[0]
+    assert row["model"] == "fcn_resnet18" and row["latency_s"] > 0
