@@ -8,19 +8,21 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 
 from .checkpoint import load_pretrained, save_pretrained
 from .config import ModelConfig
-from .errors import (CheckpointError, ConfigError, HeadPluginError, SegzooError, UnknownModelError,
-                     WeightsUnavailableError)
+from .errors import (CheckpointError, ConfigError, HeadPluginError, ImageReadError, SegzooError,
+                     UnknownModelError, WeightsUnavailableError)
 from .factory import create_model, list_models, parse_model_name
-from .pretrained import get_pretrained, list_pretrained
 from .hub import download_model_files, push_to_hub
 from .info import model_info
 from .model import SegmentationModel
+from .predict import predict
+from .pretrained import get_pretrained, list_pretrained
 from .registry import get_head, list_heads, refresh_heads
 
 __all__ = [
     "__version__", "ModelConfig", "SegmentationModel",
-    "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name", "save_pretrained", "load_pretrained",
-    "list_heads", "get_head", "refresh_heads", "push_to_hub", "download_model_files", "model_info",
+    "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name",
+    "save_pretrained", "load_pretrained", "list_heads", "get_head", "refresh_heads",
+    "push_to_hub", "download_model_files", "model_info", "predict",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
-    "WeightsUnavailableError",
+    "WeightsUnavailableError", "ImageReadError",
 ]

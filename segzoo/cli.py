@@ -71,6 +71,8 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="channels-last memory format (default: on)")
     parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each model first (compilation happens in the untimed warm-up)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
     parser.add_argument("--num-classes", type=int, help="override the number of classes")
@@ -84,7 +86,7 @@ def _run_benchmark(args) -> int:
 
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
-                        num_classes=args.num_classes)
+                        compile=args.compile, num_classes=args.num_classes)
     print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
     return 0
 
@@ -174,6 +176,61 @@ def _run_pull(args) -> int:
 
 def _add_predict(commands) -> None:
     """``segzoo predict``: see segzoo/predict.py."""
+    parser = commands.add_parser(
+        "predict", help="segment image files: palette masks, colour overlays, class-map arrays",
+        description="Segment images and write, per image <stem>, into --out: <stem>_mask.png (the class map as a "
+                    "palette PNG in the dataset's colours: VOC, Cityscapes, ADE20K or a generic palette; pixel "
+                    "values are the class indices), <stem>_overlay.png (the colours blended over the image) and "
+                    "with --npy <stem>.npy. Masks have the image's size after EXIF orientation. Unreadable files "
+                    "are reported and skipped. Exit status 0 when at least one image was segmented.")
+    parser.add_argument("images", nargs="+", metavar="IMAGES",
+                        help="image files (any extension), folders (searched recursively for .jpg/.png/.bmp/"
+                             ".gif/.tif/.webp/...; sub-folders are mirrored in --out) or quoted glob patterns "
+                             "('photos/*.jpg', '**' recurses)")
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help="a model name create_model accepts: a zoo name, '<head>_<backbone>', "
+                             "'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
+    parser.add_argument("--out", default="predictions", metavar="DIR",
+                        help="output folder, created if needed (default: predictions)")
+    parser.add_argument("--npy", action="store_true",
+                        help="also write <stem>.npy, the raw class map (uint8; int16 above 256 classes)")
+    parser.add_argument("--no-overlay", dest="overlay", action="store_false",
+                        help="do not write the <stem>_overlay.png colour overlays")
+    parser.add_argument("--max-size", type=int, metavar="N",
+                        help="run images whose long side exceeds N pixels by sliding window, in windows of the "
+                             "model's input_size with 2/3-window stride, overlaps averaged (default: every image "
+                             "whole)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+                        help="test-time scales, e.g. --scales 0.75 1.0 1.25: the image is resized by each, and "
+                             "the logits, resized back, are averaged (default: 1.0); give the IMAGES before it")
+    parser.add_argument("--flip", action="store_true",
+                        help="also average the prediction of the left-right mirrored image")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="B",
+                        help="run up to B images of the same size together (images are never padded to "
+                             "share a batch; default: 1)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--half", action="store_true",
+                        help="float16 autocast, on a CUDA device only (an error on the CPU)")
+    parser.add_argument("--num-classes", type=int, metavar="N",
+                        help="number of classes to build the model with (a model with other weights gets "
+                             "re-initialised classifiers; default: the model's own)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (it is shown only when stderr is a terminal anyway)")
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from .predict import predict
+
+    results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
+                      max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
+                      batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
+                      num_classes=args.num_classes, keep_masks=False)
+    written = sum(result.ok for result in results)
+    skipped = len(results) - written
+    print(f"{written} written, {skipped} skipped (outputs in {args.out})")
+    return 0 if written else 1
 
 
 def _add_export(commands) -> None:

@@ -11,6 +11,7 @@ __all__ = [
     "HeadPluginError",
     "CheckpointError",
     "WeightsUnavailableError",
+    "ImageReadError",
     "did_you_mean",
 ]
 
@@ -37,6 +38,10 @@ class CheckpointError(SegzooError, ValueError):
 
 class WeightsUnavailableError(SegzooError, OSError):
     """Weights that cannot be found (not published, not cached while offline, not downloadable)."""
+
+
+class ImageReadError(SegzooError, OSError):
+    """An image file that is missing, unreadable, corrupt or in a form segzoo cannot turn into RGB."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:
