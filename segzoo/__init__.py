@@ -10,6 +10,7 @@ from .checkpoint import load_pretrained, save_pretrained
 from .config import ModelConfig
 from .errors import (CheckpointError, ConfigError, HeadPluginError, ImageReadError, SegzooError,
                      UnknownModelError, WeightsUnavailableError)
+from .export import export
 from .factory import create_model, list_models, parse_model_name
 from .hub import download_model_files, push_to_hub
 from .info import model_info
@@ -22,7 +23,7 @@ __all__ = [
     "__version__", "ModelConfig", "SegmentationModel",
     "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name",
     "save_pretrained", "load_pretrained", "list_heads", "get_head", "refresh_heads",
-    "push_to_hub", "download_model_files", "model_info", "predict",
+    "push_to_hub", "download_model_files", "model_info", "predict", "export",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
     "WeightsUnavailableError", "ImageReadError",
 ]

@@ -235,6 +235,57 @@ def _run_predict(args) -> int:
 
 def _add_export(commands) -> None:
     """``segzoo export``: see segzoo/export.py."""
+    parser = commands.add_parser(
+        "export", help="export a model to ONNX or torch.export (.pt2) and check it against eager PyTorch",
+        description="Export NAME (a zoo name, '<head>_<backbone>', 'hf-hub:org/name[@rev]' or 'local-dir:DIR') "
+                    "in eval mode to ONNX (torch.onnx.export with the torch.export-based exporter) or to a "
+                    "torch.export program saved with torch.export.save. Batch, height and width are dynamic by "
+                    "default. The file is then run (ONNX: onnxruntime on the CPU) at the export size and, when "
+                    "dynamic, at a second size and batch, and compared with the eager model: the max abs "
+                    "difference must be within 1e-4 of the output scale. Prints the path and the check.")
+    parser.add_argument("name", metavar="NAME", help="model name, as segzoo.create_model takes it")
+    parser.add_argument("--format", choices=("onnx", "torch.export"), default="onnx",
+                        help="onnx (a .onnx file, default) or torch.export (a .pt2 file for torch.export.load)")
+    parser.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
+                        help="dynamic batch, height and width (default); --no-dynamic fixes the input to "
+                             "1 x 3 x H x W at --size")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                        help="example input size (default: the model's input_size from its config); with "
+                             "--dynamic the file takes any size, this is where it is traced and checked")
+    parser.add_argument("--out", metavar="PATH",
+                        help="output file (default: ./<model name>.onnx or .pt2; parent directories are created)")
+    parser.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)")
+    parser.add_argument("--num-classes", type=int, metavar="N",
+                        help="number of classes (a different number than a checkpoint's re-initialises its "
+                             "classifiers)")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="do not run the exported file and compare it with the eager model")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    import re
+
+    from .export import DEFAULT_SUFFIXES, _check_sizes, check_export, export
+    from .factory import create_model
+
+    model = create_model(args.name, num_classes=args.num_classes)
+    size = tuple(args.size) if args.size else tuple(model.config.input_size)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", args.name.split(":", 1)[-1].rstrip("/\\").rsplit("/", 1)[-1]) or "model"
+    out = args.out or f"{stem}{DEFAULT_SUFFIXES[args.format]}"
+    path = export(model, out, args.format, size=size, dynamic=args.dynamic, opset=args.opset, check=False)
+    shape = "dynamic batch, height and width" if args.dynamic else f"input 1x3x{size[0]}x{size[1]}"
+    print(f"wrote {path} ({args.format}, {shape})")
+    if not args.check:
+        return 0
+    runner = "onnxruntime (CPU)" if args.format == "onnx" else "torch.export.load"
+    results = check_export(path, model, args.format, sizes=_check_sizes(size, args.dynamic))
+    for result in results:
+        print(f"check, {runner} vs eager: {result}")
+    if not all(result.ok for result in results):
+        print(f"error: the exported {path} does not match the eager model", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:

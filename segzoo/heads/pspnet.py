@@ -1,13 +1,39 @@
 """PSPNet head (Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017)."""
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
+from ..layers.tracing import is_exporting
 from .base import SegmentationHead
 
 __all__ = ["PyramidPooling", "PSPHead"]
+
+
+def _pooling_matrix(size, bins: int, like: Tensor) -> Tensor:
+    """``(bins, size)``: row ``i`` averages ``[floor(i * size / bins), ceil((i + 1) * size / bins))``, the
+    windows of adaptive average pooling."""
+    index = torch.arange(bins, device=like.device)
+    start, end = index * size // bins, ((index + 1) * size + bins - 1) // bins
+    position = torch.arange(size, device=like.device)
+    inside = (position >= start[:, None]) & (position < end[:, None])
+    return inside.to(like.dtype) / (end - start).to(like.dtype)[:, None]
+
+
+def adaptive_avg_pool2d(x: Tensor, bins: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, bins)``; while exporting (``layers.tracing.is_exporting``) the same windows
+    as two averaging matmuls.
+
+    Exporters decompose adaptive pooling into gathers whose indices are computed at the example size, so an
+    exported PSPNet fails or is wrong at other sizes; the matrices here are built from the input's symbolic
+    size at run time. Eager and ``torch.compile`` keep torch's kernel.
+    """
+    if not is_exporting():
+        return F.adaptive_avg_pool2d(x, bins)
+    height, width = x.shape[-2:]
+    return torch.matmul(torch.matmul(_pooling_matrix(height, bins, x), x), _pooling_matrix(width, bins, x).T)
 
 
 class PyramidPooling(nn.Module):
@@ -25,7 +51,7 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         size = x.shape[-2:]
-        pooled = [F.interpolate(branch(F.adaptive_avg_pool2d(x, bin_size)), size, mode="bilinear",
+        pooled = [F.interpolate(branch(adaptive_avg_pool2d(x, bin_size)), size, mode="bilinear",
                                 align_corners=self.align_corners)
                   for bin_size, branch in zip(self.bins, self.branches)]
         return concat_channels([x, *pooled])

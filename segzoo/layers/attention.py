@@ -4,7 +4,8 @@ Spatial self-attention over ``N`` queries and ``M`` keys is computed in query ch
 ``max_elements`` scores each, so memory is O(chunk x M) instead of O(N x M). torch's SDPA would do this by
 itself only for some shapes: on the CPU it falls back to the full matrix when the value width differs from
 the key width (DANet: 64 vs 512), which needs 9.3 GB at a 1024x2048 input. In training each chunk is
-recomputed in the backward pass (activation checkpointing) for the same reason.
+recomputed in the backward pass (activation checkpointing) for the same reason. Exported graphs (ONNX,
+``torch.export``) are the exception: they compute the scores in one pass (see ``spatial_attention``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+from .tracing import is_exporting
 
 __all__ = ["spatial_attention", "ChannelAttention", "DEFAULT_MAX_ELEMENTS"]
 
@@ -59,6 +62,13 @@ def spatial_attention(query: Tensor, key: Tensor, value: Tensor, scale: float = 
     """
     if softmax_over not in ("keys", "queries"):
         raise ValueError(f"softmax_over must be 'keys' or 'queries', got {softmax_over!r}")
+    if is_exporting():
+        # An exported graph serves every input size, but the number of chunks and the one-pass branch below
+        # depend on the size and would be frozen at the example's (wrong or refused at larger sizes). Exported
+        # graphs compute all scores in one pass instead (same math): (N x M) floats per image. Not SDPA: the
+        # ONNX exporter takes it with 4-D inputs only.
+        scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+        return torch.matmul(torch.softmax(scores, dim=-1 if softmax_over == "keys" else -2), value)
     num_queries, num_keys = query.shape[-2], key.shape[-2]
     chunk = _chunk_size(num_keys, max_elements)
     if softmax_over == "keys":
