@@ -6,6 +6,7 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
+from .benchmark import benchmark
 from .checkpoint import load_pretrained, save_pretrained
 from .config import ModelConfig
 from .errors import (CheckpointError, ConfigError, HeadPluginError, ImageReadError, SegzooError,
@@ -23,7 +24,7 @@ __all__ = [
     "__version__", "ModelConfig", "SegmentationModel",
     "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name",
     "save_pretrained", "load_pretrained", "list_heads", "get_head", "refresh_heads",
-    "push_to_hub", "download_model_files", "model_info", "predict", "export",
+    "push_to_hub", "download_model_files", "model_info", "predict", "export", "benchmark",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
     "WeightsUnavailableError", "ImageReadError",
 ]

@@ -49,3 +49,10 @@ def test_benchmark_with_torch_compile():
                           "--json"], capture_output=True, text=True, check=True)
     row = json.loads(out.stdout)[0]
     assert row["model"] == "fcn_resnet18" and row["latency_s"] > 0
+
+
+def test_benchmark_is_a_python_function_too():
+    import segzoo
+
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2)
+    assert row.model == "fcn_resnet18" and row.size == (40, 40) and row.gflops > 0
