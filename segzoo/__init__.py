@@ -9,7 +9,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 from .benchmark import benchmark
 from .checkpoint import load_pretrained, save_pretrained
 from .config import ModelConfig
-from .errors import (CheckpointError, ConfigError, HeadPluginError, ImageReadError, SegzooError,
+from .errors import (CheckpointError, ConfigError, DatasetError, HeadPluginError, ImageReadError, SegzooError,
                      UnknownModelError, WeightsUnavailableError)
 from .export import export
 from .factory import create_model, list_models, parse_model_name
@@ -26,5 +26,5 @@ __all__ = [
     "save_pretrained", "load_pretrained", "list_heads", "get_head", "refresh_heads",
     "push_to_hub", "download_model_files", "model_info", "predict", "export", "benchmark",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
-    "WeightsUnavailableError", "ImageReadError",
+    "WeightsUnavailableError", "ImageReadError", "DatasetError",
 ]

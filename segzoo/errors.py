@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointError",
     "WeightsUnavailableError",
     "ImageReadError",
+    "DatasetError",
     "did_you_mean",
 ]
 
@@ -42,6 +43,10 @@ class WeightsUnavailableError(SegzooError, OSError):
 
 class ImageReadError(SegzooError, OSError):
     """An image file that is missing, unreadable, corrupt or in a form segzoo cannot turn into RGB."""
+
+
+class DatasetError(SegzooError, ValueError):
+    """A dataset that is missing, laid out differently from what segzoo expects, or holds bad masks."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:
