@@ -1,0 +1,99 @@
+"""``FolderDataset``: any dataset laid out as a folder of images beside a folder of label-index PNG masks."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..errors import DatasetError
+from ..image_io import IMAGE_EXTENSIONS
+from .base import SegmentationDataset
+
+__all__ = ["FOLDER_LAYOUT", "FolderDataset"]
+
+FOLDER_LAYOUT = """expected layout (the split level is present only when split= is given):
+    <root>/
+        classes.txt                      one class name per line (or pass class_names= / num_classes=)
+        <image_dir>/[<split>/]<name>.jpg|.png|...
+        <mask_dir>/[<split>/]<name>.png    single-channel label indices, same size as the image"""
+
+_MAX_LISTED = 5
+
+
+def _class_names(root: Path, class_names: Sequence[str] | None, num_classes: int | None) -> tuple[str, ...]:
+    classes_file = root / "classes.txt"
+    if class_names is not None:
+        names = tuple(str(n) for n in class_names)
+    elif classes_file.is_file():
+        # Blank lines (a trailing newline, say) are not classes.
+        names = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
+        if not names:
+            raise DatasetError(f"{classes_file} holds no class names (one name per line expected)")
+    elif num_classes is not None:
+        names = tuple(f"class_{i}" for i in range(int(num_classes)))
+    else:
+        raise DatasetError(f"no classes for the folder dataset {root}: pass class_names=[...] or num_classes=N, "
+                           f"or write {classes_file} with one class name per line")
+    if not names:
+        raise DatasetError("the folder dataset needs at least one class")
+    if num_classes is not None and int(num_classes) != len(names):
+        raise DatasetError(f"num_classes={num_classes} but {len(names)} class names were given / found")
+    return names
+
+
+class FolderDataset(SegmentationDataset):
+    """Images in ``<root>/<image_dir>[/<split>]`` paired by file stem with masks in ``<root>/<mask_dir>[/<split>]``.
+
+    Masks hold the training ids directly (``0 .. num_classes - 1``, ``ignore_index`` to ignore).
+
+    Args:
+        root: The dataset folder itself.
+        split: A sub-folder of ``image_dir`` and ``mask_dir`` (``None``: the images lie directly in ``image_dir``).
+        image_dir: The images' folder, relative to ``root``.
+        mask_dir: The masks' folder, relative to ``root``.
+        class_names: The class names in label order; else ``<root>/classes.txt``, else ``num_classes``.
+        num_classes: The number of classes when no names are known (names ``class_0`` ...); checked against
+            the names when both are known.
+        ignore_index: The mask value of pixels to ignore.
+        transform: See :class:`SegmentationDataset`.
+
+    Raises:
+        DatasetError: The folders are missing or hold no images, an image has no mask, two images share a
+            stem, or no class names / count can be found.
+    """
+
+    name = "folder"
+
+    def __init__(self, root: str | os.PathLike, split: str | None = None, image_dir: str = "images",
+                 mask_dir: str = "masks", class_names: Sequence[str] | None = None,
+                 num_classes: int | None = None, ignore_index: int = 255,
+                 transform: Callable | None = None) -> None:
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            raise DatasetError(f"folder dataset root {self.root} does not exist or is not a directory\n"
+                               f"{FOLDER_LAYOUT}")
+        images_at = self.root / image_dir / split if split else self.root / image_dir
+        masks_at = self.root / mask_dir / split if split else self.root / mask_dir
+        if not images_at.is_dir():
+            raise DatasetError(f"image folder {images_at} not found\n{FOLDER_LAYOUT}")
+        images = sorted(p for p in images_at.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_at}\n{FOLDER_LAYOUT}")
+        by_stem: dict[str, Path] = {}
+        for path in images:
+            if path.stem in by_stem:
+                raise DatasetError(f"images {by_stem[path.stem]} and {path} share the stem {path.stem!r}, "
+                                   f"so they would share the mask {masks_at / (path.stem + '.png')}")
+            by_stem[path.stem] = path
+        files = [(p, masks_at / f"{p.stem}.png") for p in images]
+        missing = [m for _, m in files if not m.is_file()]
+        if missing:
+            shown = "\n    ".join(str(m) for m in missing[:_MAX_LISTED])
+            more = f"\n    ... and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
+            raise DatasetError(f"{len(missing)} of {len(files)} images in {images_at} have no mask:\n    "
+                               f"{shown}{more}\n{FOLDER_LAYOUT}")
+        # Instance attributes shadow the class defaults before the base class builds the default transform.
+        self.class_names = _class_names(self.root, class_names, num_classes)
+        self.num_classes = len(self.class_names)
+        self.ignore_index = int(ignore_index)
+        super().__init__(files, split or "all", transform)

@@ -1,0 +1,184 @@
+"""The reference augmentation recipe: random scale / flip / pad / crop / blur for training, full or cropped eval.
+
+Transforms take and return ``(image, mask)``: an ``(H, W, 3)`` RGB uint8 array and an ``(H, W)`` int64 array in,
+a normalised ``(3, H, W)`` float32 tensor and an ``(H, W)`` int64 tensor out. Randomness comes from Python's
+:mod:`random`, which :class:`torch.utils.data.DataLoader` seeds differently in every worker.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from ..config import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["EVAL_MODES", "EvalTransform", "TrainTransform"]
+
+EVAL_MODES = ("testval", "val")
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """``crop_size`` as ``(height, width)``."""
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask of shape {mask.shape} does not match image of shape {image.shape}")
+    return image, mask
+
+
+def _resize(image: Image.Image, mask: Image.Image, height: int, width: int) -> tuple[Image.Image, Image.Image]:
+    # Nearest for the mask: interpolating labels would invent classes at the boundaries.
+    return image.resize((width, height), Image.BILINEAR), mask.resize((width, height), Image.NEAREST)
+
+
+class _Normalise:
+    """Shared tail of both transforms: to float tensors, normalised with ``mean`` / ``std``."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], ignore_index: int) -> None:
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.ignore_index = int(ignore_index)
+
+    def _finish(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        scaled = image.astype(np.float32) / 255.0
+        normed = (scaled - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        tensor = torch.from_numpy(np.ascontiguousarray(normed.transpose(2, 0, 1), dtype=np.float32))
+        return tensor, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
+
+
+class TrainTransform(_Normalise):
+    """Training augmentation: flip, random short-side scale, pad, random crop, blur, normalise.
+
+    Args:
+        base_size: The short side is resized to a random integer in
+            ``[scale_range[0] * base_size, scale_range[1] * base_size]``.
+        crop_size: The output size, an int or ``(height, width)``.
+        scale_range: The range of the short side relative to ``base_size``.
+        flip: Random horizontal flip with probability 0.5.
+        blur_prob: Probability of a Gaussian blur of the image with a radius drawn from U(0, 1).
+        mean: Per-channel mean of the 0..1 image.
+        std: Per-channel standard deviation of the 0..1 image.
+        ignore_index: The mask value of padded pixels.
+    """
+
+    def __init__(self, base_size: int, crop_size: int | Sequence[int], scale_range: Sequence[float] = (0.5, 2.0),
+                 flip: bool = True, blur_prob: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, ignore_index: int = 255) -> None:
+        super().__init__(mean, std, ignore_index)
+        self.base_size = int(base_size)
+        self.crop_size = _pair(crop_size)
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.flip = bool(flip)
+        self.blur_prob = float(blur_prob)
+
+    def __repr__(self) -> str:
+        return (f"TrainTransform(base_size={self.base_size}, crop_size={self.crop_size}, "
+                f"scale_range={self.scale_range}, flip={self.flip}, blur_prob={self.blur_prob})")
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment one sample.
+
+        Args:
+            image: ``(H, W, 3)`` RGB uint8.
+            mask: ``(H, W)`` integer labels.
+
+        Returns:
+            ``(image, mask)``: a ``(3, crop_h, crop_w)`` float32 tensor and a ``(crop_h, crop_w)`` int64 tensor.
+        """
+        image, mask = _check(image, mask)
+        if self.flip and random.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        img = Image.fromarray(np.ascontiguousarray(image))
+        # int32 "I" mode keeps every label (and an ignore index above 255) through PIL's nearest resize.
+        msk = Image.fromarray(np.ascontiguousarray(mask, dtype=np.int32))
+
+        low, high = self.scale_range
+        short = max(1, random.randint(int(low * self.base_size), int(high * self.base_size)))
+        h, w = image.shape[:2]
+        if h > w:
+            oh, ow = max(1, round(h * short / w)), short
+        else:
+            oh, ow = short, max(1, round(w * short / h))
+        img, msk = _resize(img, msk, oh, ow)
+        image, mask = np.asarray(img), np.asarray(msk).astype(np.int64)
+
+        crop_h, crop_w = self.crop_size
+        pad_h, pad_w = max(crop_h - oh, 0), max(crop_w - ow, 0)
+        if pad_h or pad_w:
+            # The mask is padded with the ignore index: the reference pads it with 0, teaching "background"
+            # on pixels that are not in the photo at all.
+            image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=0)
+            mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=self.ignore_index)
+        y = random.randint(0, image.shape[0] - crop_h)
+        x = random.randint(0, image.shape[1] - crop_w)
+        image, mask = image[y:y + crop_h, x:x + crop_w], mask[y:y + crop_h, x:x + crop_w]
+
+        if random.random() < self.blur_prob:
+            radius = random.random()
+            image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).filter(ImageFilter.GaussianBlur(radius)))
+        return self._finish(image, mask)
+
+
+class EvalTransform(_Normalise):
+    """Evaluation preprocessing.
+
+    Args:
+        mode: ``"testval"``: the full image at its own size, only normalised. ``"val"``: the short side resized
+            to ``crop_size``, then a centre crop of ``crop_size``.
+        crop_size: The ``"val"`` crop, an int or ``(height, width)``; unused by ``"testval"``.
+        mean: Per-channel mean of the 0..1 image.
+        std: Per-channel standard deviation of the 0..1 image.
+        ignore_index: The dataset's ignore value (kept for symmetry with :class:`TrainTransform`).
+
+    Raises:
+        ValueError: ``mode`` is not one of ``"testval"``, ``"val"``, or ``"val"`` is asked without ``crop_size``.
+    """
+
+    def __init__(self, mode: str = "testval", crop_size: int | Sequence[int] | None = None,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 ignore_index: int = 255) -> None:
+        super().__init__(mean, std, ignore_index)
+        if mode not in EVAL_MODES:
+            raise ValueError(f"unknown eval mode {mode!r}; valid modes: {', '.join(EVAL_MODES)}")
+        if mode == "val" and crop_size is None:
+            raise ValueError("EvalTransform(mode='val') needs crop_size")
+        self.mode = mode
+        self.crop_size = None if crop_size is None else _pair(crop_size)
+
+    def __repr__(self) -> str:
+        return f"EvalTransform(mode={self.mode!r}, crop_size={self.crop_size})"
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Preprocess one sample.
+
+        Args:
+            image: ``(H, W, 3)`` RGB uint8.
+            mask: ``(H, W)`` integer labels.
+
+        Returns:
+            ``(image, mask)``: a ``(3, H', W')`` float32 tensor and an ``(H', W')`` int64 tensor, where
+            ``(H', W')`` is the input size (``"testval"``) or the crop size (``"val"``).
+        """
+        image, mask = _check(image, mask)
+        if self.mode == "val":
+            crop_h, crop_w = self.crop_size
+            h, w = image.shape[:2]
+            # Smallest scale covering the crop; for a square crop that is "short side = crop_size".
+            scale = max(crop_h / h, crop_w / w)
+            oh, ow = max(crop_h, round(h * scale)), max(crop_w, round(w * scale))
+            img, msk = _resize(Image.fromarray(image), Image.fromarray(mask.astype(np.int32)), oh, ow)
+            y, x = round((oh - crop_h) / 2), round((ow - crop_w) / 2)
+            image = np.asarray(img)[y:y + crop_h, x:x + crop_w]
+            mask = np.asarray(msk).astype(np.int64)[y:y + crop_h, x:x + crop_w]
+        return self._finish(image, mask)
