@@ -1,0 +1,53 @@
+"""Training building blocks: optimizer groups, the poly schedule, distributed helpers, a sharded sampler, data
+loaders, the training step, a metrics log and atomic, resumable checkpoints (safetensors + JSON, never pickle)."""
+from .distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    is_main_process,
+    unwrap_model,
+)
+from .loaders import eval_loader, start_epoch, train_loader
+from .loop import train_step
+from .metrics_log import MetricsLog
+from .optim import build_optimizer, param_groups, scaled_lr
+from .sampler import ShardedSampler
+from .schedule import PolyLR
+from .state import (
+    TrainingState,
+    capture_rng,
+    find_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    resume_from,
+    save_checkpoint,
+)
+
+__all__ = [
+    "DistributedContext",
+    "MetricsLog",
+    "PolyLR",
+    "ShardedSampler",
+    "TrainingState",
+    "all_reduce_mean",
+    "barrier",
+    "build_optimizer",
+    "capture_rng",
+    "cleanup_distributed",
+    "eval_loader",
+    "find_checkpoint",
+    "init_distributed",
+    "is_main_process",
+    "load_checkpoint",
+    "param_groups",
+    "restore_rng",
+    "resume_from",
+    "save_checkpoint",
+    "scaled_lr",
+    "start_epoch",
+    "train_loader",
+    "train_step",
+    "unwrap_model",
+]
