@@ -1,0 +1,80 @@
+"""Evaluate a segzoo model on a dataset split: pixAcc, mIoU and a per-class IoU table, optionally as JSON.
+
+    python examples/evaluate.py --model local-dir:runs/train/final --dataset voc --data-root ~/data
+    python examples/evaluate.py --model deeplab_resnet101_voc --pretrained --dataset voc \
+        --scales 0.5 0.75 1 1.25 1.5 1.75 --flip
+    torchrun --nproc_per_node=2 examples/evaluate.py --model hf-hub:someone/my-model --dataset citys --window 768
+
+Under torchrun each process evaluates its share of the images and the confusion matrices are summed, so
+the result equals a single-process run.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import segzoo
+from segzoo.errors import SegzooError
+from segzoo.data import EvalTransform, create_dataset
+from segzoo.evaluation import evaluate
+from segzoo.metrics import format_metrics_table
+from segzoo.train import cleanup_distributed, eval_loader, init_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--model", required=True, help="zoo name, hf-hub:org/name[@rev], local-dir:DIR (save_pretrained or "
+                                        "a training checkpoint-* directory) or <head>_<backbone>")
+    add("--pretrained", action="store_true", help="the published weights of a zoo name")
+    add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
+    add("--data-root", help="data root (default: $SEGZOO_DATA)")
+    add("--split", default="val")
+    add("--mode", choices=["testval", "val"], default="testval",
+        help="testval: every image at its own size; val: short side resized to --crop-size, centre crop")
+    add("--crop-size", type=int, default=480, help="crop of --mode val")
+    add("--scales", type=float, nargs="+", default=[1.0], help="multi-scale, e.g. 0.5 0.75 1 1.25 1.5 1.75")
+    add("--flip", action="store_true", help="also average the left-right mirrored image")
+    add("--window", type=int, help="sliding-window size (windows every 2/3 of it, or --stride)")
+    add("--stride", type=int)
+    add("--workers", type=int, default=2)
+    add("--device", help="cuda or cpu (default: cuda if available)")
+    add("--json", help="write the metrics (and the per-class IoU) to this file")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    ctx = init_distributed(args.device)
+    model = segzoo.hub.rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
+    model.to(ctx.device).eval()
+    config = model.config
+    dataset = create_dataset(args.dataset, args.data_root, split=args.split, transform=EvalTransform(
+        args.mode, crop_size=args.crop_size, mean=config.mean, std=config.std))
+    if dataset.num_classes != config.num_classes:
+        raise SystemExit(f"{args.model} predicts {config.num_classes} classes but {args.dataset} has "
+                         f"{dataset.num_classes}: evaluate it on a dataset with its classes")
+    batches = eval_loader(dataset, rank=ctx.rank, world_size=ctx.world_size, workers=args.workers)
+    start = time.perf_counter()
+    metrics = evaluate(model, batches, dataset.num_classes, device=ctx.device, ignore_index=dataset.ignore_index,
+                       scales=args.scales, flip=args.flip, window=args.window, stride=args.stride,
+                       progress=ctx.is_main)
+    seconds = time.perf_counter() - start
+    if ctx.is_main:
+        print(f"{args.model} on {args.dataset} {args.split} ({len(dataset)} images, {ctx.world_size} process(es), "
+              f"scales {args.scales}{', flip' if args.flip else ''}, {seconds:.1f} s)")
+        print(format_metrics_table(metrics, dataset.class_names))
+        if args.json:
+            record = {"model": args.model, "dataset": args.dataset, "split": args.split, "mode": args.mode,
+                      "scales": args.scales, "flip": args.flip, "window": args.window, "images": len(dataset),
+                      "class_names": list(dataset.class_names), **metrics}
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
+    cleanup_distributed()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
+        raise SystemExit(f"error: {err}") from None

