@@ -38,7 +38,7 @@ def parse_args():
     add("--neck", choices=["jpu"], help="JPU neck (output stride 32)")
     add("--output-stride", type=int, choices=[8, 16, 32])
     add("--aux", action=argparse.BooleanOptionalAction, default=True, help="aux FCN head on c3 (default on)")
-    add("--aux-weight", type=float, default=0.4)
+    add("--aux-weight", type=float, help="weight of each aux loss (default: the head's, else 0.4)")
     add("--ohem", action="store_true", help="online hard example mining loss")
     add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
     add("--data-root", help="data root (default: $SEGZOO_DATA)")
@@ -116,7 +116,8 @@ def main():
     lr = scaled_lr(args.lr or BASE_LR.get(dataset_key, 0.01), args.batch_size, ctx.world_size)
     optimizer = build_optimizer(model, lr)
     scheduler = PolyLR(optimizer, total_iters, warmup_iters=min(args.warmup_iters, total_iters // 2))
-    criterion = SegmentationLoss(aux_weight=args.aux_weight, ignore_index=train_set.ignore_index, ohem=args.ohem)
+    aux_weight = args.aux_weight if args.aux_weight is not None else (model.head.aux_loss_weight or 0.4)
+    criterion = SegmentationLoss(aux_weight=aux_weight, ignore_index=train_set.ignore_index, ohem=args.ohem)
 
     iteration = 0
     if args.resume:

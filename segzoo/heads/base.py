@@ -33,12 +33,15 @@ class SegmentationHead(nn.Module):
         needs_image: Whether the head also needs the input image.
         handles_aux: Whether the head makes its own auxiliary outputs.
         citation: BibTeX of the head's paper (written into model cards).
+        aux_loss_weight: The weight of each auxiliary output in the paper's loss, or None for the usual 0.4
+            (training scripts use it when no weight is given).
     """
 
     in_features: ClassVar[tuple[str, ...]] = ("c4",)
     needs_image: ClassVar[bool] = False
     handles_aux: ClassVar[bool] = False
     citation: ClassVar[str] = ""
+    aux_loss_weight: ClassVar[float | None] = None
 
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> HeadOutput:  # pragma: no cover
         raise NotImplementedError

@@ -77,6 +77,7 @@ class BiSeNetHead(SegmentationHead):
     in_features = ("c3", "c4")
     needs_image = True
     handles_aux = True
+    aux_loss_weight = 1.0  # the paper weights its two aux losses like the main one
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  aux: bool = False, context_channels: int = 128):
