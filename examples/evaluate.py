@@ -18,7 +18,7 @@ from segzoo.errors import SegzooError
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.evaluation import evaluate
 from segzoo.metrics import format_metrics_table
-from segzoo.train import cleanup_distributed, eval_loader, init_distributed
+from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe
 
 
 def parse_args():
@@ -69,7 +69,7 @@ def main():
                       "scales": args.scales, "flip": args.flip, "window": args.window, "images": len(dataset),
                       "class_names": list(dataset.class_names), **metrics}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
+            Path(args.json).write_text(json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
     cleanup_distributed()
 
 

@@ -11,7 +11,7 @@ from .distributed import (
 )
 from .loaders import eval_loader, start_epoch, train_loader
 from .loop import train_step
-from .metrics_log import MetricsLog
+from .metrics_log import MetricsLog, json_safe
 from .optim import build_optimizer, param_groups, scaled_lr
 from .sampler import ShardedSampler
 from .schedule import PolyLR
@@ -40,6 +40,7 @@ __all__ = [
     "find_checkpoint",
     "init_distributed",
     "is_main_process",
+    "json_safe",
     "load_checkpoint",
     "param_groups",
     "restore_rng",

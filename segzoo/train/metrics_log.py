@@ -8,19 +8,20 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["MetricsLog"]
+__all__ = ["MetricsLog", "json_safe"]
 
 
-def _plain(value):
-    """Floats that JSON cannot hold (nan, inf) become null; tensors and numpy scalars become numbers."""
+def json_safe(value):
+    """``value`` with the floats that strict JSON cannot hold (nan, inf) as None, and tensors / numpy scalars as
+    numbers, in nested dicts, lists and tuples too."""
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
@@ -37,7 +38,7 @@ class MetricsLog:
         """Append one record, stamped with the wall-clock ``time``; flushed at once so a crash loses nothing."""
         if not self.enabled:
             return
-        line = json.dumps(_plain({"time": round(time.time(), 3), **record}), allow_nan=False)
+        line = json.dumps(json_safe({"time": round(time.time(), 3), **record}), allow_nan=False)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 
