@@ -135,3 +135,15 @@ def test_evaluation_on_one_and_two_processes_agrees(ddp_run, data, tmp_path):
     assert [v is None for v in one["IoU"]] == [v is None for v in two["IoU"]]
     assert [v for v in one["IoU"] if v is not None] == pytest.approx([v for v in two["IoU"] if v is not None])
     assert "mIoU" in single.stdout and "red" in single.stdout  # the per-class table names the classes
+
+
+def test_single_process_resume_reproduces_the_uninterrupted_losses(data, tmp_path):
+    """One process, no loader workers: the restored RNG state redraws the very same augmentation and dropout,
+    so the resumed run's losses equal the uninterrupted run's to the last bit."""
+    check(run_script("train.py", *train_args(data, tmp_path / "whole")))
+    check(run_script("train.py", *train_args(data, tmp_path / "resumed", "--resume",
+                                             tmp_path / "whole" / "checkpoint-00000006")))
+    whole = {r["iteration"]: r["loss"] for r in train_records(tmp_path / "whole")}
+    resumed = {r["iteration"]: r["loss"] for r in train_records(tmp_path / "resumed")}
+    assert sorted(resumed) == list(range(7, TOTAL_ITERS + 1))
+    assert resumed == {iteration: whole[iteration] for iteration in resumed}
