@@ -17,20 +17,25 @@ _HUB_DATASETS = {"voc": "pascal-voc-2012", "citys": "cityscapes", "ade": "ade20k
 _RECIPES = {
     "voc": "Pascal VOC 2012 train_aug (10,582 images), 50 epochs; base size 540, crop 480; SGD momentum 0.9, "
            "weight decay 1e-4, lr 0.001 x batch/8 x GPUs with 10x on head, neck and aux; 200 warm-up "
-           "iterations, then poly (power 0.9); aux loss weight 0.5.",
+           "iterations, then poly (power 0.9); aux loss weight 0.4.",
     "citys": "Cityscapes fine train (2,975 images), 120 epochs; base size 1024, crop 768; SGD momentum 0.9, "
              "weight decay 1e-4, lr 0.01 x batch/8 x GPUs with 10x on head, neck and aux; 200 warm-up "
-             "iterations, then poly (power 0.9); aux loss weight 0.5.",
+             "iterations, then poly (power 0.9); aux loss weight 0.4.",
     "ade": "ADE20K train (20,210 images); base size 520, crop 480; the reference recipe (SGD, poly schedule).",
 }
 _METRIC_TYPES = {"mIoU": "mean_iou", "pixAcc": "accuracy"}
 
 
-def _metadata(config: ModelConfig, repo_id: str, entry: Optional[PretrainedEntry],
+def _dataset_and_metrics(entry: Optional[PretrainedEntry], card_data: dict[str, Any]) -> tuple[Optional[str], dict]:
+    """The dataset key and reported metrics: the caller's card data, else the zoo entry's."""
+    dataset_key = card_data.get("dataset", entry.dataset if entry else None)
+    metrics = card_data.get("metrics") or (entry.metrics if entry else {})
+    return dataset_key, metrics
+
+
+def _metadata(config: ModelConfig, repo_id: str, dataset_key: Optional[str], metrics: dict,
               card_data: dict[str, Any]) -> ModelCardData:
-    extra = dict(card_data)
-    metrics = extra.pop("metrics", None) or (entry.metrics if entry else {})
-    dataset_key = extra.pop("dataset", entry.dataset if entry else None)
+    extra = {key: value for key, value in card_data.items() if key not in ("metrics", "dataset")}
     dataset_name = DATASETS[dataset_key][0] if dataset_key in DATASETS else dataset_key
     dataset_id = _HUB_DATASETS.get(dataset_key, dataset_key)
     eval_results = [
@@ -64,11 +69,10 @@ def build_model_card(config: ModelConfig, repo_id: str, head_citation: str = "",
             dataset id) make the model-index.
     """
     card_data = dict(card_data or {})
-    dataset_key = card_data.get("dataset", entry.dataset if entry else None)
-    metadata = _metadata(config, repo_id, entry, card_data)
+    dataset_key, metrics = _dataset_and_metrics(entry, card_data)
+    metadata = _metadata(config, repo_id, dataset_key, metrics, card_data)
     structure = "JPU neck (output stride 32)" if config.neck == "jpu" else f"output stride {config.output_stride}"
     classes = ", ".join(config.class_names) if config.class_names else f"{config.num_classes} classes (unnamed)"
-    metrics = card_data.get("metrics") or (entry.metrics if entry else {})
     metric_lines = [f"| {name} | {value} |" for name, value in metrics.items() if isinstance(value, (int, float))]
     citations = "\n\n".join(c for c in (head_citation, JPU_CITATION if config.neck == "jpu" else "") if c)
     sections = [
