@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ from PIL import Image, ImageOps
 
 from .errors import ImageReadError
 
-__all__ = ["load_image", "to_tensor", "IMAGE_EXTENSIONS"]
+__all__ = ["load_image", "to_tensor", "reading_image_file", "IMAGE_EXTENSIONS"]
 
 # What a folder scan picks up (files named explicitly are read whatever their extension).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
@@ -67,6 +68,26 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+@contextmanager
+def reading_image_file(name: str, what: str, error: type[Exception]) -> Iterator[None]:
+    """Turn every way Pillow can fail to read ``name`` into ``error("cannot read <what> <name>: <why>")``.
+
+    Errors of type ``error`` raised inside the block pass through unchanged.
+    """
+    try:
+        yield
+    except error:
+        raise
+    except FileNotFoundError:
+        raise error(f"cannot read {what} {name}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"cannot read {what} {name}: it is a directory") from None
+    except Image.UnidentifiedImageError:
+        raise error(f"cannot read {what} {name}: not an image file Pillow recognises") from None
+    except Exception as err:  # decoders raise OSError, ValueError, SyntaxError, struct.error, ...
+        raise error(f"cannot read {what} {name}: {type(err).__name__}: {err}") from err
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as an ``(H, W, 3)`` RGB uint8 array, the way it is meant to be seen.
 
@@ -86,23 +107,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             decompression-bomb limit; the message names the file.
     """
     name = os.fspath(path)
-    try:
-        with Image.open(name) as image:
-            image.load()  # decode now: truncated or corrupt data fails here, not later
-            try:
-                oriented = ImageOps.exif_transpose(image)
-            except Exception as err:  # a malformed EXIF block should not make the picture unreadable
-                warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({err})", stacklevel=2)
-                oriented = image
-            rgb = _to_rgb(oriented if oriented is not None else image)
-    except FileNotFoundError:
-        raise ImageReadError(f"cannot read image {name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"cannot read image {name}: it is a directory") from None
-    except Image.UnidentifiedImageError:
-        raise ImageReadError(f"cannot read image {name}: not an image file Pillow recognises") from None
-    except Exception as err:  # decoders raise OSError, ValueError, SyntaxError, struct.error, ...
-        raise ImageReadError(f"cannot read image {name}: {type(err).__name__}: {err}") from err
+    with reading_image_file(name, "image", ImageReadError), Image.open(name) as image:
+        image.load()  # decode now: truncated or corrupt data fails here, not later
+        try:
+            oriented = ImageOps.exif_transpose(image)
+        except Exception as err:  # a malformed EXIF block should not make the picture unreadable
+            warnings.warn(f"{name}: ignoring unreadable EXIF orientation ({err})", stacklevel=2)
+            oriented = image
+        rgb = _to_rgb(oriented if oriented is not None else image)
     return np.array(rgb, dtype=np.uint8, order="C")  # a writable copy (Pillow's buffers are read-only)
 
 

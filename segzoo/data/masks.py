@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DatasetError
+from ..image_io import reading_image_file
 
 __all__ = ["read_mask"]
 
@@ -34,25 +35,14 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
             single-channel label-index image. The message names the file.
     """
     name = os.fspath(path)
-    try:
-        with Image.open(name) as image:
-            image.load()  # decode now: a truncated file fails here, inside the try
-            mode = image.mode
-            if not (mode in _VALUE_MODES or mode.startswith("I;16")):
-                raise DatasetError(
-                    f"mask {name} is a {mode} image: masks must be single-channel label-index PNGs (palette "
-                    f"'P' or greyscale 'L' / 16-bit), where each pixel value is a class index, not a colour. "
-                    f"Convert colour-coded masks to class indices first.")
-            values = np.asarray(image)
-    except DatasetError:
-        raise
-    except FileNotFoundError:
-        raise DatasetError(f"cannot read mask {name}: no such file") from None
-    except IsADirectoryError:
-        raise DatasetError(f"cannot read mask {name}: it is a directory") from None
-    except Image.UnidentifiedImageError:
-        raise DatasetError(f"cannot read mask {name}: not an image file Pillow recognises") from None
-    except Exception as err:  # decoders raise OSError, ValueError, SyntaxError, ...
-        raise DatasetError(f"cannot read mask {name}: {type(err).__name__}: {err}") from err
+    with reading_image_file(name, "mask", DatasetError), Image.open(name) as image:
+        image.load()  # decode now: a truncated file fails here, inside the error mapping
+        mode = image.mode
+        if not (mode in _VALUE_MODES or mode.startswith("I;16")):
+            raise DatasetError(
+                f"mask {name} is a {mode} image: masks must be single-channel label-index PNGs (palette "
+                f"'P' or greyscale 'L' / 16-bit), where each pixel value is a class index, not a colour. "
+                f"Convert colour-coded masks to class indices first.")
+        values = np.asarray(image)
     # astype copies, so the result is writable and independent of Pillow's buffer; bool ("1") becomes 0/1.
     return values.astype(np.int64)
