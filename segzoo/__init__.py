@@ -13,6 +13,7 @@ from .errors import (CheckpointError, ConfigError, DatasetError, HeadPluginError
                      UnknownModelError, WeightsUnavailableError)
 from .export import export
 from .factory import create_model, list_models, parse_model_name
+from .fusion import optimize_for_inference
 from .hub import download_model_files, push_to_hub
 from .info import model_info
 from .model import SegmentationModel
@@ -25,6 +26,7 @@ __all__ = [
     "create_model", "list_models", "list_pretrained", "get_pretrained", "parse_model_name",
     "save_pretrained", "load_pretrained", "list_heads", "get_head", "refresh_heads",
     "push_to_hub", "download_model_files", "model_info", "predict", "export", "benchmark",
+    "optimize_for_inference",
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
     "WeightsUnavailableError", "ImageReadError", "DatasetError",
 ]

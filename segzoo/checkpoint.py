@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .errors import CheckpointError
+from .fusion import is_optimized_for_inference
 from .registry import get_head_info
 
 __all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_pretrained", "load_pretrained", "load_weights", "read_weights"]
@@ -46,6 +47,9 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     Returns:
         The directory.
     """
+    if is_optimized_for_inference(model):  # its BatchNorms are folded away: the checkpoint could not be loaded
+        raise CheckpointError("this model was made by optimize_for_inference (BatchNorm folded into the "
+                              "convolutions) and cannot be saved; save the original model")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     head = get_head_info(model.config.head)

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from segzoo import ConfigError, create_model, save_pretrained
+from model_helpers import randomize_batch_norm
+from segzoo import ConfigError, create_model, optimize_for_inference, save_pretrained
+from segzoo.fusion import FusedConv2d
 
 SIZES = [(64, 64), (97, 131), (33, 47)]
 DILATED_AND_JPU = ({"output_stride": 8}, {"output_stride": 16}, {"neck": "jpu"})
@@ -48,6 +50,18 @@ class HeadBattery:
             save_pretrained(model, tmp_path / str(len(structure)))
             loaded = create_model(f"local-dir:{tmp_path / str(len(structure))}")
             assert torch.equal(loaded(images), model(images))
+
+    def test_optimize_for_inference_keeps_the_outputs(self):
+        for structure in self.structures:
+            model = randomize_batch_norm(self.build(structure, aux=True)).eval()
+            fast = optimize_for_inference(model)
+            assert any(isinstance(m, FusedConv2d) and m.folded_batch_norm for m in fast.head.modules()), structure
+            for size in ((64, 64), (45, 61)):
+                images = torch.randn(2, 3, *size)
+                with torch.inference_mode():
+                    expected = model(images)
+                    torch.testing.assert_close(fast(images), expected, rtol=1e-4,
+                                               atol=1e-5 * expected.abs().max().item())
 
     def test_eval_is_deterministic(self):
         model = self.build()
