@@ -4,6 +4,8 @@ Each model runs in a fresh child process so that its peak memory is its own (CPU
 read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's FLOP counter on a
 ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise ops
 are not counted). ``tv:<name>`` benchmarks a torchvision segmentation model (weights=None) as a peer.
+By default segzoo models run in eval as segzoo's own inference paths run them, after
+``optimize_for_inference`` (BatchNorm folded, weights pre-packed); ``optimize`` chooses for which models.
 """
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from typing import Optional
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .fusion import optimize_for_inference
+
 __all__ = ["BenchmarkResult", "benchmark", "count_flops", "count_model_flops", "build_for_benchmark", "format_table"]
 
 TORCHVISION_PREFIX = "tv:"
+OPTIMIZE_CHOICES = ("segzoo", "all", "none")
 
 
 @dataclass
@@ -32,6 +37,7 @@ class BenchmarkResult:
     device: str
     channels_last: bool
     mode: str
+    optimized: bool
     params_m: float
     gflops: float
     latency_s: float
@@ -75,7 +81,7 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, kwargs, queue):
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, optimize, kwargs, queue):
     try:
         torch.manual_seed(0)
         gflops, params_m = count_flops(name, size, batch, **kwargs)
@@ -86,6 +92,8 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         model = model.to(memory_format=memory_format)
         images = images.contiguous(memory_format=memory_format)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
+        if optimize:  # not timed, like the compilation
+            model = optimize_for_inference(model, inplace=True)
         if compile_model:  # compiled on the first (warm-up) call
             model = torch.compile(model)
 
@@ -120,7 +128,7 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         latency = statistics.median(times)
         queue.put(BenchmarkResult(
             model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
-            mode="train" if train else "eval", params_m=params_m, gflops=gflops, latency_s=latency,
+            mode="train" if train else "eval", optimized=optimize, params_m=params_m, gflops=gflops, latency_s=latency,
             images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
             peak_memory_mb=peak, forward_memory_mb=forward))
     except BaseException as err:  # report, don't hang the parent
@@ -137,7 +145,7 @@ def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
 
 def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
-              **kwargs) -> list[BenchmarkResult]:
+              optimize: str = "segzoo", **kwargs) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other.
 
     Args:
@@ -153,22 +161,29 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
         warmup: Untimed runs first (at least 1 with ``compile``: compilation happens there).
         runs: Timed runs; the median is reported.
         compile: Run ``torch.compile(model)`` (the compilation is not timed).
+        optimize: Which models run through ``optimize_for_inference`` first (eval only; not timed):
+            ``"segzoo"`` (segzoo models, as ``segzoo predict`` and ``examples/evaluate.py`` run them),
+            ``"all"`` (torchvision peers too) or ``"none"`` (plain eager models).
         **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
             except ``num_classes``.
 
     Returns:
         One ``BenchmarkResult`` per name.
     """
+    if optimize not in OPTIMIZE_CHOICES:
+        raise ValueError(f"optimize must be one of {OPTIMIZE_CHOICES}, got {optimize!r}")
     context = multiprocessing.get_context("spawn")
     results = []
     for spec in names:
         name, memory_format = _parse_spec(spec)
         model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
         queue = context.Queue()
+        optimize_model = not train and (optimize == "all" or
+                                         (optimize == "segzoo" and not name.startswith(TORCHVISION_PREFIX)))
         model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
         process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
                                                          train, max(warmup, int(compile)), runs, compile,
-                                                         model_kwargs, queue))
+                                                         optimize_model, model_kwargs, queue))
         process.start()
         result = queue.get()
         process.join()
@@ -188,6 +203,7 @@ def format_table(results: list[BenchmarkResult], reference: Optional[str] = None
     header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
               f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else ""))
     lines = [header, "-" * len(header)]
+    optimized = [r.model for r in results if r.optimized]
     for r in results:
         line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<8} {r.params_m:>9.2f} {r.gflops:>8.1f} "
                 f"{r.latency_s:>10.3f} {r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} "
@@ -195,6 +211,8 @@ def format_table(results: list[BenchmarkResult], reference: Optional[str] = None
         if ref:
             line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
         lines.append(line)
+    if optimized:
+        lines.append(f"optimize_for_inference: {', '.join(optimized)}")
     return "\n".join(lines)
 
 

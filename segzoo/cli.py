@@ -73,6 +73,9 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile each model first (compilation happens in the untimed warm-up)")
+    parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
+                        help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
+                             "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
     parser.add_argument("--num-classes", type=int, help="override the number of classes")
@@ -86,7 +89,7 @@ def _run_benchmark(args) -> int:
 
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
-                        compile=args.compile, num_classes=args.num_classes)
+                        compile=args.compile, optimize=args.optimize, num_classes=args.num_classes)
     print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
     return 0
 

@@ -25,6 +25,7 @@ def test_benchmark_command_prints_sane_json():
                           "--json", "--num-classes", "5"], capture_output=True, text=True, check=True)
     rows = json.loads(out.stdout)
     assert [r["model"] for r in rows] == ["fcn_resnet18", "tv:fcn_resnet50"]
+    assert [r["optimized"] for r in rows] == [True, False]  # by default segzoo models only, as predict runs them
     for row in rows:
         assert row["size"] == [64, 80] and row["batch"] == 1 and row["mode"] == "eval"
         assert row["latency_s"] > 0 and row["images_per_s"] == pytest.approx(1 / row["latency_s"])
@@ -38,9 +39,10 @@ def test_benchmark_command_prints_sane_json():
 def test_benchmark_table_with_reference_ratio():
     out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1",
                           "--reference", "fcn_resnet18"], capture_output=True, text=True, check=True)
-    header, _, row = out.stdout.splitlines()
+    header, _, row, footer = out.stdout.splitlines()
     assert header.split()[:3] == ["model", "format", "params(M)"] and header.endswith("vs ref")
     assert row.split()[0] == "fcn_resnet18" and row.split()[-1] == "1.00"
+    assert footer == "optimize_for_inference: fcn_resnet18"
 
 
 @pytest.mark.slow
@@ -54,5 +56,13 @@ def test_benchmark_with_torch_compile():
 def test_benchmark_is_a_python_function_too():
     import segzoo
 
-    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2)
-    assert row.model == "fcn_resnet18" and row.size == (40, 40) and row.gflops > 0
+    ours, peer = segzoo.benchmark(["fcn_resnet18", "tv:fcn_resnet50"], size=(40, 40), runs=1, num_classes=2,
+                                    optimize="all")
+    assert ours.model == "fcn_resnet18" and ours.size == (40, 40) and ours.gflops > 0
+    assert ours.optimized and peer.optimized
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, optimize="none")
+    assert not row.optimized
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, train=True)
+    assert not row.optimized and row.mode == "train"  # a training step runs the model as it is
+    with pytest.raises(ValueError, match="optimize must be one of"):
+        segzoo.benchmark(["fcn_resnet18"], optimize="yes")
