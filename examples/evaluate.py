@@ -47,7 +47,7 @@ def main():
     args = parse_args()
     ctx = init_distributed(args.device)
     model = segzoo.hub.rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
-    model.to(ctx.device).eval()
+    model = segzoo.optimize_for_inference(model.to(ctx.device), inplace=True)  # BN folded: same numbers, faster
     config = model.config
     dataset = create_dataset(args.dataset, args.data_root, split=args.split, transform=EvalTransform(
         args.mode, crop_size=args.crop_size, mean=config.mean, std=config.std))

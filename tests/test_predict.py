@@ -13,9 +13,11 @@ from PIL import Image
 from torch import nn
 
 import segzoo
+from model_helpers import randomize_batch_norm
 from segzoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
 from segzoo.cli import _build_parser, main
 from segzoo.errors import ImageReadError, SegzooError
+from segzoo.fusion import FusedConv2d, is_optimized_for_inference
 from segzoo.image_io import load_image, to_tensor
 from segzoo.inference import predict_logits, sliding_window_logits, window_starts
 from segzoo.palettes import (ade20k_palette, cityscapes_palette, colorize, generic_palette, overlay, palette_for,
@@ -159,6 +161,22 @@ def test_predict_sliding_window_above_max_size(image_folder, tiny_model):
     shapes.clear()
     segzoo.predict(folder / "photo.jpg", tiny_model, max_size=64, device="cpu", progress=False)
     assert shapes == [(1, 3, 64, 40)]  # not above max_size: whole
+
+
+def test_a_model_named_is_optimized_for_inference_a_model_passed_in_is_not(image_folder, tiny_model, tmp_path,
+                                                                          monkeypatch):
+    folder, _ = image_folder
+    segzoo.save_pretrained(randomize_batch_norm(tiny_model), tmp_path / "saved")
+    fused_calls = []
+    forward = FusedConv2d.forward
+    monkeypatch.setattr(FusedConv2d, "forward", lambda self, x: fused_calls.append(1) or forward(self, x))
+    inputs = [folder / "grey.png", folder / "rgba.png"]
+    by_name = segzoo.predict(inputs, f"local-dir:{tmp_path / 'saved'}", device="cpu", progress=False)
+    assert len(fused_calls) == 3 * 22  # every convolution of fcn_resnet18: the check on the example, 2 images
+    by_object = segzoo.predict(inputs, tiny_model, device="cpu", progress=False)
+    assert len(fused_calls) == 3 * 22 and not is_optimized_for_inference(tiny_model)
+    for named, passed in zip(by_name, by_object):
+        assert np.array_equal(named.mask, passed.mask)
 
 
 def test_predict_half_refused_on_cpu(tiny_model, image_folder):
