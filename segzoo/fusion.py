@@ -40,7 +40,6 @@ def _packing_ops_available() -> bool:
 
 
 _PACKING_AVAILABLE = _packing_ops_available()
-_is_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
 _BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 
@@ -143,8 +142,10 @@ class FusedConv2d(nn.Module):
     def _can_pack(self, x: Tensor) -> bool:
         return (_PACKING_AVAILABLE and torch.backends.mkldnn.enabled and x.device.type == "cpu"
                 and x.dtype == torch.float32 and (self.weight is None or self.weight.dtype == torch.float32)
-                and not x.requires_grad and not self.checking and not is_exporting() and not _is_compiling())
+                and not x.requires_grad and not self.checking and not is_exporting())
 
+    # torch.compile cannot trace oneDNN-packed weights: it runs this layer eagerly (a graph break per layer).
+    @torch.compiler.disable
     def forward(self, x: Tensor) -> Tensor:
         if self.training:
             raise RuntimeError("this model was made by segzoo.optimize_for_inference (BatchNorm folded into the "

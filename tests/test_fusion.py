@@ -173,3 +173,24 @@ def test_any_image_model_can_be_optimized():
     images = torch.randn(2, 3, 64, 48)
     with torch.inference_mode():
         torch.testing.assert_close(fast(images), model(images), rtol=1e-4, atol=1e-4)
+
+
+def test_an_optimized_model_exports_with_plain_convolutions():
+    model = randomize_batch_norm(create_model("fcn_resnet18", num_classes=3)).eval()
+    fast = optimize_for_inference(model)
+    images = torch.randn(1, 3, 48, 64)
+    with torch.inference_mode():
+        fast(images)  # packs the weights first: export must unpack them
+    program = torch.export.export(fast, (images,))
+    assert not any("mkldnn" in str(node.target) for node in program.graph.nodes)
+    with torch.no_grad():
+        torch.testing.assert_close(program.module()(images), model(images), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_the_fused_layers_eagerly():
+    model = randomize_batch_norm(create_model("fcn_resnet18", num_classes=3)).eval()
+    compiled = torch.compile(optimize_for_inference(model))
+    images = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(images), model(images), rtol=1e-4, atol=1e-5)
