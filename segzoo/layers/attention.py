@@ -31,17 +31,25 @@ def _run_chunk(fn, *args):
     return fn(*args)
 
 
+def _scores(query: Tensor, key: Tensor, scale: float) -> Tensor:
+    """``scale * q . k``, the scale applied to the query (N x D values, not N x M scores; none for 1.0)."""
+    return torch.matmul(query * scale if scale != 1.0 else query, key.transpose(-1, -2))
+
+
 def _softmax_over_keys(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
+    if query.device.type == "cpu" and value.shape[-1] != query.shape[-1]:
+        # torch's SDPA has no fused CPU kernel for a value width other than the key width (DANet): it builds
+        # the score matrix all the same and then rescales it, a whole extra pass even for a scale of 1.
+        return torch.matmul(torch.softmax(_scores(query, key, scale), dim=-1), value)
     return F.scaled_dot_product_attention(query, key, value, scale=scale)
 
 
 def _column_normalised(query: Tensor, key: Tensor, value: Tensor, log_norm: Tensor, scale: float) -> Tensor:
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
-    return torch.matmul(torch.exp(scores - log_norm.unsqueeze(-2)), value)
+    return torch.matmul(torch.exp(_scores(query, key, scale) - log_norm.unsqueeze(-2)), value)
 
 
 def _column_log_norm(query: Tensor, key: Tensor, scale: float) -> Tensor:
-    return torch.logsumexp(torch.matmul(query, key.transpose(-1, -2)) * scale, dim=-2)
+    return torch.logsumexp(_scores(query, key, scale), dim=-2)
 
 
 def spatial_attention(query: Tensor, key: Tensor, value: Tensor, scale: float = 1.0, softmax_over: str = "keys",
@@ -67,7 +75,7 @@ def spatial_attention(query: Tensor, key: Tensor, value: Tensor, scale: float = 
         # depend on the size and would be frozen at the example's (wrong or refused at larger sizes). Exported
         # graphs compute all scores in one pass instead (same math): (N x M) floats per image. Not SDPA: the
         # ONNX exporter takes it with 4-D inputs only.
-        scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+        scores = _scores(query, key, scale)
         return torch.matmul(torch.softmax(scores, dim=-1 if softmax_over == "keys" else -2), value)
     num_queries, num_keys = query.shape[-2], key.shape[-2]
     chunk = _chunk_size(num_keys, max_elements)
@@ -76,7 +84,7 @@ def spatial_attention(query: Tensor, key: Tensor, value: Tensor, scale: float = 
                  for i in range(0, num_queries, chunk)]
         return torch.cat(parts, dim=1)
     if num_queries * num_keys <= max_elements:  # small enough to hold: one pass
-        return torch.matmul(torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * scale, dim=-2), value)
+        return torch.matmul(torch.softmax(_scores(query, key, scale), dim=-2), value)
     # Column softmax: first the per-key normaliser over all queries (in key chunks), then the output.
     key_chunk = _chunk_size(num_queries, max_elements)
     log_norm = torch.cat([_run_chunk(lambda q, k: _column_log_norm(q, k, scale), query, key[:, j:j + key_chunk])
