@@ -8,8 +8,9 @@ BatchNorm and ReLU is one more pass over the activations. In the ResNet-101 mode
 
 Which convolution feeds which BatchNorm is not read from the code but observed: one forward on a small example
 records, at the level of tensor operations, who produces and who consumes each tensor. A pair is fused only if
-the convolution's output goes to that BatchNorm and to nothing else (likewise BatchNorm -> activation), so the
-rewrite cannot change what any other consumer sees; the example's outputs are then compared before and after.
+the convolution's output goes to that BatchNorm and to nothing else (likewise BatchNorm -> activation, and a
+BatchNorm whose only reader is a 1x1 convolution), so the rewrite cannot change what any other consumer sees;
+the example's outputs are then compared before and after.
 """
 from __future__ import annotations
 
@@ -54,10 +55,11 @@ def batch_norm_scale_shift(bn: nn.Module) -> tuple[Tensor, Tensor]:
 
 
 def _scale_weight(weight: Tensor, scale: Tensor) -> Tensor:
-    """``weight * scale`` per output channel in ``weight``'s dtype and memory format. The product is taken in
-    that dtype (one rounding, and no float64 copy of a weight that may be 75 MB)."""
+    """``weight * scale`` (``scale`` broadcasts: ``(out, 1, 1, 1)`` or ``(out, in, 1, 1)``) in ``weight``'s dtype
+    and memory format. The product is taken in that dtype (one rounding, and no float64 copy of a weight
+    that may be 75 MB)."""
     channels_last = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    folded = weight.detach() * scale.to(weight.dtype).view(-1, 1, 1, 1)
+    folded = weight.detach() * scale.to(weight.dtype)
     return folded.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
@@ -77,11 +79,12 @@ def fold_batch_norm(weight: Tensor, bias: Optional[Tensor], bn: nn.Module) -> tu
         (weight, bias) in ``weight``'s dtype and memory format.
     """
     scale, shift = batch_norm_scale_shift(bn)
-    return _scale_weight(weight, scale), _fold_bias(bias, scale, shift, weight.dtype)
+    return _scale_weight(weight, scale.view(-1, 1, 1, 1)), _fold_bias(bias, scale, shift, weight.dtype)
 
 
 class FusedConv2d(nn.Module):
-    """An inference-only ``Conv2d`` with the following BatchNorm folded in and an optional ReLU / LeakyReLU.
+    """An inference-only ``Conv2d`` with the following BatchNorm folded in and an optional ReLU / LeakyReLU
+    (and, for a 1x1 convolution without padding, also a BatchNorm that feeds it: JPU's depthwise -> BN -> 1x1).
 
     On the CPU in float32 (oneDNN available, no autograd on the input) the weight is packed for the input
     shape and the activation runs inside the convolution; elsewhere it is ``F.conv2d`` with the folded
@@ -93,21 +96,34 @@ class FusedConv2d(nn.Module):
       twice, on a change of shape only), and so does ``.to()``.
     """
 
-    def __init__(self, conv: nn.Conv2d, bn: Optional[nn.Module] = None, activation: Optional[nn.Module] = None):
+    def __init__(self, conv: nn.Conv2d, bn: Optional[nn.Module] = None, activation: Optional[nn.Module] = None,
+                 input_bn: Optional[nn.Module] = None):
         super().__init__()
         weight, bias = conv.weight.detach(), None if conv.bias is None else conv.bias.detach()
-        scale = None
+        scale, bias64 = None, None if bias is None else bias.double()
+        if input_bn is not None:  # conv(x * s + t) = conv'(x) with W' = W * s (per input channel), b' = b + W t
+            if conv.kernel_size != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
+                raise ValueError("a BatchNorm before a convolution folds only into a 1x1 one without padding "
+                                 "or groups (padding would see the BatchNorm's shift)")
+            in_scale, in_shift = batch_norm_scale_shift(input_bn)
+            scale = in_scale.view(1, -1, 1, 1)
+            carried = weight.double().flatten(1) @ in_shift
+            bias64 = carried if bias64 is None else bias64 + carried
         if bn is not None:
-            scale, shift = batch_norm_scale_shift(bn)
-            bias = _fold_bias(bias, scale, shift, weight.dtype)
+            out_scale, shift = batch_norm_scale_shift(bn)
+            scale = out_scale.view(-1, 1, 1, 1) * (1 if scale is None else scale)
+            bias64 = (0 if bias64 is None else bias64 * out_scale) + shift
+        if bias64 is not None and (bn is not None or input_bn is not None):
+            bias = bias64.to(weight.dtype)
         # Not persistent: a fused model is never saved (save_pretrained refuses it).
         self.register_buffer("weight", weight, persistent=False)
-        self.register_buffer("weight_scale", scale, persistent=False)  # float64; folded in on the first call
+        self.register_buffer("weight_scale", scale, persistent=False)  # float64, folded in on the first call
         self.register_buffer("bias", bias, persistent=False)
         self.weight_shape = tuple(weight.shape)
         self.stride, self.padding, self.dilation = list(conv.stride), list(conv.padding), list(conv.dilation)
         self.groups = conv.groups
         self.folded_batch_norm = bn is not None
+        self.folded_input_batch_norm = input_bn is not None
         self.slope: Optional[float] = None  # None: no activation; 0.0: ReLU; else LeakyReLU's negative slope
         if activation is not None:
             self.slope = 0.0 if isinstance(activation, nn.ReLU) else float(activation.negative_slope)
@@ -121,7 +137,8 @@ class FusedConv2d(nn.Module):
         activation = {None: "none", 0.0: "relu"}.get(self.slope, f"leaky_relu({self.slope})")
         return (f"{in_per_group * self.groups}, {out}, kernel_size=({kh}, {kw}), stride={tuple(self.stride)}, "
                 f"padding={tuple(self.padding)}, dilation={tuple(self.dilation)}, groups={self.groups}, "
-                f"folded_batch_norm={self.folded_batch_norm}, activation={activation}")
+                f"folded_batch_norm={self.folded_batch_norm}, activation={activation}"
+                + (", folded_input_batch_norm=True" if self.folded_input_batch_norm else ""))
 
     def _apply(self, fn, *args, **kwargs):
         self._dense_weight()  # fold and unpack first: then the plain weight is moved or cast, never the scale
@@ -215,7 +232,7 @@ class _UseCounter(TorchDispatchMode):
 
 def _record_dataflow(model: nn.Module, example: Tensor):
     """Run ``model(example)``; return (output, produced, consumed, uses) where ``produced[name]`` lists the keys of
-    a conv / BatchNorm module's outputs, ``consumed[key]`` the BatchNorm / activation modules that read it."""
+    a conv / BatchNorm module's outputs, ``consumed[key]`` the conv / BatchNorm / activation modules that read it."""
     produced, consumed, hooks = defaultdict(list), defaultdict(list), []
     counter = _UseCounter()
 
@@ -234,7 +251,7 @@ def _record_dataflow(model: nn.Module, example: Tensor):
     for name, module in model.named_modules():
         if type(module) is nn.Conv2d or _is_foldable_batch_norm(module):
             hooks.append(module.register_forward_hook(on_output(name)))
-        if _is_foldable_batch_norm(module) or type(module) in _ACTIVATIONS:
+        if type(module) is nn.Conv2d or _is_foldable_batch_norm(module) or type(module) in _ACTIVATIONS:
             hooks.append(module.register_forward_pre_hook(on_input(name)))
     try:
         with torch.no_grad(), counter:  # not inference_mode: its tensors have no version counter
@@ -258,13 +275,15 @@ def _sole_consumer(keys: list, consumed: dict, uses: Counter) -> Optional[str]:
     return reader[0] if len(reader) == 1 else None
 
 
-def _plan(model: nn.Module, produced, consumed, uses) -> dict[str, tuple[Optional[str], Optional[str]]]:
-    """``{conv name: (batch norm name or None, activation name or None)}`` for every conv that ran."""
+def _plan(model: nn.Module, produced, consumed, uses) -> dict[str, tuple[Optional[str], ...]]:
+    """``{conv name: (BatchNorm after, activation after, BatchNorm before)}`` (names or None) for every conv
+    that ran."""
     modules = dict(model.named_modules())
     inputs_of = defaultdict(list)  # module name -> keys it read
     for key, readers in consumed.items():
         for reader in readers:
             inputs_of[reader].append(key)
+    producer_of = {key: name for name, keys in produced.items() for key in keys}
     plan = {}
     for name, keys in produced.items():
         if type(modules[name]) is not nn.Conv2d or modules[name].padding_mode != "zeros" or \
@@ -279,7 +298,26 @@ def _plan(model: nn.Module, produced, consumed, uses) -> dict[str, tuple[Optiona
         if act is None or type(modules[act]) not in _ACTIVATIONS or set(inputs_of[act]) != set(last):
             act = None
         plan[name] = (bn, act)
+    folded_after = {bn for bn, _ in plan.values() if bn}
+    for name, (bn, act) in plan.items():
+        plan[name] = (bn, act, _input_batch_norm(name, modules, inputs_of, producer_of, produced, consumed, uses,
+                                                 folded_after))
     return plan
+
+
+def _input_batch_norm(name, modules, inputs_of, producer_of, produced, consumed, uses, folded_after):
+    """The BatchNorm that produced every input of this 1x1, unpadded, ungrouped conv and whose outputs
+    nothing else reads, or None (then ``conv(bn(x))`` folds exactly: no padding sees the BatchNorm's shift)."""
+    conv = modules[name]
+    if conv.kernel_size != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
+        return None
+    producers = {producer_of.get(key) for key in inputs_of[name]}
+    if len(producers) != 1:
+        return None
+    (bn,) = producers
+    if bn is None or bn in folded_after or not _is_foldable_batch_norm(modules[bn]):
+        return None
+    return bn if _sole_consumer(produced[bn], consumed, uses) == name else None
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -325,10 +363,10 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
     before = [value.clone() for value in _flat_outputs(before)]
     modules = dict(model.named_modules())
     replacements = []
-    for conv, (bn, act) in _plan(model, produced, consumed, uses).items():
-        replacements.append((conv, FusedConv2d(modules[conv], modules[bn] if bn else None,
-                                               modules[act] if act else None)))
-        replacements += [(folded, nn.Identity()) for folded in (bn, act) if folded]
+    for conv, (bn, act, input_bn) in _plan(model, produced, consumed, uses).items():
+        folded = [modules[n] if n else None for n in (bn, act, input_bn)]
+        replacements.append((conv, FusedConv2d(modules[conv], *folded)))
+        replacements += [(folded, nn.Identity()) for folded in (bn, act, input_bn) if folded]
     for name, new in replacements:
         _replace(model, name, new)
     fused = [new for _, new in replacements if isinstance(new, FusedConv2d)]

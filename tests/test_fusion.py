@@ -194,3 +194,41 @@ def test_torch_compile_runs_the_fused_layers_eagerly():
     images = torch.randn(1, 3, 48, 64)
     with torch.no_grad():
         torch.testing.assert_close(compiled(images), model(images), rtol=1e-4, atol=1e-5)
+
+
+class BatchNormFirst(nn.Module):
+    """BatchNorm -> 1x1 conv (folds into the conv's input side), and two BatchNorms that must not fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn_in, self.pointwise = nn.BatchNorm2d(3), nn.Conv2d(3, 8, 1)
+        self.bn, self.act = nn.BatchNorm2d(8), nn.ReLU()
+        self.bn_padded, self.conv3x3 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1)  # padding sees the shift
+        self.bn_shared, self.conv1x1 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1)  # its output is also read by the sum
+
+    def forward(self, x):
+        y = self.act(self.bn(self.pointwise(self.bn_in(x))))
+        y = self.conv3x3(self.bn_padded(y))
+        z = self.bn_shared(torch.tanh(y))  # not a conv's output: nothing to fold it after
+        return self.conv1x1(z) + z
+
+
+def test_a_batch_norm_before_a_1x1_conv_is_folded_into_it_and_only_there():
+    model = randomize_batch_norm(BatchNormFirst()).eval()
+    x = torch.randn(2, 3, 9, 11)
+    fast = optimize_for_inference(model)
+    assert fast.pointwise.folded_input_batch_norm and fast.pointwise.folded_batch_norm and fast.pointwise.slope == 0
+    assert type(fast.bn_in) is nn.Identity
+    assert not fast.conv3x3.folded_input_batch_norm and type(fast.bn_padded) is nn.BatchNorm2d
+    assert not fast.conv1x1.folded_input_batch_norm and type(fast.bn_shared) is nn.BatchNorm2d
+    torch.testing.assert_close(fast(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_jpu_folds_every_batch_norm_that_runs():
+    model = randomize_batch_norm(create_model("fcn_resnet18", num_classes=3, neck="jpu")).eval()
+    fast = optimize_for_inference(model)
+    assert count(fast.neck, nn.BatchNorm2d) == 0  # depthwise BN -> pointwise 1x1: folded into the pointwise
+    assert all(branch.pointwise.folded_input_batch_norm for branch in fast.neck.dilations)
+    images = torch.randn(1, 3, 64, 80)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(images), model(images), rtol=1e-4, atol=1e-5)
