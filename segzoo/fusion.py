@@ -112,7 +112,7 @@ class FusedConv2d(nn.Module):
         if bn is not None:
             out_scale, shift = batch_norm_scale_shift(bn)
             scale = out_scale.view(-1, 1, 1, 1) * (1 if scale is None else scale)
-            bias64 = (0 if bias64 is None else bias64 * out_scale) + shift
+            bias64 = _fold_bias(bias64, out_scale, shift, torch.float64)
         if bias64 is not None and (bn is not None or input_bn is not None):
             bias = bias64.to(weight.dtype)
         # Not persistent: a fused model is never saved (save_pretrained refuses it).
@@ -127,6 +127,8 @@ class FusedConv2d(nn.Module):
         self.slope: Optional[float] = None  # None: no activation; 0.0: ReLU; else LeakyReLU's negative slope
         if activation is not None:
             self.slope = 0.0 if isinstance(activation, nn.ReLU) else float(activation.negative_slope)
+        # the activation as oneDNN's post-op: (name, scalars)
+        self._post_op = {None: ("none", []), 0.0: ("relu", [])}.get(self.slope, ("leaky_relu", [self.slope]))
         self.checking = False  # set while optimize_for_inference compares outputs: compute, keep nothing
         self._packed: Optional[Tensor] = None
         self._packed_for: Optional[torch.Size] = None
@@ -134,7 +136,8 @@ class FusedConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         out, in_per_group, kh, kw = self.weight_shape
-        activation = {None: "none", 0.0: "relu"}.get(self.slope, f"leaky_relu({self.slope})")
+        name, scalars = self._post_op
+        activation = f"{name}({scalars[0]})" if scalars else name
         return (f"{in_per_group * self.groups}, {out}, kernel_size=({kh}, {kw}), stride={tuple(self.stride)}, "
                 f"padding={tuple(self.padding)}, dilation={tuple(self.dilation)}, groups={self.groups}, "
                 f"folded_batch_norm={self.folded_batch_norm}, activation={activation}"
@@ -173,9 +176,8 @@ class FusedConv2d(nn.Module):
                     self._dense_weight(), self.padding, self.stride, self.dilation, self.groups, list(x.shape))
                 self.weight, self._packed, self._packed_for = None, packed, x.shape
                 _return_freed_memory()
-            attr, scalars = {None: ("none", []), 0.0: ("relu", [])}.get(self.slope, ("leaky_relu", [self.slope]))
             return torch.ops.mkldnn._convolution_pointwise(
-                x, self._packed, self.bias, self.padding, self.stride, self.dilation, self.groups, attr, scalars, "")
+                x, self._packed, self.bias, self.padding, self.stride, self.dilation, self.groups, *self._post_op, "")
         weight = self._dense_weight(keep=not self.checking)
         out = F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if self.slope is None:
