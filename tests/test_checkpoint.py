@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import segzoo
+from model_helpers import randomize_batch_norm
 from segzoo import CheckpointError, ConfigError, create_model, save_pretrained
 
 
@@ -14,11 +15,7 @@ def saved(tmp_path):
     torch.manual_seed(0)
     model = create_model("fcn_resnet18", num_classes=5, aux=True, output_stride=16, dropout=0.2)
     # Move BN statistics away from their defaults so a round trip that dropped buffers would show.
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
+    randomize_batch_norm(model)
     directory = save_pretrained(model, tmp_path / "export")
     return model, directory
 
