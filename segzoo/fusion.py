@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import sys
+import time
 from collections import Counter, defaultdict
 from typing import Optional
 
@@ -41,6 +42,12 @@ def _packing_ops_available() -> bool:
 
 
 _PACKING_AVAILABLE = _packing_ops_available()
+# A convolution with a kernel larger than 1x1 and at least twice this many input channels is also tried as a sum
+# of convolutions over chunks of this many channels. oneDNN's blocking for the whole reduction is not always its
+# best: a 4096 -> 512 3x3 convolution at 60x60 (PSPNet's bottleneck at 480x480) ran at 173 GFLOP/s whole and
+# 190 in 1024-channel chunks on this project's 2-core AVX2 machine, but 3% slower chunked at 80x80. So the first
+# call for each input shape times one run of each layout and keeps the faster.
+WIDE_INPUT_CHUNK = 1024
 _BATCH_NORMS = (nn.BatchNorm2d, nn.SyncBatchNorm)
 _ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
 
@@ -94,6 +101,9 @@ class FusedConv2d(nn.Module):
     - the first call folds the scale in, and on the CPU the packed weight replaces the plain one; a new
       input shape unpacks and repacks it (eager PyTorch re-lays the weight out on every call; this does it
       twice, on a change of shape only), and so does ``.to()``.
+    A wide convolution (kernel above 1x1, at least ``2 * input_chunk`` input channels) may be packed as
+    ``input_chunk``-channel slices whose convolutions accumulate into one output: the first call for an input
+    shape times both layouts once and keeps the faster (``input_chunks`` says which: 1 is whole).
     """
 
     def __init__(self, conv: nn.Conv2d, bn: Optional[nn.Module] = None, activation: Optional[nn.Module] = None,
@@ -130,7 +140,9 @@ class FusedConv2d(nn.Module):
         # the activation as oneDNN's post-op: (name, scalars)
         self._post_op = {None: ("none", []), 0.0: ("relu", [])}.get(self.slope, ("leaky_relu", [self.slope]))
         self.checking = False  # set while optimize_for_inference compares outputs: compute, keep nothing
-        self._packed: Optional[Tensor] = None
+        self.input_chunk = WIDE_INPUT_CHUNK
+        self.input_chunks = 1  # how many input-channel slices the packed weight is in (the timed choice)
+        self._packed: Optional[list[Tensor]] = None  # the weight packed for the shape _packed_for, in slices
         self._packed_for: Optional[torch.Size] = None
         self.eval()
 
@@ -150,8 +162,9 @@ class FusedConv2d(nn.Module):
     def _dense_weight(self, keep: bool = True) -> Tensor:
         """The plain folded weight; with ``keep`` it replaces the packed or unfolded one."""
         if self.weight is None:
-            self.weight = self._packed.to_dense()
-            self._packed, self._packed_for = None, None
+            packs = [pack.to_dense() for pack in self._packed]
+            self.weight = packs[0] if len(packs) == 1 else torch.cat(packs, 1)
+            self._packed, self._packed_for, self.input_chunks = None, None, 1
         if self.weight_scale is None:
             return self.weight
         folded = _scale_weight(self.weight, self.weight_scale)
@@ -172,17 +185,63 @@ class FusedConv2d(nn.Module):
                                "convolutions) and serves inference only; train the original model instead")
         if self._can_pack(x):
             if self._packed_for != x.shape:  # oneDNN picks the weight layout by input shape
-                packed = torch.ops.mkldnn._reorder_convolution_weight(
-                    self._dense_weight(), self.padding, self.stride, self.dilation, self.groups, list(x.shape))
-                self.weight, self._packed, self._packed_for = None, packed, x.shape
-                _return_freed_memory()
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self._packed, self.bias, self.padding, self.stride, self.dilation, self.groups, *self._post_op, "")
+                return self._repack(x)
+            return self._run_packed(x, self._packed)
         weight = self._dense_weight(keep=not self.checking)
         out = F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
         if self.slope is None:
             return out
         return F.relu(out, inplace=True) if self.slope == 0.0 else F.leaky_relu(out, self.slope, inplace=True)
+
+    def _reorder(self, weight: Tensor, input_shape: torch.Size) -> Tensor:
+        return torch.ops.mkldnn._reorder_convolution_weight(
+            weight, self.padding, self.stride, self.dilation, self.groups, list(input_shape))
+
+    def _input_slices(self, channels: int) -> list[slice]:
+        step = self.input_chunk
+        return [slice(start, min(start + step, channels)) for start in range(0, channels, step)]
+
+    def _layouts(self, weight: Tensor, input_shape: torch.Size) -> list[list[Tensor]]:
+        """The packings of ``weight`` worth timing for ``input_shape``: whole, and for a wide convolution also
+        in input-channel slices."""
+        layouts = [[self._reorder(weight, input_shape)]]
+        _, in_channels, kh, kw = self.weight_shape
+        if self.groups == 1 and kh * kw > 1 and in_channels >= 2 * self.input_chunk:
+            layouts.append([self._reorder(weight[:, part].contiguous(),
+                                          (input_shape[0], part.stop - part.start, *input_shape[2:]))
+                            for part in self._input_slices(input_shape[1])])
+        return layouts
+
+    def _repack(self, x: Tensor) -> Tensor:
+        """Pack the weight for ``x``'s shape in the faster layout and return the convolution of ``x``."""
+        layouts = self._layouts(self._dense_weight(), x.shape)
+        self.weight = None  # only packed copies from here on
+        best, best_time, out = None, float("inf"), None
+        for packs in layouts:  # one timed call of each: the output is needed anyway
+            start = time.perf_counter()
+            result = self._run_packed(x, packs)
+            elapsed = time.perf_counter() - start
+            if elapsed < best_time:
+                best, best_time, out = packs, elapsed, result
+            del result
+        self._packed, self._packed_for, self.input_chunks = best, x.shape, len(best)
+        del layouts
+        _return_freed_memory()
+        return out
+
+    def _run_packed(self, x: Tensor, packs: list[Tensor]) -> Tensor:
+        mkldnn = torch.ops.mkldnn
+        conv_args = (self.padding, self.stride, self.dilation, self.groups)
+        if len(packs) == 1:
+            return mkldnn._convolution_pointwise(x, packs[0], self.bias, *conv_args, *self._post_op, "")
+        slices = self._input_slices(x.shape[1])
+        out = mkldnn._convolution_pointwise(x[:, slices[0]], packs[0], self.bias, *conv_args, "none", [], "")
+        for index, (part, pack) in enumerate(zip(slices[1:], packs[1:]), start=2):
+            # accumulate in place; oneDNN can apply a ReLU after the sum, not a LeakyReLU
+            relu = "relu" if index == len(packs) and self.slope == 0.0 else None
+            out = mkldnn._convolution_pointwise_.binary(out, x[:, part], pack, None, *conv_args, "add", None,
+                                                        relu, [], "")
+        return out if self.slope in (None, 0.0) else F.leaky_relu_(out, self.slope)
 
 
 def _return_freed_memory() -> None:

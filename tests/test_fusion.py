@@ -140,6 +140,41 @@ def test_packed_weights_follow_the_input_shape_and_the_dtype():
     torch.testing.assert_close(fast(x), model.double()(x), rtol=1e-5, atol=1e-6)  # folded in float32
 
 
+@packing
+@pytest.mark.parametrize("activation", [nn.ReLU(), nn.LeakyReLU(0.1), None])
+def test_a_wide_convolution_in_input_channel_slices_gives_the_same_numbers(activation):
+    """Both layouts that the first call times (whole, and 3 slices of at most 32 input channels accumulated in
+    place) equal conv -> BN -> activation, and whichever is kept serves the later calls."""
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(80, 16, 3, padding=2, dilation=2), randomize_batch_norm(nn.BatchNorm2d(16)).eval()
+    layers = [conv, bn] + ([activation] if activation is not None else [])
+    reference = nn.Sequential(*layers).eval()
+    fused = FusedConv2d(conv, bn, activation)
+    fused.input_chunk = 32
+    x = torch.randn(2, 80, 9, 11).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = reference(x)
+        layouts = fused._layouts(fused._dense_weight(), x.shape)
+        assert [len(packs) for packs in layouts] == [1, 3]
+        for packs in layouts:
+            torch.testing.assert_close(fused._run_packed(x, packs), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+        assert fused.input_chunks in (1, 3) and len(fused._packed) == fused.input_chunks
+        torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+    fused.double()  # the slices are joined back into one plain weight
+    assert fused._packed is None and fused.weight.shape == (16, 80, 3, 3)
+    torch.testing.assert_close(fused(x.double()), reference.double()(x.double()), rtol=1e-5, atol=1e-6)
+
+
+@packing
+def test_narrow_or_1x1_convolutions_are_packed_whole():
+    x = torch.randn(1, 64, 8, 8)
+    for conv in (nn.Conv2d(64, 8, 1), nn.Conv2d(63, 8, 3, padding=1), nn.Conv2d(64, 8, 3, groups=2)):
+        fused = FusedConv2d(conv)
+        fused.input_chunk = 32
+        assert len(fused._layouts(fused._dense_weight(), x[:, :conv.in_channels].shape)) == 1
+
+
 def test_without_onednn_and_with_input_gradients_the_plain_path_gives_the_same_numbers(monkeypatch):
     model = randomize_batch_norm(create_model("fcn_resnet18", num_classes=3)).eval()
     fast = optimize_for_inference(model)
