@@ -57,20 +57,23 @@ def test_spatial_attention_matches_dense(softmax_over, max_elements):
                 lambda q, k, v: dense_attention(q, k, v, 0.7, softmax_over), q, k, v)
 
 
-def test_spatial_attention_never_builds_the_full_matrix(monkeypatch):
-    """With a budget of 64 scores, no matmul result may exceed 64 scores per batch element."""
+@pytest.mark.parametrize("softmax_over", ["keys", "queries"])
+def test_spatial_attention_never_builds_the_full_matrix(monkeypatch, softmax_over):
+    """With a budget of 64 scores, no softmax (every score passes through one) may see more than 64 scores
+    per batch element, and the result is still the dense one."""
     largest = []
-    original = torch.matmul
+    original = torch.softmax
 
-    def spy(a, b):
-        out = original(a, b)
-        largest.append(out.shape[-2] * out.shape[-1])
-        return out
+    def spy(scores, dim):
+        largest.append(scores.shape[-2] * scores.shape[-1])
+        return original(scores, dim)
 
-    q, k, v = torch.randn(1, 40, 4), torch.randn(1, 40, 4), torch.randn(1, 40, 4)
-    monkeypatch.setattr(torch, "matmul", spy)
-    spatial_attention(q, k, v, 1.0, "queries", max_elements=64)
+    q, k, v = torch.randn(1, 40, 4), torch.randn(1, 40, 4), torch.randn(1, 40, 6)
+    monkeypatch.setattr(torch, "softmax", spy)
+    out = spatial_attention(q, k, v, 1.0, softmax_over, max_elements=64)
     assert largest and max(largest) <= 64
+    monkeypatch.undo()
+    torch.testing.assert_close(out, dense_attention(q, k, v, 1.0, softmax_over))
 
 
 @pytest.mark.parametrize("softmax_over", ["keys", "queries"])
