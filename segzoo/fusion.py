@@ -98,9 +98,9 @@ class FusedConv2d(nn.Module):
     weight. One copy of the weight is kept at a time, so the model's memory stays what it was:
     - until the first call it is the original convolution's own tensor (the BatchNorm is kept as a per-channel
       scale), so building fused layers allocates nothing and a failed check can put the originals back;
-    - the first call folds the scale in, and on the CPU the packed weight replaces the plain one; a new
-      input shape unpacks and repacks it (eager PyTorch re-lays the weight out on every call; this does it
-      twice, on a change of shape only), and so does ``.to()``.
+    - the first call folds the scale in, and on the CPU the packed weight replaces the plain one (while
+      packing, two copies exist for a moment); a new input shape unpacks and repacks it (eager PyTorch re-lays
+      the weight out on every call; this does it twice, on a change of shape only), and so does ``.to()``.
     A wide convolution (kernel above 1x1, at least ``2 * input_chunk`` input channels) may be packed as
     ``input_chunk``-channel slices whose convolutions accumulate into one output: the first call for an input
     shape times both layouts once and keeps the faster (``input_chunks`` says which: 1 is whole).
@@ -201,31 +201,38 @@ class FusedConv2d(nn.Module):
         step = self.input_chunk
         return [slice(start, min(start + step, channels)) for start in range(0, channels, step)]
 
-    def _layouts(self, weight: Tensor, input_shape: torch.Size) -> list[list[Tensor]]:
-        """The packings of ``weight`` worth timing for ``input_shape``: whole, and for a wide convolution also
-        in input-channel slices."""
-        layouts = [[self._reorder(weight, input_shape)]]
+    def _is_wide(self) -> bool:
         _, in_channels, kh, kw = self.weight_shape
-        if self.groups == 1 and kh * kw > 1 and in_channels >= 2 * self.input_chunk:
-            layouts.append([self._reorder(weight[:, part].contiguous(),
-                                          (input_shape[0], part.stop - part.start, *input_shape[2:]))
-                            for part in self._input_slices(input_shape[1])])
-        return layouts
+        return self.groups == 1 and kh * kw > 1 and in_channels >= 2 * self.input_chunk
+
+    def _pack_whole(self, weight: Tensor, input_shape: torch.Size) -> list[Tensor]:
+        return [self._reorder(weight, input_shape)]
+
+    def _pack_sliced(self, weight: Tensor, input_shape: torch.Size) -> list[Tensor]:
+        return [self._reorder(weight[:, part].contiguous(), (input_shape[0], part.stop - part.start, *input_shape[2:]))
+                for part in self._input_slices(input_shape[1])]
 
     def _repack(self, x: Tensor) -> Tensor:
-        """Pack the weight for ``x``'s shape in the faster layout and return the convolution of ``x``."""
-        layouts = self._layouts(self._dense_weight(), x.shape)
-        self.weight = None  # only packed copies from here on
-        best, best_time, out = None, float("inf"), None
-        for packs in layouts:  # one timed call of each: the output is needed anyway
-            start = time.perf_counter()
-            result = self._run_packed(x, packs)
-            elapsed = time.perf_counter() - start
-            if elapsed < best_time:
-                best, best_time, out = packs, elapsed, result
-            del result
-        self._packed, self._packed_for, self.input_chunks = best, x.shape, len(best)
-        del layouts
+        """Pack the weight for ``x``'s shape, for a wide convolution in the faster of the two layouts (one timed
+        call of each: the output is needed anyway), and return the convolution of ``x``."""
+        dense = self._dense_weight()
+        self.weight = None
+        packs = self._pack_whole(dense, x.shape)
+        if self._is_wide():
+            # At most two copies of the weight at a time: the plain one and one packing.
+            out, elapsed = _timed(self._run_packed, x, packs)
+            packs = None
+            sliced = self._pack_sliced(dense, x.shape)
+            sliced_out, sliced_elapsed = _timed(self._run_packed, x, sliced)
+            if sliced_elapsed < elapsed:
+                packs, out = sliced, sliced_out
+            else:
+                sliced = sliced_out = None
+                packs = self._pack_whole(dense, x.shape)
+        else:
+            out = self._run_packed(x, packs)
+        dense = None
+        self._packed, self._packed_for, self.input_chunks = packs, x.shape, len(packs)
         _return_freed_memory()
         return out
 
@@ -242,6 +249,12 @@ class FusedConv2d(nn.Module):
             out = mkldnn._convolution_pointwise_.binary(out, x[:, part], pack, None, *conv_args, "add", None,
                                                         relu, [], "")
         return out if self.slope in (None, 0.0) else F.leaky_relu_(out, self.slope)
+
+
+def _timed(fn, *args) -> tuple[Tensor, float]:
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
 
 
 def _return_freed_memory() -> None:

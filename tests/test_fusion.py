@@ -154,8 +154,9 @@ def test_a_wide_convolution_in_input_channel_slices_gives_the_same_numbers(activ
     x = torch.randn(2, 80, 9, 11).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         expected = reference(x)
-        layouts = fused._layouts(fused._dense_weight(), x.shape)
-        assert [len(packs) for packs in layouts] == [1, 3]
+        weight = fused._dense_weight()
+        layouts = [fused._pack_whole(weight, x.shape), fused._pack_sliced(weight, x.shape)]
+        assert fused._is_wide() and [len(packs) for packs in layouts] == [1, 3]
         for packs in layouts:
             torch.testing.assert_close(fused._run_packed(x, packs), expected, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
@@ -172,7 +173,10 @@ def test_narrow_or_1x1_convolutions_are_packed_whole():
     for conv in (nn.Conv2d(64, 8, 1), nn.Conv2d(63, 8, 3, padding=1), nn.Conv2d(64, 8, 3, groups=2)):
         fused = FusedConv2d(conv)
         fused.input_chunk = 32
-        assert len(fused._layouts(fused._dense_weight(), x[:, :conv.in_channels].shape)) == 1
+        assert not fused._is_wide()
+        with torch.inference_mode():
+            fused(x[:, :conv.in_channels].contiguous())
+        assert fused.input_chunks == 1
 
 
 def test_without_onednn_and_with_input_gradients_the_plain_path_gives_the_same_numbers(monkeypatch):
