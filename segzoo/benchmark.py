@@ -9,6 +9,7 @@ By default segzoo models run in eval as segzoo's own inference paths run them, a
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import resource
 import statistics
@@ -45,6 +46,7 @@ class BenchmarkResult:
     gflops_per_s: float
     peak_memory_mb: float
     forward_memory_mb: float
+    round_latencies_s: tuple[float, ...] = ()  # each round's median latency (``rounds``); latency_s is their median
 
 
 def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) -> torch.nn.Module:
@@ -130,7 +132,7 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
             model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
             mode="train" if train else "eval", optimized=optimize, params_m=params_m, gflops=gflops, latency_s=latency,
             images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
-            peak_memory_mb=peak, forward_memory_mb=forward))
+            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,)))
     except BaseException as err:  # report, don't hang the parent
         queue.put(err)
 
@@ -145,8 +147,8 @@ def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
 
 def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
-              optimize: str = "segzoo", **kwargs) -> list[BenchmarkResult]:
-    """Benchmark each model in its own process, one after the other.
+              optimize: str = "segzoo", rounds: int = 1, **kwargs) -> list[BenchmarkResult]:
+    """Benchmark each model in its own process, one after the other (``rounds`` times over).
 
     Args:
         names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers; a suffix
@@ -164,6 +166,9 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
         optimize: Which models run through ``optimize_for_inference`` first (eval only; not timed):
             ``"segzoo"`` (segzoo models, as ``segzoo predict`` and ``examples/evaluate.py`` run them),
             ``"all"`` (torchvision peers too) or ``"none"`` (plain eager models).
+        rounds: Run the whole list this many times, one model after the other each time, and report each
+            model's median over the rounds. On a shared machine a slow stretch then slows one round of every
+            model instead of all the runs of one model.
         **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
             except ``num_classes``.
 
@@ -172,25 +177,46 @@ def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "
     """
     if optimize not in OPTIMIZE_CHOICES:
         raise ValueError(f"optimize must be one of {OPTIMIZE_CHOICES}, got {optimize!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     context = multiprocessing.get_context("spawn")
-    results = []
-    for spec in names:
-        name, memory_format = _parse_spec(spec)
-        model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
-        queue = context.Queue()
-        optimize_model = not train and (optimize == "all" or
-                                         (optimize == "segzoo" and not name.startswith(TORCHVISION_PREFIX)))
-        model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
-        process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
-                                                         train, max(warmup, int(compile)), runs, compile,
-                                                         optimize_model, model_kwargs, queue))
-        process.start()
-        result = queue.get()
-        process.join()
-        if isinstance(result, BaseException):
-            raise RuntimeError(f"benchmark of {name!r} failed: {type(result).__name__}: {result}") from result
-        results.append(result)
-    return results
+    by_model = [[] for _ in names]
+    for _ in range(rounds):
+        for spec, results in zip(names, by_model):
+            results.append(_run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs,
+                                         compile, optimize, kwargs))
+    return [_combine_rounds(results) for results in by_model]
+
+
+def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, compile, optimize,
+                  kwargs) -> BenchmarkResult:
+    name, memory_format = _parse_spec(spec)
+    model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
+    queue = context.Queue()
+    optimize_model = not train and (optimize == "all" or
+                                    (optimize == "segzoo" and not name.startswith(TORCHVISION_PREFIX)))
+    model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
+    process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
+                                                     train, max(warmup, int(compile)), runs, compile,
+                                                     optimize_model, model_kwargs, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if isinstance(result, BaseException):
+        raise RuntimeError(f"benchmark of {name!r} failed: {type(result).__name__}: {result}") from result
+    return result
+
+
+def _combine_rounds(results: list[BenchmarkResult]) -> BenchmarkResult:
+    """One model's rounds as one row: the median latency (and the rates from it), the highest peak memory."""
+    latencies = tuple(r.latency_s for r in results)
+    latency = statistics.median(latencies)
+    first = results[0]
+    return dataclasses.replace(
+        first, latency_s=latency, images_per_s=first.batch / latency,
+        gflops_per_s=first.gflops_per_s * first.latency_s / latency,
+        peak_memory_mb=max(r.peak_memory_mb for r in results),
+        forward_memory_mb=max(r.forward_memory_mb for r in results), round_latencies_s=latencies)
 
 
 def _format_name(result: BenchmarkResult) -> str:
@@ -198,10 +224,13 @@ def _format_name(result: BenchmarkResult) -> str:
 
 
 def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
-    """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios."""
+    """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios; after
+    several rounds, each round's latency."""
     ref = next((r for r in results if reference in (r.model, f"{r.model}@{_format_name(r)}")), None)
+    rounds = max(len(r.round_latencies_s) for r in results) if results else 0
     header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
-              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else ""))
+              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else "")
+              + (f" {'rounds: latency(s)'}" if rounds > 1 else ""))
     lines = [header, "-" * len(header)]
     optimized = [r.model for r in results if r.optimized]
     for r in results:
@@ -210,6 +239,8 @@ def format_table(results: list[BenchmarkResult], reference: Optional[str] = None
                 f"{r.forward_memory_mb:>8.0f}")
         if ref:
             line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
+        if rounds > 1:
+            line += " " + " ".join(f"{latency:.3f}" for latency in r.round_latencies_s)
         lines.append(line)
     if optimized:
         lines.append(f"optimize_for_inference: {', '.join(optimized)}")

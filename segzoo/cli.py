@@ -64,7 +64,8 @@ def _add_benchmark(commands) -> None:
                     "allocated). Names prefixed 'tv:' are torchvision segmentation models (weights=None), "
                     "e.g. tv:deeplabv3_resnet101, run in the same session as a peer. A suffix @contiguous or "
                     "@channels_last sets one model's memory format.")
-    parser.add_argument("models", nargs="+", metavar="NAME", help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
+    parser.add_argument("models", nargs="+", metavar="NAME",
+                        help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
     parser.add_argument("--size", nargs=2, type=int, default=(480, 480), metavar=("H", "W"), help="input size")
     parser.add_argument("--batch", type=int, default=1, help="batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -78,6 +79,9 @@ def _add_benchmark(commands) -> None:
                              "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole list this many times in turn and report each model's median round "
+                             "(steadier on a shared machine)")
     parser.add_argument("--num-classes", type=int, help="override the number of classes")
     parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -89,7 +93,8 @@ def _run_benchmark(args) -> int:
 
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
-                        compile=args.compile, optimize=args.optimize, num_classes=args.num_classes)
+                        compile=args.compile, optimize=args.optimize, rounds=args.rounds,
+                        num_classes=args.num_classes)
     print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
     return 0
 

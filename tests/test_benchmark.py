@@ -55,14 +55,32 @@ def test_benchmark_with_torch_compile():
 
 def test_benchmark_is_a_python_function_too():
     import segzoo
+    from segzoo.benchmark import format_table
 
     ours, peer = segzoo.benchmark(["fcn_resnet18", "tv:fcn_resnet50"], size=(40, 40), runs=1, num_classes=2,
                                     optimize="all")
     assert ours.model == "fcn_resnet18" and ours.size == (40, 40) and ours.gflops > 0
     assert ours.optimized and peer.optimized
     (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, optimize="none")
-    assert not row.optimized
+    assert not row.optimized and row.round_latencies_s == (row.latency_s,)
+    assert "rounds" not in format_table([row]).splitlines()[0]
     (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, train=True)
     assert not row.optimized and row.mode == "train"  # a training step runs the model as it is
     with pytest.raises(ValueError, match="optimize must be one of"):
         segzoo.benchmark(["fcn_resnet18"], optimize="yes")
+
+
+def test_rounds_report_the_median_round_and_every_round():
+    import segzoo
+    from segzoo.benchmark import format_table
+
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, rounds=3)
+    assert len(row.round_latencies_s) == 3 and all(t > 0 for t in row.round_latencies_s)
+    assert row.latency_s == sorted(row.round_latencies_s)[1]
+    assert row.gflops_per_s == pytest.approx(row.gflops / row.latency_s)
+    assert row.images_per_s == pytest.approx(1 / row.latency_s)
+    header, _, line, _ = format_table([row], reference="fcn_resnet18").splitlines()
+    assert header.endswith("vs ref rounds: latency(s)")
+    assert line.split()[-4:] == ["1.00"] + [f"{t:.3f}" for t in row.round_latencies_s]
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        segzoo.benchmark(["fcn_resnet18"], rounds=0)
