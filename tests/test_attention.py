@@ -57,6 +57,22 @@ def test_spatial_attention_matches_dense(softmax_over, max_elements):
                 lambda q, k, v: dense_attention(q, k, v, 0.7, softmax_over), q, k, v)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_one_image_sdpa_with_its_queries_as_a_batch_matches_dense(threads):
+    """Inference on the CPU with one image cuts the queries into one batch entry per thread (the last padded
+    with zero queries when 31 does not divide)."""
+    torch.manual_seed(0)
+    q, v = torch.randn(1, 31, 8), torch.randn(1, 31, 8)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            out = spatial_attention(q, q, v, 0.5)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out, dense_attention(q, q, v, 0.5, "keys"), atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("softmax_over", ["keys", "queries"])
 def test_spatial_attention_never_builds_the_full_matrix(monkeypatch, softmax_over):
     """With a budget of 64 scores, no softmax (every score passes through one) may see more than 64 scores

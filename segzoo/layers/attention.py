@@ -60,7 +60,24 @@ def _explicit_on_cpu(query: Tensor, value: Tensor) -> bool:
 def _softmax_over_keys(query: Tensor, key: Tensor, value: Tensor, scale: float) -> Tensor:
     if _explicit_on_cpu(query, value):
         return torch.matmul(torch.softmax(_scores(query, key, scale), dim=-1), value)
+    parts = torch.get_num_threads()
+    if query.device.type == "cpu" and query.shape[0] == 1 and parts > 1 and not _tracks_grad(query, key, value):
+        return _sdpa_queries_as_batch(query, key, value, scale, parts)
     return F.scaled_dot_product_attention(query, key, value, scale=scale)
+
+
+def _sdpa_queries_as_batch(query: Tensor, key: Tensor, value: Tensor, scale: float, parts: int) -> Tensor:
+    """SDPA for one image with its queries cut into ``parts`` batch entries that share the keys and values
+    (broadcast, not copied). torch's CPU kernel runs this faster than one entry with all the queries: OCNet's
+    3600 x 256 attention (480x480 input) took 81 ms instead of 92 on 2 threads; no gain at 32768 queries or
+    for a batch of 2, hence one image only."""
+    num_queries = query.shape[1]
+    padding = -num_queries % parts
+    if padding:  # zero queries at the end: their outputs are dropped
+        query = F.pad(query, (0, 0, 0, padding))
+    query = query.reshape(parts, -1, query.shape[-1])
+    out = F.scaled_dot_product_attention(query, key.expand(parts, -1, -1), value.expand(parts, -1, -1), scale=scale)
+    return out.reshape(1, -1, out.shape[-1])[:, :num_queries]
 
 
 def _weights_over_queries(query: Tensor, key_block: Tensor, scale: float) -> Tensor:
