@@ -158,7 +158,8 @@ def test_a_wide_convolution_in_input_channel_slices_gives_the_same_numbers(activ
         layouts = [fused._pack_whole(weight, x.shape), fused._pack_sliced(weight, x.shape)]
         assert fused._is_wide() and [len(packs) for packs in layouts] == [1, 3]
         for packs in layouts:
-            torch.testing.assert_close(fused._run_packed(x, packs), expected, rtol=1e-5, atol=1e-5)
+            for images in (x, x.contiguous()):
+                torch.testing.assert_close(fused._run_packed(images, packs), expected, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
         assert fused.input_chunks in (1, 3) and len(fused._packed) == fused.input_chunks
         torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
