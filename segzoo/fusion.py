@@ -243,11 +243,12 @@ class FusedConv2d(nn.Module):
             return mkldnn._convolution_pointwise(x, packs[0], self.bias, *conv_args, *self._post_op, "")
         slices = self._input_slices(x.shape[1])
         out = mkldnn._convolution_pointwise(x[:, slices[0]], packs[0], self.bias, *conv_args, "none", [], "")
-        for index, (part, pack) in enumerate(zip(slices[1:], packs[1:]), start=2):
+        last = len(packs) - 1
+        for i in range(1, len(packs)):
             # accumulate in place; oneDNN can apply a ReLU after the sum, not a LeakyReLU
-            relu = "relu" if index == len(packs) and self.slope == 0.0 else None
-            out = mkldnn._convolution_pointwise_.binary(out, x[:, part], pack, None, *conv_args, "add", None,
-                                                        relu, [], "")
+            relu = "relu" if i == last and self.slope == 0.0 else None
+            out = mkldnn._convolution_pointwise_.binary(out, x[:, slices[i]], packs[i], None, *conv_args, "add",
+                                                        None, relu, [], "")
         return out if self.slope in (None, 0.0) else F.leaky_relu_(out, self.slope)
 
 
@@ -437,10 +438,9 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
     before = [value.clone() for value in _flat_outputs(before)]
     modules = dict(model.named_modules())
     replacements = []
-    for conv, (bn, act, input_bn) in _plan(model, produced, consumed, uses).items():
-        folded = [modules[n] if n else None for n in (bn, act, input_bn)]
-        replacements.append((conv, FusedConv2d(modules[conv], *folded)))
-        replacements += [(folded, nn.Identity()) for folded in (bn, act, input_bn) if folded]
+    for conv, absorbed in _plan(model, produced, consumed, uses).items():  # (BN after, activation, BN before)
+        replacements.append((conv, FusedConv2d(modules[conv], *(modules[n] if n else None for n in absorbed))))
+        replacements += [(n, nn.Identity()) for n in absorbed if n]
     for name, new in replacements:
         _replace(model, name, new)
     fused = [new for _, new in replacements if isinstance(new, FusedConv2d)]

@@ -62,8 +62,10 @@ def _softmax_over_keys(query: Tensor, key: Tensor, value: Tensor, scale: float) 
         return torch.matmul(torch.softmax(_scores(query, key, scale), dim=-1), value)
     # Not under torch.compile: the compiler makes its own kernel (and cannot trace get_num_threads).
     if (query.device.type == "cpu" and query.shape[0] == 1 and not torch.compiler.is_compiling()
-            and not _tracks_grad(query, key, value) and torch.get_num_threads() > 1):
-        return _sdpa_queries_as_batch(query, key, value, scale, torch.get_num_threads())
+            and not _tracks_grad(query, key, value)):
+        threads = torch.get_num_threads()
+        if threads > 1:
+            return _sdpa_queries_as_batch(query, key, value, scale, threads)
     return F.scaled_dot_product_attention(query, key, value, scale=scale)
 
 
