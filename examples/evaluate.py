@@ -16,9 +16,8 @@ from pathlib import Path
 import segzoo
 from segzoo.errors import SegzooError
 from segzoo.data import EvalTransform, create_dataset
-from segzoo.evaluation import evaluate
-from segzoo.metrics import format_metrics_table
-from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe
+from segzoo.evaluation import evaluate, format_metrics_table
+from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
 
 
 def parse_args():
@@ -46,7 +45,7 @@ def parse_args():
 def main():
     args = parse_args()
     ctx = init_distributed(args.device)
-    model = segzoo.hub.rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
+    model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
     model = segzoo.optimize_for_inference(model.to(ctx.device), inplace=True)  # BN folded: same numbers, faster
     config = model.config
     dataset = create_dataset(args.dataset, args.data_root, split=args.split, transform=EvalTransform(

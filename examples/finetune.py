@@ -22,13 +22,11 @@ from torch.utils.data import DataLoader, RandomSampler
 
 import segzoo
 from segzoo.errors import SegzooError
-from segzoo.class_names import VOC_CLASSES
 from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.evaluation import evaluate
-from segzoo.inference import predict_logits
-from segzoo.losses import SegmentationLoss
-from segzoo.palettes import colorize, overlay, palette_for, voc_palette
-from segzoo.train import PolyLR, build_optimizer, train_step
+from segzoo.inference import colorize, overlay, predict_logits
+from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
+from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
 
 def parse_args():

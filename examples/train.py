@@ -21,10 +21,9 @@ import segzoo
 from segzoo.errors import SegzooError
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.evaluation import evaluate
-from segzoo.losses import SegmentationLoss
-from segzoo.train import (MetricsLog, PolyLR, all_reduce_mean, barrier, build_optimizer, cleanup_distributed,
-                          eval_loader, init_distributed, resume_from, save_checkpoint, scaled_lr, start_epoch,
-                          train_loader, train_step)
+from segzoo.train import (MetricsLog, PolyLR, SegmentationLoss, all_reduce_mean, barrier, build_optimizer,
+                          cleanup_distributed, eval_loader, init_distributed, rank0_first, resume_from,
+                          save_checkpoint, scaled_lr, start_epoch, train_loader, train_step)
 
 BASE_LR = {"voc": 0.001, "citys": 0.01}  # per 8 images; the reference's learning rates
 
@@ -93,7 +92,7 @@ def main():
     dataset_key = train_set.name  # "voc", "citys", "ade" or "folder", whatever alias was given
     defaults = DATASET_DEFAULTS[dataset_key]
 
-    model = segzoo.hub.rank0_first(lambda: segzoo.create_model(
+    model = rank0_first(lambda: segzoo.create_model(
         args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
         num_classes=train_set.num_classes, aux=args.aux, neck=args.neck, output_stride=args.output_stride))
     model.to(ctx.device).train()

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
+from .registry import get_neck, list_necks
 
-__all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD", "NECKS"]
+__all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-NECKS = (None, "jpu")
 
 
 def _as_tuples(value: Any) -> Any:
@@ -32,7 +32,7 @@ class ModelConfig:
         backbone: timm model name (any model with ``features_only`` support).
         num_classes: Number of output classes (>= 1).
         output_stride: Backbone output stride: 8 or 16 (dilated) or 32 (plain; used with JPU).
-        neck: ``None`` or ``"jpu"``.
+        neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``).
         aux: Whether to build the auxiliary head (training only; it does not change eval outputs).
         head_kwargs: Extra keyword arguments of the head.
         class_names: Optional class names, ``num_classes`` of them.
@@ -77,10 +77,8 @@ class ModelConfig:
             raise ConfigError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
         if self.output_stride not in (8, 16, 32):
             raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
-        if self.neck not in NECKS:
-            raise ConfigError(f"neck must be one of {NECKS}, got {self.neck!r}")
-        if self.neck == "jpu" and self.output_stride != 32:
-            raise ConfigError(f"the JPU neck reads an output-stride-32 backbone; got output_stride={self.output_stride}")
+        if self.neck is not None:
+            self._validate_neck()
         if not isinstance(self.head_kwargs, dict):
             raise ConfigError(f"head_kwargs must be a dict, got {type(self.head_kwargs).__name__}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
@@ -90,6 +88,17 @@ class ModelConfig:
                 raise ConfigError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
         if len(self.input_size) != 2:
             raise ConfigError(f"input_size must be (height, width), got {self.input_size!r}")
+
+    def _validate_neck(self) -> None:
+        necks = [info.name for info in list_necks(include_failed=True)]
+        if self.neck not in necks:
+            raise ConfigError(f"neck must be one of None, {', '.join(map(repr, necks))} (the registered necks), "
+                              f"got {self.neck!r}")
+        neck = get_neck(self.neck)  # a neck whose plug-in failed to load raises its error here
+        required = getattr(neck, "output_stride", None)
+        if required is not None and self.output_stride != required:
+            raise ConfigError(f"the {getattr(neck, 'display_name', '') or self.neck} neck reads an output-stride-"
+                              f"{required} backbone; got output_stride={self.output_stride}")
 
     def replace(self, **changes) -> "ModelConfig":
         """A copy with some fields changed (validated)."""

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import FEATURE_NAMES, JPU, create_backbone
+from .backbones import FEATURE_NAMES, create_backbone
 from .config import ModelConfig
 from .errors import ConfigError
 from .layers import FCNBlock
-from .registry import get_head
+from .registry import get_head, get_neck
 
 __all__ = ["SegmentationModel"]
 
@@ -52,9 +52,9 @@ class SegmentationModel(nn.Module):
         self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone)
         channels = dict(info.channels)
         self.neck = None
-        if config.neck == "jpu":
-            self.neck = JPU(info.channels, align_corners=config.align_corners)
-            channels["c4"] = self.neck.out_channels
+        if config.neck is not None:
+            self.neck = get_neck(config.neck)(dict(info.channels), align_corners=config.align_corners)
+            channels = dict(self.neck.out_channels)
 
         missing = [name for name in head_class.in_features if name not in channels]
         if missing:

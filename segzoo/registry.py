@@ -1,10 +1,14 @@
-"""Head discovery through the ``segzoo.heads`` entry-point group.
+"""Plug-in discovery: heads through the ``segzoo.heads`` entry-point group, necks through ``segzoo.necks``.
 
-segzoo's own heads are declared in segzoo's pyproject.toml exactly as a third-party head would be.
-Discovery runs on first use and is cached (``refresh_heads()`` forgets it). Each plug-in is imported in
-isolation: one that fails gives a warning and is remembered with its error, which is raised (as the
-cause of a ``HeadPluginError``) only when that head is asked for. On a name clash segzoo's own head
+segzoo's own heads and necks are declared in segzoo's pyproject.toml exactly as a third-party plug-in would
+declare them. Discovery runs on first use and is cached (``refresh_heads()`` forgets it). Each plug-in is
+imported in isolation: one that fails gives a warning and is remembered with its error, which is raised (as
+the cause of a ``HeadPluginError``) only when that plug-in is asked for. On a name clash segzoo's own plug-in
 wins, with a warning. ``SEGZOO_DISABLE_PLUGINS=1`` skips every distribution but segzoo.
+
+A head may declare other spellings of its name (``aliases = ("psp",)``): ``split_head_prefix`` maps a model
+name's head part to the registered name. That is the one alias scheme, for every kind of model name: always
+from a spelling to the registered head name (``psp_resnet101_voc`` is ``pspnet_resnet101_voc``).
 """
 from __future__ import annotations
 
@@ -16,22 +20,28 @@ from typing import Optional
 
 from .errors import HeadPluginError, UnknownModelError, did_you_mean
 
-__all__ = ["ENTRY_POINT_GROUP", "HeadInfo", "get_head", "get_head_info", "list_heads", "refresh_heads"]
+__all__ = [
+    "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "PluginInfo", "HeadInfo",
+    "get_head", "get_head_info", "list_heads", "head_spellings", "split_head_prefix",
+    "get_neck", "get_neck_info", "list_necks", "refresh_heads", "registry_generation", "check_plugins_installed",
+]
 
 ENTRY_POINT_GROUP = "segzoo.heads"
+NECK_ENTRY_POINT_GROUP = "segzoo.necks"
 _SEGZOO_DISTRIBUTION = "segzoo"
-_heads: Optional[dict[str, "HeadInfo"]] = None
+_discovered: dict[str, dict[str, "PluginInfo"]] = {}  # entry-point group -> name -> plug-in
+_generation = 0  # counts refreshes, so that tables built from the plug-ins (the zoo) know when to rebuild
 
 
 @dataclass(frozen=True)
-class HeadInfo:
-    """A discovered head: its class (or the error that stopped its import) and who provides it."""
+class PluginInfo:
+    """A discovered plug-in (head or neck): its class (or the error that stopped its import) and who provides it."""
 
     name: str
     entry_point: str            # "module:attr"
     distribution: str
     version: str
-    head_class: Optional[type] = None
+    plugin_class: Optional[type] = None  # the class the entry point names: a head or a neck
     error: Optional[BaseException] = None
 
     @property
@@ -41,6 +51,14 @@ class HeadInfo:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def head_class(self) -> Optional[type]:
+        """The head class (``plugin_class``, by the name the head API has always used)."""
+        return self.plugin_class
+
+
+HeadInfo = PluginInfo  # the name the head API has always used
 
 
 def _normalise(distribution: str) -> str:
@@ -61,23 +79,22 @@ def _is_builtin(entry_point: metadata.EntryPoint) -> bool:
     return _normalise(_distribution(entry_point)[0]) == _SEGZOO_DISTRIBUTION
 
 
-def _load(entry_point: metadata.EntryPoint) -> HeadInfo:
+def _load(entry_point: metadata.EntryPoint, kind: str) -> PluginInfo:
     distribution, version = _distribution(entry_point)
     try:
-        head_class = entry_point.load()
+        plugin_class = entry_point.load()
     except Exception as err:  # any failure of a plug-in's import must not break the others
-        warnings.warn(f"segzoo head plug-in {entry_point.name!r} from {distribution} {version} "
-                      f"({entry_point.value}) failed to load: {type(err).__name__}: {err}", stacklevel=3)
-        return HeadInfo(entry_point.name, entry_point.value, distribution, version, error=err)
-    return HeadInfo(entry_point.name, entry_point.value, distribution, version, head_class=head_class)
+        warnings.warn(f"segzoo {kind} plug-in {entry_point.name!r} from {distribution} {version} "
+                      f"({entry_point.value}) failed to load: {type(err).__name__}: {err}", stacklevel=4)
+        return PluginInfo(entry_point.name, entry_point.value, distribution, version, error=err)
+    return PluginInfo(entry_point.name, entry_point.value, distribution, version, plugin_class=plugin_class)
 
 
-def _discover() -> dict[str, HeadInfo]:
+def _discover(group: str, kind: str) -> dict[str, PluginInfo]:
     disabled = _plugins_disabled()
-    found: dict[str, HeadInfo] = {}
+    found: dict[str, PluginInfo] = {}
     seen: set[tuple[str, str]] = set()
-    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP),
-                          key=lambda ep: (not _is_builtin(ep), ep.name))
+    entry_points = sorted(metadata.entry_points(group=group), key=lambda ep: (not _is_builtin(ep), ep.name))
     for entry_point in entry_points:  # built-ins first, so they hold their names before any plug-in
         key = (entry_point.name, entry_point.value)
         if key in seen:  # the same distribution visible twice on sys.path
@@ -87,49 +104,119 @@ def _discover() -> dict[str, HeadInfo]:
             continue
         if entry_point.name in found:
             owner = found[entry_point.name]
-            warnings.warn(f"segzoo head {entry_point.name!r} is declared by {owner.distribution} and by "
+            warnings.warn(f"segzoo {kind} {entry_point.name!r} is declared by {owner.distribution} and by "
                           f"{_distribution(entry_point)[0]} ({entry_point.value}); "
-                          f"using the one from {owner.distribution}", stacklevel=2)
+                          f"using the one from {owner.distribution}", stacklevel=3)
             continue
-        found[entry_point.name] = _load(entry_point)
+        found[entry_point.name] = _load(entry_point, kind)
     return found
 
 
-def _registry() -> dict[str, HeadInfo]:
-    global _heads
-    if _heads is None:
-        _heads = _discover()
-    return _heads
+def _registry(group: str = ENTRY_POINT_GROUP) -> dict[str, PluginInfo]:
+    if group not in _discovered:
+        _discovered[group] = _discover(group, "head" if group == ENTRY_POINT_GROUP else "neck")
+    return _discovered[group]
 
 
 def refresh_heads() -> None:
-    """Forget discovered heads; the next lookup reads the entry points again (after a ``pip install``)."""
-    global _heads
-    _heads = None
+    """Forget discovered plug-ins (heads and necks); the next lookup reads the entry points again (after a
+    ``pip install``)."""
+    global _generation
+    _discovered.clear()
+    _generation += 1
 
 
-def list_heads(include_failed: bool = False) -> list[HeadInfo]:
-    """Heads that can be used, sorted by name (plus those that failed to load with ``include_failed``)."""
-    return [info for name, info in sorted(_registry().items()) if info.ok or include_failed]
+def registry_generation() -> int:
+    """A number that changes whenever the discovered plug-ins are forgotten (``refresh_heads``)."""
+    return _generation
 
 
-def get_head_info(name: str) -> HeadInfo:
-    """The ``HeadInfo`` of a head, raising a clear error for unknown or broken heads."""
-    heads = _registry()
-    if name not in heads:
-        if not heads:
-            raise UnknownModelError(f"Unknown head {name!r}: no heads are registered at all. segzoo's heads are "
-                                    f"declared as entry points; install the package (pip install -e .) first.")
-        raise UnknownModelError(f"Unknown head {name!r}. Known heads: {', '.join(sorted(heads))}."
-                                f"{did_you_mean(name, heads)}")
-    info = heads[name]
+def _get(group: str, kind: str, name: str) -> PluginInfo:
+    plugins = _registry(group)
+    if name not in plugins:
+        if not plugins:
+            raise UnknownModelError(f"Unknown {kind} {name!r}: no {kind}s are registered at all. segzoo's "
+                                    f"{kind}s are declared as entry points; install the package (pip install -e .) "
+                                    f"first.")
+        raise UnknownModelError(f"Unknown {kind} {name!r}. Known {kind}s: {', '.join(sorted(plugins))}."
+                                f"{did_you_mean(name, plugins)}")
+    info = plugins[name]
     if info.error is not None:
-        raise HeadPluginError(f"Head {name!r} comes from the plug-in {info.distribution} {info.version} "
-                              f"({info.entry_point}), which failed to load: "
+        raise HeadPluginError(f"{kind.capitalize()} {name!r} comes from the plug-in {info.distribution} "
+                              f"{info.version} ({info.entry_point}), which failed to load: "
                               f"{type(info.error).__name__}: {info.error}") from info.error
     return info
 
 
+def list_heads(include_failed: bool = False) -> list[PluginInfo]:
+    """Heads that can be used, sorted by name (plus those that failed to load with ``include_failed``)."""
+    return [info for name, info in sorted(_registry().items()) if info.ok or include_failed]
+
+
+def get_head_info(name: str) -> PluginInfo:
+    """The ``PluginInfo`` of a head, raising a clear error for unknown or broken heads."""
+    return _get(ENTRY_POINT_GROUP, "head", name)
+
+
 def get_head(name: str) -> type:
     """The head class registered under ``name``."""
-    return get_head_info(name).head_class
+    return get_head_info(name).plugin_class
+
+
+def head_spellings(include_failed: bool = False) -> dict[str, str]:
+    """Every spelling of a head name (registered names and the aliases their classes declare) -> head name.
+
+    An alias never takes the place of a registered name, and the first head (by name) to declare an alias
+    keeps it, with a warning for the others.
+    """
+    heads = list_heads(include_failed=include_failed)
+    spellings = {info.name: info.name for info in heads}
+    for info in heads:
+        for alias in getattr(info.plugin_class, "aliases", ()) if info.ok else ():
+            if spellings.setdefault(alias, info.name) != info.name:
+                warnings.warn(f"head alias {alias!r} of {info.name!r} is already taken by "
+                              f"{spellings[alias]!r}; ignored", stacklevel=2)
+    return spellings
+
+
+def split_head_prefix(name: str) -> Optional[tuple[str, str]]:
+    """Split a model name at its head: ``"psp_resnet101_voc"`` -> ``("pspnet", "resnet101_voc")``.
+
+    The longest head spelling (a registered name or an alias) followed by ``_`` and something more wins, so
+    head names may contain underscores. Heads whose plug-in failed to load still split, so that using one
+    raises the plug-in's error. None when no head spelling starts the name.
+    """
+    spellings = head_spellings(include_failed=True)
+    for spelling in sorted(spellings, key=len, reverse=True):
+        if name.startswith(spelling + "_") and len(name) > len(spelling) + 1:
+            return spellings[spelling], name[len(spelling) + 1:]
+    return None
+
+
+def list_necks(include_failed: bool = False) -> list[PluginInfo]:
+    """Necks that can be used, sorted by name (plus those that failed to load with ``include_failed``)."""
+    return [info for name, info in sorted(_registry(NECK_ENTRY_POINT_GROUP).items()) if info.ok or include_failed]
+
+
+def get_neck_info(name: str) -> PluginInfo:
+    """The ``PluginInfo`` of a neck, raising a clear error for unknown or broken necks."""
+    return _get(NECK_ENTRY_POINT_GROUP, "neck", name)
+
+
+def get_neck(name: str) -> type:
+    """The neck class registered under ``name``."""
+    return get_neck_info(name).plugin_class
+
+
+def check_plugins_installed(head: str, provenance: dict) -> None:
+    """For a model made elsewhere (pulled from the Hub, a local directory): if its head is not registered here
+    but came from a plug-in package, raise ``UnknownModelError`` saying which package to install."""
+    if head in _registry(ENTRY_POINT_GROUP):
+        return
+    distribution = provenance.get("head_distribution")
+    if distribution and _normalise(distribution) != _SEGZOO_DISTRIBUTION:
+        version = provenance.get("head_version")
+        pin = f"=={version}" if version else ""
+        raise UnknownModelError(f"This model's head {head!r} comes from the plug-in package "
+                                f"{distribution} {version or ''}, which is not installed: pip install "
+                                f"'{distribution}{pin}'")

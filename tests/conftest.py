@@ -10,8 +10,6 @@ import torch
 
 import segzoo
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(autouse=True)
 def _fresh_registry():
@@ -54,7 +52,7 @@ def make_plugin(tmp_path, monkeypatch):
         sys.modules.pop(module, None)
 
 
-# --- Hub test server (tests/hub_server.py) -------------------------------------------------------------------
+# --- Hub test server (tests/hub_test_server/) -------------------------------------------------------------------
 
 HUB_TOKENS = {"hf_test_alice": "alice", "hf_test_bob": "bob"}
 
@@ -62,7 +60,7 @@ HUB_TOKENS = {"hf_test_alice": "alice", "hf_test_bob": "bob"}
 @pytest.fixture
 def hub_server():
     """A started local Hub-compatible server (users alice and bob, see HUB_TOKENS); stopped afterwards."""
-    from hub_server import HubServer
+    from hub_test_server import HubServer
 
     with HubServer(tokens=HUB_TOKENS) as server:
         yield server

@@ -1,5 +1,4 @@
-"""Backbones (timm feature extractors) and necks."""
-from .jpu import JPU
-from .timm_backbone import FEATURE_NAMES, BackboneInfo, create_backbone, pretrained_tag
+"""Backbones: timm feature extractors (segzoo never re-implements one)."""
+from .timm_backbone import FEATURE_NAMES, BackboneInfo, check_backbone_name, create_backbone, pretrained_tag
 
-__all__ = ["FEATURE_NAMES", "BackboneInfo", "JPU", "create_backbone", "pretrained_tag"]
+__all__ = ["FEATURE_NAMES", "BackboneInfo", "check_backbone_name", "create_backbone", "pretrained_tag"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import timm
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
@@ -19,7 +18,7 @@ FEATURE_NAMES = ("c1", "c2", "c3", "c4")
 VALID_OUTPUT_STRIDES = (8, 16, 32)
 
 # The reference trained on GluonCV ImageNet weights. For ResNet-v1b the bare timm name resolves to
-# another tag (a1_in1k), so the GluonCV tag is named explicitly (SPEC.md).
+# another tag (a1_in1k), so the GluonCV tag is named explicitly.
 _GLUON_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
                     "resnet50s", "resnet101s", "resnet152s")
 
@@ -41,6 +40,8 @@ def pretrained_tag(name: str) -> str:
 
 def check_backbone_name(name: str, context: str = "") -> None:
     """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name``."""
+    import timm  # imported on first use: it takes about a second, and `import segzoo` should not pay it
+
     if timm.is_model(name.split(".")[0]):
         return
     where = f" {context}" if context else ""
@@ -62,6 +63,8 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
     if output_stride not in VALID_OUTPUT_STRIDES:
         raise ConfigError(f"output_stride must be one of {VALID_OUTPUT_STRIDES}, got {output_stride!r}")
     check_backbone_name(name)
+    import timm
+
     kwargs = dict(features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
     if output_stride != 32:  # many timm models do not take the argument at all; 32 is their default
         kwargs["output_stride"] = output_stride

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..class_names import ADE20K_CLASSES
+from ..zoo.class_names import ADE20K_CLASSES
 from ..errors import DatasetError
 from .base import SegmentationDataset, data_root, find_missing
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch.utils.data
 
 from ..errors import DatasetError
-from ..image_io import load_image
+from ..inference.image_io import load_image
 from .masks import read_mask
 from .transforms import EvalTransform
 

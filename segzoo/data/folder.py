@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..image_io import IMAGE_EXTENSIONS
+from ..inference.image_io import IMAGE_EXTENSIONS
 from .base import SegmentationDataset
 
 __all__ = ["FOLDER_LAYOUT", "FolderDataset"]

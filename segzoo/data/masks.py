@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DatasetError
-from ..image_io import reading_image_file
+from ..inference.image_io import reading_image_file
 
 __all__ = ["read_mask"]
 

@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..class_names import VOC_CLASSES
+from ..zoo.class_names import VOC_CLASSES
 from ..errors import DatasetError
 from .base import SegmentationDataset, data_root, find_missing
 

@@ -1,9 +1,11 @@
 """The interface every head, built-in or third-party, implements."""
 from __future__ import annotations
 
-from typing import ClassVar, Sequence, Union
+from typing import ClassVar, Optional, Sequence, Union
 
 from torch import Tensor, nn
+
+from ..upstream import PretrainedSpec, Upstream
 
 __all__ = ["SegmentationHead", "HeadOutput"]
 
@@ -28,6 +30,10 @@ class SegmentationHead(nn.Module):
       * a head that builds its own auxiliary outputs (BiSeNet) sets ``handles_aux = True`` and then
         receives ``aux=<bool>``; otherwise the model adds the standard FCN aux head on ``c3``.
 
+    What a head knows besides its code is declared beside it, as plain data (see ``segzoo.upstream``): other
+    spellings of its name, its forms in upstream checkpoints (head options and checkpoint-key rules) and its zoo
+    entries. The zoo and the converter collect them from every registered head, built-in or third-party.
+
     Class attributes:
         in_features: Feature names the head reads.
         needs_image: Whether the head also needs the input image.
@@ -35,6 +41,11 @@ class SegmentationHead(nn.Module):
         citation: BibTeX of the head's paper (written into model cards).
         aux_loss_weight: The weight of each auxiliary output in the paper's loss, or None for the usual 0.4
             (training scripts use it when no weight is given).
+        output_stride: The backbone output stride the head is designed for (BiSeNet: 32), or None when it
+            works at any (its zoo entries and model names then choose).
+        aliases: Other spellings of the head's name in model names (``("psp",)`` for ``pspnet``).
+        upstreams: The head's forms in upstream checkpoints: options and key rules (``segzoo.upstream.Upstream``).
+        pretrained: The head's zoo entries (``segzoo.upstream.PretrainedSpec``).
     """
 
     in_features: ClassVar[tuple[str, ...]] = ("c4",)
@@ -42,6 +53,10 @@ class SegmentationHead(nn.Module):
     handles_aux: ClassVar[bool] = False
     citation: ClassVar[str] = ""
     aux_loss_weight: ClassVar[float | None] = None
+    output_stride: ClassVar[Optional[int]] = None
+    aliases: ClassVar[tuple[str, ...]] = ()
+    upstreams: ClassVar[tuple[Upstream, ...]] = ()
+    pretrained: ClassVar[tuple[PretrainedSpec, ...]] = ()
 
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> HeadOutput:  # pragma: no cover
         raise NotImplementedError

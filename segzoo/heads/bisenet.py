@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, FCNBlock, concat_channels
+from ..upstream import PretrainedSpec, Upstream
 from .base import SegmentationHead
 
 __all__ = ["SpatialPath", "AttentionRefinement", "FeatureFusion", "BiSeNetHead"]
@@ -78,6 +79,14 @@ class BiSeNetHead(SegmentationHead):
     needs_image = True
     handles_aux = True
     aux_loss_weight = 1.0  # the paper weights its two aux losses like the main one
+    output_stride = 32  # the context path is a plain (undilated) backbone
+    # The reference zoo's BiSeNet: ResNet-18 context path, the defaults; no key layout of its checkpoints is known.
+    upstreams = (Upstream("reference", "bisenet"),)
+    pretrained = (
+        PretrainedSpec.reference("bisenet_resnet18_voc", "bisenet", "voc", 67.11, backbone="resnet18", output_stride=32),
+        PretrainedSpec.reference("bisenet_resnet18_citys", "bisenet", "citys", None, backbone="resnet18",
+                                 output_stride=32),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  aux: bool = False, context_channels: int = 128):

@@ -5,6 +5,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, CrissCrossAttention, concat_channels
+from ..upstream import PretrainedSpec, Upstream
 from .base import SegmentationHead
 
 __all__ = ["CCNetHead"]
@@ -33,6 +34,9 @@ class CCNetHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    # The reference zoo lists a VOC model with its defaults; no key layout of its checkpoints is known.
+    upstreams = (Upstream("reference", "ccnet"),)
+    pretrained = (PretrainedSpec.reference("ccnet_resnet101_voc", "ccnet", "voc", None),)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  recurrence: int = 2, activation: str = "relu"):

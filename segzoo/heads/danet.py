@@ -5,6 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import ChannelAttention, ConvBnAct, spatial_attention
+from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["PositionAttention", "DANetHead"]
@@ -59,6 +60,24 @@ class DANetHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    upstreams = (
+        # the reference DANetHead: sa / sc attention modules, conv8 = Sequential(Dropout2d, Conv2d); its
+        # position attention softmaxes over the queries, and it returns the fused output only
+        Upstream("reference", "danet", options={"softmax_over": "queries", "deep_supervision": False},
+                 classifier="head.conv8.1.weight", rules=(
+                     conv_bn_act_keys(r"head\.conv5a", "head.conv5a") + conv_bn_act_keys(r"head\.conv5c", "head.conv5c")
+                     + ((r"head\.sa\.query_conv", "head.position_attention.query"),
+                        (r"head\.sa\.key_conv", "head.position_attention.key"),
+                        (r"head\.sa\.value_conv", "head.position_attention.value"),
+                        (r"head\.sa\.gamma", "head.position_attention.gamma"),
+                        (r"head\.sc\.gamma", "head.channel_attention.gamma"))
+                     + conv_bn_act_keys(r"head\.conv51", "head.conv51") + conv_bn_act_keys(r"head\.conv52", "head.conv52")
+                     + ((r"head\.conv8\.1", "head.classifier"),))),
+    )
+    pretrained = (
+        PretrainedSpec.reference("danet_resnet101_voc", "danet", "voc", 78.72),
+        PretrainedSpec.reference("danet_resnet101_citys", "danet", "citys", None),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  softmax_over: str = "keys", deep_supervision: bool = True):

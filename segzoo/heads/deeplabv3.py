@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
+from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["ASPP", "DeepLabV3Head"]
@@ -48,6 +49,23 @@ class DeepLabV3Head(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    aliases = ("deeplab",)  # the reference zoo's spelling
+    upstreams = (
+        # the reference ASPP: b0 (1x1), b1..b3 (atrous), b4.gap = Sequential(pool, conv, bn, relu), project
+        Upstream("reference", "deeplabv3", classifier="head.block.4.weight", rules=(
+            conv_bn_act_keys(r"head\.aspp\.b0", "head.aspp.conv1x1")
+            + tuple(rule for i in range(3)
+                    for rule in conv_bn_act_keys(rf"head\.aspp\.b{i + 1}", f"head.aspp.atrous.{i}"))
+            + ((r"head\.aspp\.b4\.gap\.1", "head.aspp.pool_conv.conv"),
+               (r"head\.aspp\.b4\.gap\.2", "head.aspp.pool_conv.bn"))
+            + conv_bn_act_keys(r"head\.aspp\.project", "head.aspp.project")
+            + conv_bn_act_keys(r"head\.block", "head.block") + ((r"head\.block\.4", "head.classifier"),))),
+    )
+    pretrained = (
+        PretrainedSpec.reference("deeplabv3_resnet101_voc", "deeplabv3", "voc", 78.75),
+        PretrainedSpec.reference("deeplabv3_resnet101_citys", "deeplabv3", "citys", 79.03),
+        PretrainedSpec.reference("deeplabv3_resnet101_ade", "deeplabv3", "ade", None),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  rates=(12, 24, 36), channels: int = 256):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..layers import FCNBlock
+from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["FCNHead"]
@@ -27,6 +28,15 @@ class FCNHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    upstreams = (
+        # the reference / FastFCN FCNHead: block = Sequential(conv, bn, relu, dropout, classifier)
+        Upstream("reference", "fcn", rules=conv_bn_act_keys(r"head\.block", "head.fcn.block")
+                 + ((r"head\.block\.4", "head.fcn.classifier"),), classifier="head.block.4.weight"),
+    )
+    pretrained = (
+        PretrainedSpec.reference("fcn_resnet101_voc", "fcn", "voc", 76.89),
+        PretrainedSpec.reference("fcn_resnet101_citys", "fcn", "citys", 78.61),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  dropout: float = 0.1):

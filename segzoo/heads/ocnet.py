@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, concat_channels, spatial_attention
+from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["ObjectContext", "OCNetHead"]
@@ -46,6 +47,27 @@ class ObjectContext(nn.Module):
         return context
 
 
+def _object_context_keys(source: str) -> tuple:
+    """The reference's OC module at ``source``: one stage with f_key (conv, bn, relu), f_value and W."""
+    stage, target = rf"{source}\.stages\.0", "head.object_context"
+    return conv_bn_act_keys(rf"{stage}\.f_key", f"{target}.key_query") + (
+        (rf"{stage}\.f_value", f"{target}.value"), (rf"{stage}\.W", f"{target}.out_proj"))
+
+
+# Base-OC: context = Sequential(conv, bn, relu, BaseOC); the OC module's own fuse is conv_bn_dropout.
+_BASE_OC_KEYS = (conv_bn_act_keys(r"context", "head.reduce") + _object_context_keys(r"context\.3")
+                 + conv_bn_act_keys(r"context\.3\.conv_bn_dropout", "head.fuse") + ((r"cls", "head.classifier"),))
+# ASP-OC: context.0 holds the branches; its first branch ("context") is Sequential(conv, bn, relu, OC module).
+_ASP_OC_KEYS = (conv_bn_act_keys(r"context\.0\.context", "head.context_conv")
+                + _object_context_keys(r"context\.0\.context\.3")
+                + conv_bn_act_keys(r"context\.0\.context\.3\.conv_bn_dropout", "head.context_fuse")
+                + conv_bn_act_keys(r"context\.0\.conv2", "head.conv1x1")
+                + tuple(rule for i in range(3) for rule in conv_bn_act_keys(rf"context\.0\.conv{i + 3}", f"head.atrous.{i}"))
+                + conv_bn_act_keys(r"context\.0\.conv_bn_dropout", "head.fuse") + ((r"cls", "head.classifier"),))
+# The reference's f_query is the very module f_key (two names): placed by checking it equals f_key.
+_F_QUERY_IS_F_KEY = ((r"(.*)\.f_query", r"\1.f_key"),)
+
+
 class OCNetHead(SegmentationHead):
     """OCNet head on c4.
 
@@ -79,6 +101,18 @@ class OCNetHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    upstreams = (
+        Upstream("reference", "ocnet_base", options={"activation": "relu"}, rules=_BASE_OC_KEYS,
+                 classifier="cls.weight", shared=_F_QUERY_IS_F_KEY),
+        Upstream("reference", "ocnet_asp", options={"variant": "asp", "activation": "relu", "asp_reduce_channels": 0,
+                                                    "asp_branch_channels": 512},
+                 rules=_ASP_OC_KEYS, classifier="cls.weight", shared=_F_QUERY_IS_F_KEY),
+    )
+    pretrained = (
+        PretrainedSpec.reference("ocnet_resnet101_voc", "ocnet_base", "voc", 79.07),
+        PretrainedSpec.reference("ocnet_resnet101_citys", "ocnet_base", "citys", 74.18,
+                                 note="evaluated on centre crops"),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  variant: str = "base", activation: str = "leaky_relu", asp_reduce_channels: int = 512,

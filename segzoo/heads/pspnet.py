@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
 from ..layers.tracing import is_exporting
+from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["PyramidPooling", "PSPHead"]
@@ -76,6 +77,19 @@ class PSPHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
+    aliases = ("psp",)  # the reference zoo's spelling
+    upstreams = (
+        # the reference PSPHead: psp.conv1..4 (pooled branches), block = Sequential(conv, bn, relu, dropout, cls)
+        Upstream("reference", "psp", options={"bins": (1, 2, 3, 4)}, classifier="head.block.4.weight",
+                 rules=tuple(rule for i in range(4)
+                             for rule in conv_bn_act_keys(rf"head\.psp\.conv{i + 1}", f"head.pyramid.branches.{i}"))
+                 + conv_bn_act_keys(r"head\.block", "head.bottleneck") + ((r"head\.block\.4", "head.classifier"),)),
+    )
+    pretrained = (
+        PretrainedSpec.reference("pspnet_resnet101_voc", "psp", "voc", 78.48),
+        PretrainedSpec.reference("pspnet_resnet101_dilated_voc", "psp", "voc", 78.57, dilated=True),
+        PretrainedSpec.reference("pspnet_resnet101_citys", "psp", "citys", 78.62),
+    )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  bins=(1, 2, 3, 6), dropout: float = 0.1):

@@ -1,15 +1,20 @@
-"""Training building blocks: optimizer groups, the poly schedule, distributed helpers, a sharded sampler, data
-loaders, the training step, a metrics log and atomic, resumable checkpoints (safetensors + JSON, never pickle)."""
-from .distributed import (
+"""Training building blocks: losses, optimizer groups, the poly schedule, distributed helpers, a sharded sampler,
+data loaders, the training step, a metrics log and atomic, resumable checkpoints (safetensors + JSON, never pickle).
+
+The distributed helpers live in ``segzoo.distributed`` (the weights layer uses them too) and are re-exported here.
+"""
+from ..distributed import (
     DistributedContext,
     all_reduce_mean,
     barrier,
     cleanup_distributed,
     init_distributed,
     is_main_process,
+    rank0_first,
     unwrap_model,
 )
 from .loaders import eval_loader, start_epoch, train_loader
+from .losses import OhemCrossEntropy, SegmentationLoss
 from .loop import train_step
 from .metrics_log import MetricsLog, json_safe
 from .optim import build_optimizer, param_groups, scaled_lr
@@ -28,7 +33,9 @@ from .state import (
 __all__ = [
     "DistributedContext",
     "MetricsLog",
+    "OhemCrossEntropy",
     "PolyLR",
+    "SegmentationLoss",
     "ShardedSampler",
     "TrainingState",
     "all_reduce_mean",
@@ -43,6 +50,7 @@ __all__ = [
     "json_safe",
     "load_checkpoint",
     "param_groups",
+    "rank0_first",
     "restore_rng",
     "resume_from",
     "save_checkpoint",

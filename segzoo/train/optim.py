@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .distributed import unwrap_model
+from ..distributed import unwrap_model
 
 __all__ = ["build_optimizer", "param_groups", "scaled_lr"]
 

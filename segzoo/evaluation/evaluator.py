@@ -1,0 +1,60 @@
+"""Evaluate a model over a dataset: pixAcc, per-class IoU and mIoU, single or multi-scale, on 1 or N processes.
+
+Each process runs its shard of the dataset (``ShardedSampler`` with no padding, so nothing is counted
+twice) into a streaming confusion matrix; the matrices are summed across processes before the metrics are
+computed, so 1 and N processes give the same numbers.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..inference.tta import Size, predict_logits
+from .metrics import ConfusionMatrix
+
+__all__ = ["evaluate"]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model  # DistributedDataParallel
+
+
+def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: torch.device | str = "cpu",
+             ignore_index: int = 255, scales: Sequence[float] = (1.0,), flip: bool = False,
+             window: Optional[Size] = None, stride: Optional[Size] = None, progress: bool = False) -> dict:
+    """Run ``model`` over ``batches`` of ``(images, masks)`` and return the metrics over all of them.
+
+    Args:
+        model: A segmentation model (a ``DistributedDataParallel`` wrapper is unwrapped: evaluation needs no
+            gradient synchronisation). It is put in eval mode and left in the mode it was in.
+        batches: An iterable of ``(images (N, 3, H, W) normalised, masks (N, H, W) int64)``, e.g. a DataLoader
+            over a dataset with ``EvalTransform``; under DDP each process passes its own shard.
+        num_classes: Number of classes of the dataset.
+        device: Where to run.
+        ignore_index: Mask value that is not scored.
+        scales, flip, window, stride: Test-time augmentation, as in ``segzoo.inference.predict_logits``.
+        progress: Show a progress bar (pass True on the main process only).
+
+    Returns:
+        ``ConfusionMatrix.compute()`` of the confusion matrix summed over every process: ``pixAcc``,
+        ``mIoU`` (over the classes present in the ground truth or the predictions), per-class ``IoU`` and
+        ``num_pixels``.
+    """
+    model = _unwrap(model)
+    was_training = model.training
+    model.eval()
+    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    if progress:
+        from tqdm.auto import tqdm
+        batches = tqdm(batches, desc="evaluate", leave=False, dynamic_ncols=True)
+    try:
+        for images, masks in batches:
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            logits = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride)
+            matrix.update(logits.argmax(1), masks)
+    finally:
+        model.train(was_training)
+    return matrix.all_reduce().compute()

@@ -1,0 +1,18 @@
+"""Inference: segment image files (``predict``), test-time augmentation and sliding windows (``tta``), image
+reading (``image_io``), class maps as images (``visualize``) and ``optimize_for_inference`` (``optimize``).
+
+The names below are imported on first use: reading images (``segzoo.data`` does) must not import the optimizer,
+whose ``torch.compiler`` hooks pull in ``torch._dynamo``.
+"""
+from ..lazy import lazy_attributes
+
+_EXPORTS = {
+    "IMAGE_EXTENSIONS": ".image_io", "load_image": ".image_io", "to_tensor": ".image_io",
+    "FusedConv2d": ".optimize", "fold_batch_norm": ".optimize", "is_optimized_for_inference": ".optimize",
+    "optimize_for_inference": ".optimize",
+    "PredictResult": ".predict", "collect_inputs": ".predict", "predict": ".predict",
+    "predict_logits": ".tta", "sliding_window_logits": ".tta", "window_starts": ".tta",
+    "colorize": ".visualize", "overlay": ".visualize",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -1,0 +1,300 @@
+"""``predict``: segment image files with a model and write masks, overlays and class-map arrays."""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import ImageReadError, SegzooError
+from ..zoo import palette_for
+from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
+from .optimize import optimize_for_inference
+from .tta import predict_logits
+from .visualize import colorize, overlay
+
+__all__ = ["predict", "PredictResult", "collect_inputs"]
+
+PathLike = Union[str, os.PathLike]
+_GLOB_CHARS = set("*?[")
+# Images read ahead while waiting for a full batch of their size, per batch slot.
+_PENDING_PER_SLOT = 4
+
+
+@dataclass
+class PredictResult:
+    """The outcome for one input.
+
+    Attributes:
+        path: The input file (or the pattern / path that matched nothing).
+        mask: The ``(H, W)`` class map at the image's size (after EXIF orientation): uint8 for up to 256
+            classes, int16 above. None when the input was skipped, or with ``keep_masks=False``.
+        error: Why the input was skipped; None when it was processed.
+        files: The files written for it.
+    """
+
+    path: Path
+    mask: Optional[np.ndarray] = None
+    error: Optional[str] = None
+    files: tuple[Path, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Item:
+    index: int
+    path: Path
+    out_stem: Optional[Path] = None  # output name without suffix, relative to out_dir
+    error: Optional[str] = None
+
+
+def _is_within(path: Path, folder: Optional[Path]) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def collect_inputs(inputs: Union[PathLike, Iterable[PathLike]], exclude: Optional[PathLike] = None) -> list[_Item]:
+    """Expand files, folders and glob patterns into the list of images to segment, in a stable order.
+
+    A file named explicitly is read whatever its extension. A folder is searched recursively for files
+    with an image extension (``IMAGE_EXTENSIONS``, any case), in sorted order, skipping anything under
+    ``exclude`` (the output folder); its images keep their sub-folders in the output names. A pattern
+    (``*``, ``?``, ``[``; ``**`` recurses) gives the files it matches. A path or pattern that gives nothing
+    is an item with an error. A file reached twice is listed once.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    found: list[tuple[Path, Path, Optional[str]]] = []  # (path, out stem, error)
+    for entry in inputs:
+        text = os.fspath(entry)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _is_within(p, excluded))
+            if not files:
+                found.append((path, Path(path.name), f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder"))
+            found += [(p, p.relative_to(path).with_suffix(""), None) for p in files]
+        elif path.is_file():
+            found.append((path, Path(path.stem), None))
+        elif _GLOB_CHARS & set(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if os.path.isfile(m))
+            if not matches:
+                found.append((path, Path(path.name), "no file matches this pattern"))
+            found += [(m, Path(m.stem), None) for m in matches]
+        else:
+            found.append((path, Path(path.name), "no such file or folder"))
+
+    items: list[_Item] = []
+    seen_files: set[Path] = set()
+    used_stems: set[str] = set()
+    for path, stem, error in found:
+        if error is None:
+            key = path.resolve()
+            if key in seen_files:
+                continue
+            seen_files.add(key)
+            # Two inputs with one output name (a.jpg and a.png): the later one gets its extension in the name.
+            candidate, extension, n = stem, path.suffix.lstrip(".").lower(), 1
+            while str(candidate).lower() in used_stems:
+                candidate = stem.with_name(f"{stem.name}_{extension}" + (f"{n}" if n > 1 else ""))
+                n += 1
+            used_stems.add(str(candidate).lower())
+            stem = candidate
+        items.append(_Item(len(items), path, stem if error is None else None, error))
+    return items
+
+
+def _resolve_model(model: Union[nn.Module, str], num_classes: Optional[int]) -> nn.Module:
+    if isinstance(model, str):
+        from ..factory import create_model
+
+        return create_model(model, num_classes=num_classes)
+    if not hasattr(model, "config"):
+        raise TypeError("predict needs a SegmentationModel (or a model name): it reads the model's config")
+    if num_classes is not None and num_classes != model.config.num_classes:
+        raise ValueError(f"num_classes={num_classes} applies to model names only; this model has "
+                         f"{model.config.num_classes} classes")
+    return model
+
+
+def _resolve_device(device: Union[str, torch.device]) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise SegzooError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({err})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise SegzooError(f"device {device!r} was asked for, but CUDA is not available here")
+    return resolved
+
+
+def _mask_dtype(num_classes: int) -> np.dtype:
+    if num_classes <= 256:
+        return np.dtype(np.uint8)
+    if num_classes <= 32768:
+        return np.dtype(np.int16)
+    return np.dtype(np.int32)
+
+
+def _write_outputs(mask: np.ndarray, rgb: np.ndarray, stem: Path, out_dir: Path, palette: np.ndarray,
+                   save_npy: bool, with_overlay: bool) -> tuple[Path, ...]:
+    target = out_dir / stem
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    mask_path = target.with_name(f"{target.name}_mask.png")
+    if mask.dtype == np.uint8:
+        colorize(mask, palette).save(mask_path)
+    else:  # more than 256 classes: no palette can hold them; a 16-bit greyscale PNG of the indices
+        Image.fromarray(mask.astype(np.uint16)).save(mask_path)
+    written.append(mask_path)
+    if with_overlay:
+        overlay_path = target.with_name(f"{target.name}_overlay.png")
+        Image.fromarray(overlay(rgb, mask, palette)).save(overlay_path)
+        written.append(overlay_path)
+    if save_npy:
+        npy_path = target.with_name(f"{target.name}.npy")
+        np.save(npy_path, mask)
+        written.append(npy_path)
+    return tuple(written)
+
+
+def predict(
+    inputs: Union[PathLike, Iterable[PathLike]],
+    model: Union[nn.Module, str],
+    *,
+    out_dir: Optional[PathLike] = None,
+    save_npy: bool = False,
+    overlay: bool = True,
+    max_size: Optional[int] = None,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    batch_size: int = 1,
+    device: Union[str, torch.device] = "auto",
+    half: bool = False,
+    progress: bool = True,
+    num_classes: Optional[int] = None,
+    keep_masks: bool = True,
+) -> list[PredictResult]:
+    """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
+
+    - ``<stem>_mask.png``: the class map as a palette (``P``) PNG in the dataset's colours
+      (``segzoo.zoo.palette_for``), at the image's size after EXIF orientation; its pixel values are the
+      class indices (a 16-bit greyscale PNG of the indices above 256 classes);
+    - ``<stem>_overlay.png``: the class colours blended over the image (alpha 0.5), unless ``overlay=False``;
+    - ``<stem>.npy`` with ``save_npy=True``: the class map (uint8 up to 256 classes, int16 above).
+
+    Args:
+        inputs: Files, folders (searched recursively; sub-folders are mirrored in ``out_dir``) and glob
+            patterns, see ``collect_inputs``.
+        model: A ``SegmentationModel``, or any name ``create_model`` accepts (``fcn_resnet18``,
+            ``hf-hub:org/name``, ``local-dir:DIR``). A model passed in is moved to ``device`` and put in
+            eval mode (its train / eval mode is restored afterwards); a model made here from a name is
+            also run through ``optimize_for_inference`` (the same outputs, faster; pass
+            ``optimize_for_inference(model)`` yourself for the same speed with a model of your own).
+        out_dir: Output folder (created); None writes nothing, the class maps are only returned.
+        save_npy: Also write the raw class map as ``.npy``.
+        overlay: Write the colour overlay.
+        max_size: Images whose long side exceeds this many pixels are run by sliding window, with windows
+            of the model's ``config.input_size``; None runs every image whole.
+        scales: Test-time scales, averaged (see ``segzoo.inference.tta.predict_logits``).
+        flip: Also average the left-right mirrored prediction.
+        batch_size: Images of the same size (after orientation) are run together in batches of up to this
+            many; images are never padded to share a batch. Images of a size seen rarely wait for a batch
+            only while few images are pending.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        half: Run under float16 autocast (CUDA only; on the CPU this is an error).
+        progress: Show a progress bar on stderr (only when stderr is a terminal and there are 2+ inputs).
+        num_classes: With a model name: the number of classes to build it with.
+        keep_masks: Keep each class map in the returned results (set False for large folders).
+
+    Returns:
+        One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
+        reported on stderr and in its result's ``error``, and skipped; the others are still processed.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    resolved_device = _resolve_device(device)
+    if half and resolved_device.type != "cuda":
+        raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
+                          f"(drop --half / half=True, or use --device cuda)")
+    built_here = isinstance(model, str)
+    model = _resolve_model(model, num_classes)
+    config = model.config
+    palette = palette_for(config)
+    dtype = _mask_dtype(config.num_classes)
+    out_path = Path(out_dir) if out_dir is not None else None
+    items = collect_inputs(inputs, exclude=out_path)
+    results: list[Optional[PredictResult]] = [None] * len(items)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), unit="img", file=sys.stderr, dynamic_ncols=True,
+               disable=True if (not progress or len(items) < 2) else None)
+
+    def skip(item: _Item, reason: str) -> None:
+        results[item.index] = PredictResult(item.path, error=reason)
+        tqdm.write(f"warning: {reason}; skipped", file=sys.stderr)
+        bar.update(1)
+
+    def run_batch(batch: list[tuple[_Item, np.ndarray]]) -> None:
+        images = torch.cat([to_tensor(rgb, config.mean, config.std) for _, rgb in batch]).to(resolved_device)
+        height, width = images.shape[-2:]
+        window = tuple(config.input_size) if max_size is not None and max(height, width) > max_size else None
+        autocast = (torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext())
+        with autocast:
+            logits = predict_logits(model, images, scales=scales, flip=flip, window=window)
+        masks = logits.argmax(1).cpu().numpy().astype(dtype)
+        for (item, rgb), mask in zip(batch, masks):
+            files = ()
+            if out_path is not None:
+                files = _write_outputs(mask, rgb, item.out_stem, out_path, palette, save_npy, overlay)
+            results[item.index] = PredictResult(item.path, mask if keep_masks else None, files=files)
+            bar.update(1)
+
+    was_training = model.training
+    model.eval().to(resolved_device)
+    if built_here:  # nobody else holds this model: fold its BatchNorms and pre-pack its weights
+        model = optimize_for_inference(model, inplace=True)
+    pending: dict[tuple[int, int], list[tuple[_Item, np.ndarray]]] = {}
+    try:
+        for item in items:
+            if item.error is not None:
+                skip(item, f"{item.path}: {item.error}")
+                continue
+            try:
+                rgb = load_image(item.path)
+            except ImageReadError as err:
+                skip(item, str(err))
+                continue
+            group = pending.setdefault(rgb.shape[:2], [])
+            group.append((item, rgb))
+            if len(group) >= batch_size:
+                run_batch(pending.pop(rgb.shape[:2]))
+            elif sum(len(g) for g in pending.values()) > _PENDING_PER_SLOT * batch_size:
+                run_batch(pending.pop(max(pending, key=lambda size: len(pending[size]))))
+        for size in list(pending):
+            run_batch(pending.pop(size))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return results

@@ -1,0 +1,51 @@
+"""Class maps as images: palette PNGs and colour overlays (palettes: ``segzoo.zoo.palettes``)."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["colorize", "overlay"]
+
+
+def _check_labels(label_map: np.ndarray, palette: np.ndarray, limit: int) -> np.ndarray:
+    label_map = np.asarray(label_map)
+    if label_map.ndim != 2:
+        raise ValueError(f"expected a (H, W) class map, got shape {label_map.shape}")
+    if not np.issubdtype(label_map.dtype, np.integer):
+        raise ValueError(f"expected an integer class map, got dtype {label_map.dtype}")
+    if label_map.size and (label_map.min() < 0 or label_map.max() >= min(len(palette), limit)):
+        raise ValueError(f"class indices must lie in [0, {min(len(palette), limit)}); got "
+                         f"[{label_map.min()}, {label_map.max()}]")
+    return label_map
+
+
+def colorize(label_map: np.ndarray, palette: np.ndarray) -> Image.Image:
+    """A ``P``-mode PIL image of a ``(H, W)`` class map whose palette is ``palette`` (its first 256 rows).
+
+    The pixel values are the class indices, so ``np.asarray(colorize(m, p)) == m``. Class indices must be
+    below 256 (a PNG palette holds 256 colours).
+    """
+    palette = np.asarray(palette, dtype=np.uint8)
+    label_map = _check_labels(label_map, palette, 256)
+    height, width = label_map.shape
+    image = Image.frombytes("P", (width, height), np.ascontiguousarray(label_map, dtype=np.uint8).tobytes())
+    rows = np.zeros((256, 3), dtype=np.uint8)
+    rows[:min(len(palette), 256)] = palette[:256]
+    image.putpalette(rows.flatten().tolist())
+    return image
+
+
+def overlay(image_rgb: np.ndarray, label_map: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend the class colours over an image: ``(1 - alpha) * image + alpha * palette[label]``, RGB uint8."""
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image_rgb.shape} {image_rgb.dtype}")
+    palette = np.asarray(palette, dtype=np.uint8)
+    label_map = _check_labels(label_map, palette, len(palette))
+    if label_map.shape != image_rgb.shape[:2]:
+        raise ValueError(f"class map {label_map.shape} and image {image_rgb.shape[:2]} differ in size")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    colours = palette[label_map].astype(np.float32)
+    blended = (1.0 - alpha) * image_rgb.astype(np.float32) + alpha * colours
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)

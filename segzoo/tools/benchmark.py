@@ -1,0 +1,221 @@
+"""Inference (or training-step) benchmark: latency, images/s, GFLOPs, GFLOP/s and peak memory.
+
+Each model runs in a fresh child process so that its peak memory is its own (CPU: resident set size,
+read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's FLOP counter on a
+``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise ops
+are not counted). ``tv:<name>`` benchmarks a torchvision segmentation model (weights=None) as a peer.
+By default segzoo models run in eval as segzoo's own inference paths run them, after
+``optimize_for_inference`` (BatchNorm folded, weights pre-packed); ``optimize`` chooses for which models.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+
+from ..inference.optimize import optimize_for_inference
+from .flops import TORCHVISION_PREFIX, build_for_benchmark, count_flops
+
+__all__ = ["BenchmarkResult", "benchmark", "format_table", "results_as_dicts"]
+
+OPTIMIZE_CHOICES = ("segzoo", "all", "none")
+
+
+@dataclass
+class BenchmarkResult:
+    """One row of a benchmark."""
+
+    model: str
+    size: tuple[int, int]
+    batch: int
+    device: str
+    channels_last: bool
+    mode: str
+    optimized: bool
+    params_m: float
+    gflops: float
+    latency_s: float
+    images_per_s: float
+    gflops_per_s: float
+    peak_memory_mb: float
+    forward_memory_mb: float
+    round_latencies_s: tuple[float, ...] = ()  # each round's median latency (``rounds``); latency_s is their median
+
+
+def _rss_peak_mb() -> float:
+    import resource  # POSIX only: imported where it is used, so that importing segzoo works everywhere
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, optimize, kwargs, queue):
+    try:
+        torch.manual_seed(0)
+        gflops, params_m = count_flops(name, size, batch, **kwargs)
+        model = build_for_benchmark(name, **kwargs).to(device)
+        model.train(train)
+        images = torch.randn(batch, 3, *size, device=device)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=memory_format)
+        images = images.contiguous(memory_format=memory_format)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
+        if optimize:  # not timed, like the compilation
+            model = optimize_for_inference(model, inplace=True)
+        if compile_model:  # compiled on the first (warm-up) call
+            model = torch.compile(model)
+
+        def step():
+            if train:
+                out = model(images)
+                out = out if isinstance(out, torch.Tensor) else (out["out"] if isinstance(out, dict) else out[0])
+                out.float().mean().backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                with torch.inference_mode():
+                    model(images)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        before = _rss_peak_mb()
+        times = []
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            step()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        if device.startswith("cuda"):
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            forward = peak - sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+        else:
+            peak = _rss_peak_mb()
+            forward = peak - before
+        latency = statistics.median(times)
+        queue.put(BenchmarkResult(
+            model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
+            mode="train" if train else "eval", optimized=optimize, params_m=params_m, gflops=gflops, latency_s=latency,
+            images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
+            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,)))
+    except BaseException as err:  # report, don't hang the parent
+        queue.put(err)
+
+
+def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
+    """``name[@contiguous|@channels_last]`` -> (name, memory format or None for the run's default)."""
+    name, _, memory_format = spec.partition("@")
+    if memory_format not in ("", "contiguous", "channels_last"):
+        raise ValueError(f"{spec!r}: the suffix after '@' must be 'contiguous' or 'channels_last'")
+    return name, memory_format or None
+
+
+def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
+              train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
+              optimize: str = "segzoo", rounds: int = 1, **kwargs) -> list[BenchmarkResult]:
+    """Benchmark each model in its own process, one after the other (``rounds`` times over).
+
+    Args:
+        names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers; a suffix
+            ``@contiguous`` or ``@channels_last`` sets that model's memory format (``tv:deeplabv3_resnet101@contiguous``
+            is torchvision as users run it).
+        size: Input (height, width).
+        batch: Batch size.
+        device: ``"cpu"`` or ``"cuda"``.
+        channels_last: Run in channels-last memory format (segzoo's default).
+        train: Time a training step (forward, backward, SGD step) instead of inference. Its GFLOP/s
+            counts the backward as twice the forward.
+        warmup: Untimed runs first (at least 1 with ``compile``: compilation happens there).
+        runs: Timed runs; the median is reported.
+        compile: Run ``torch.compile(model)`` (the compilation is not timed).
+        optimize: Which models run through ``optimize_for_inference`` first (eval only; not timed):
+            ``"segzoo"`` (segzoo models, as ``segzoo predict`` and ``examples/evaluate.py`` run them),
+            ``"all"`` (torchvision peers too) or ``"none"`` (plain eager models).
+        rounds: Run the whole list this many times, one model after the other each time, and report each
+            model's median over the rounds. On a shared machine a slow stretch then slows one round of every
+            model instead of all the runs of one model.
+        **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
+            except ``num_classes``.
+
+    Returns:
+        One ``BenchmarkResult`` per name.
+    """
+    if optimize not in OPTIMIZE_CHOICES:
+        raise ValueError(f"optimize must be one of {OPTIMIZE_CHOICES}, got {optimize!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    context = multiprocessing.get_context("spawn")
+    by_model = [[] for _ in names]
+    for _ in range(rounds):
+        for spec, results in zip(names, by_model):
+            results.append(_run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs,
+                                         compile, optimize, kwargs))
+    return [_combine_rounds(results) for results in by_model]
+
+
+def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, compile, optimize,
+                  kwargs) -> BenchmarkResult:
+    name, memory_format = _parse_spec(spec)
+    model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
+    queue = context.Queue()
+    optimize_model = not train and (optimize == "all" or
+                                    (optimize == "segzoo" and not name.startswith(TORCHVISION_PREFIX)))
+    model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
+    process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
+                                                     train, max(warmup, int(compile)), runs, compile,
+                                                     optimize_model, model_kwargs, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if isinstance(result, BaseException):
+        raise RuntimeError(f"benchmark of {name!r} failed: {type(result).__name__}: {result}") from result
+    return result
+
+
+def _combine_rounds(results: list[BenchmarkResult]) -> BenchmarkResult:
+    """One model's rounds as one row: the median latency (and the rates from it), the highest peak memory."""
+    latencies = tuple(r.latency_s for r in results)
+    latency = statistics.median(latencies)
+    first = results[0]
+    return dataclasses.replace(
+        first, latency_s=latency, images_per_s=first.batch / latency,
+        gflops_per_s=first.gflops_per_s * first.latency_s / latency,
+        peak_memory_mb=max(r.peak_memory_mb for r in results),
+        forward_memory_mb=max(r.forward_memory_mb for r in results), round_latencies_s=latencies)
+
+
+def _format_name(result: BenchmarkResult) -> str:
+    return "channels_last" if result.channels_last else "contiguous"
+
+
+def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
+    """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios; after
+    several rounds, each round's latency."""
+    ref = next((r for r in results if reference in (r.model, f"{r.model}@{_format_name(r)}")), None)
+    rounds = max(len(r.round_latencies_s) for r in results) if results else 0
+    header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
+              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else "")
+              + (f" {'rounds: latency(s)'}" if rounds > 1 else ""))
+    lines = [header, "-" * len(header)]
+    optimized = [r.model for r in results if r.optimized]
+    for r in results:
+        line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<8} {r.params_m:>9.2f} {r.gflops:>8.1f} "
+                f"{r.latency_s:>10.3f} {r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} "
+                f"{r.forward_memory_mb:>8.0f}")
+        if ref:
+            line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
+        if rounds > 1:
+            line += " " + " ".join(f"{latency:.3f}" for latency in r.round_latencies_s)
+        lines.append(line)
+    if optimized:
+        lines.append(f"optimize_for_inference: {', '.join(optimized)}")
+    return "\n".join(lines)
+
+
+def results_as_dicts(results: list[BenchmarkResult]) -> list[dict]:
+    return [asdict(r) for r in results]

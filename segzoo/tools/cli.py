@@ -1,0 +1,336 @@
+"""The ``segzoo`` command: a thin layer over the library's functions."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["main"]
+
+
+def _add_list(commands) -> None:
+    parser = commands.add_parser("list", help="list model names, zoo names or heads",
+                                 description="List model names: zoo names and '<head>_<backbone>' names on the "
+                                             "ResNet backbones (any timm feature model works as a backbone).")
+    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
+    parser.add_argument("--pretrained", action="store_true", help="only zoo names (published or to be published)")
+    parser.add_argument("--heads", action="store_true",
+                        help="list the heads with the distribution and version providing each")
+    parser.set_defaults(run=_run_list)
+
+
+def _run_list(args) -> int:
+    if args.heads:
+        from ..registry import list_heads
+
+        for info in list_heads(include_failed=True):
+            status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
+            print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
+        return 0
+    from ..factory import list_models
+
+    print("\n".join(list_models(args.pattern, pretrained=args.pretrained)))
+    return 0
+
+
+def _add_info(commands) -> None:
+    parser = commands.add_parser(
+        "info", help="describe a model: config, parameters, GFLOPs, classes, metrics, weights",
+        description="Describe NAME (a zoo name, '<head>_<backbone>', hf-hub:org/name[@rev] or local-dir:DIR): "
+                    "its config, parameters, GFLOPs at its eval size (counted without computing), classes, "
+                    "the metrics reported for it and their source, and where its weights live and whether "
+                    "they are in the Hub cache. hf-hub: names download config.json only.")
+    parser.add_argument("name", metavar="NAME", help="model name")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_info)
+
+
+def _run_info(args) -> int:
+    from .info import format_info, model_info
+
+    info = model_info(args.name, cache_dir=args.cache_dir, token=args.token, endpoint=args.endpoint)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _add_benchmark(commands) -> None:
+    parser = commands.add_parser(
+        "benchmark", help="latency, GFLOPs, GFLOP/s and peak memory of models",
+        description="Benchmark models, each in its own process: median latency over --runs after --warmup, "
+                    "images/s, GFLOPs (torch's FLOP counter; a multiply-add is 2 FLOPs), GFLOP/s and peak "
+                    "memory (CPU: peak RSS of the process and its growth during the timed runs; CUDA: max "
+                    "allocated). Names prefixed 'tv:' are torchvision segmentation models (weights=None), "
+                    "e.g. tv:deeplabv3_resnet101, run in the same session as a peer. A suffix @contiguous or "
+                    "@channels_last sets one model's memory format.")
+    parser.add_argument("models", nargs="+", metavar="NAME",
+                        help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
+    parser.add_argument("--size", nargs=2, type=int, default=(480, 480), metavar=("H", "W"), help="input size")
+    parser.add_argument("--batch", type=int, default=1, help="batch size")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
+                        help="channels-last memory format (default: on)")
+    parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each model first (compilation happens in the untimed warm-up)")
+    parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
+                        help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
+                             "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole list this many times in turn and report each model's median round "
+                             "(steadier on a shared machine)")
+    parser.add_argument("--num-classes", type=int, help="override the number of classes")
+    parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=_run_benchmark)
+
+
+def _run_benchmark(args) -> int:
+    from .benchmark import benchmark, format_table, results_as_dicts
+
+    results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
+                        channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
+                        compile=args.compile, optimize=args.optimize, rounds=args.rounds,
+                        num_classes=args.num_classes)
+    print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
+    return 0
+
+
+def _add_convert(commands) -> None:
+    from ..weights.convert import list_kinds
+
+    parser = commands.add_parser(
+        "convert", help="convert a reference or PyTorch-Encoding .pth checkpoint to segzoo files",
+        description="Convert a reference (base*/JPU.) or PyTorch-Encoding / FastFCN (pretrained./jpu.) .pth "
+                    "checkpoint to segzoo's model.safetensors + config.json, loadable with "
+                    "create_model('local-dir:OUT_DIR'). Every key must be placed and every shape must fit; "
+                    "the .pth is read with torch.load(weights_only=True), never unpickling code.")
+    parser.add_argument("src", help="the .pth checkpoint")
+    parser.add_argument("out_dir", help="output directory (created if needed)")
+    parser.add_argument("--model", required=True, choices=list_kinds(), help="the reference model kind")
+    parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
+    parser.add_argument("--num-classes", type=int, help="number of classes (default: from the classifier)")
+    parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
+    parser.set_defaults(run=_run_convert)
+
+
+def _run_convert(args) -> int:
+    from ..weights.convert import convert_file
+
+    class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
+    report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
+                          num_classes=args.num_classes, class_names=class_names)
+    print(report.summary())
+    return 0
+
+
+def _add_hub_options(parser) -> None:
+    parser.add_argument("--token", help="Hub token (default: huggingface_hub's usual lookup)")
+    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")
+
+
+def _add_push(commands) -> None:
+    parser = commands.add_parser(
+        "push", help="push a saved model directory to the Hub",
+        description="Upload DIR (model.safetensors + config.json, as written by segzoo.save_pretrained) to the "
+                    "Hub repo REPO_ID with a generated README.md model card, in one commit. Creates the repo "
+                    "if needed; pushing identical files makes no commit. Prints the commit URL.")
+    parser.add_argument("directory", metavar="DIR", help="a directory written by segzoo.save_pretrained")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="branch to commit to (created if needed; default main)")
+    parser.add_argument("--message", help="commit message")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_push)
+
+
+def _run_push(args) -> int:
+    from ..factory import create_model
+    from ..weights.hub import push_to_hub
+
+    model = create_model(f"local-dir:{args.directory}")
+    print(push_to_hub(model, args.repo_id, private=args.private or None, revision=args.revision,
+                      commit_message=args.message, token=args.token, endpoint=args.endpoint))
+    return 0
+
+
+def _add_pull(commands) -> None:
+    parser = commands.add_parser(
+        "pull", help="download a model from the Hub into the cache (and optionally a directory)",
+        description="Download REPO_ID's config.json and model.safetensors into the Hub cache, checking each "
+                    "file against the hash the Hub reported, and print where they are. With --to, also copy "
+                    "them (and the model card) into a directory usable as local-dir:DIR.")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name (or namespace/name@revision)")
+    parser.add_argument("--revision", help="branch, tag or commit")
+    parser.add_argument("--to", metavar="DIR", help="copy the files into DIR")
+    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
+    _add_hub_options(parser)
+    parser.set_defaults(run=_run_pull)
+
+
+def _run_pull(args) -> int:
+    from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
+
+    repo_id, revision = parse_hub_name(args.repo_id)
+    snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir, token=args.token,
+                                    endpoint=args.endpoint, local_files_only=args.local_files_only)
+    print(copy_model_files(snapshot, args.to) if args.to else snapshot)
+    return 0
+
+
+def _add_predict(commands) -> None:
+    """``segzoo predict``: see segzoo/predict.py."""
+    parser = commands.add_parser(
+        "predict", help="segment image files: palette masks, colour overlays, class-map arrays",
+        description="Segment images and write, per image <stem>, into --out: <stem>_mask.png (the class map as a "
+                    "palette PNG in the dataset's colours: VOC, Cityscapes, ADE20K or a generic palette; pixel "
+                    "values are the class indices), <stem>_overlay.png (the colours blended over the image) and "
+                    "with --npy <stem>.npy. Masks have the image's size after EXIF orientation. Unreadable files "
+                    "are reported and skipped. Exit status 0 when at least one image was segmented.")
+    parser.add_argument("images", nargs="+", metavar="IMAGES",
+                        help="image files (any extension), folders (searched recursively for .jpg/.png/.bmp/"
+                             ".gif/.tif/.webp/...; sub-folders are mirrored in --out) or quoted glob patterns "
+                             "('photos/*.jpg', '**' recurses)")
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help="a model name create_model accepts: a zoo name, '<head>_<backbone>', "
+                             "'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
+    parser.add_argument("--out", default="predictions", metavar="DIR",
+                        help="output folder, created if needed (default: predictions)")
+    parser.add_argument("--npy", action="store_true",
+                        help="also write <stem>.npy, the raw class map (uint8; int16 above 256 classes)")
+    parser.add_argument("--no-overlay", dest="overlay", action="store_false",
+                        help="do not write the <stem>_overlay.png colour overlays")
+    parser.add_argument("--max-size", type=int, metavar="N",
+                        help="run images whose long side exceeds N pixels by sliding window, in windows of the "
+                             "model's input_size with 2/3-window stride, overlaps averaged (default: every image "
+                             "whole)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+                        help="test-time scales, e.g. --scales 0.75 1.0 1.25: the image is resized by each, and "
+                             "the logits, resized back, are averaged (default: 1.0); give the IMAGES before it")
+    parser.add_argument("--flip", action="store_true",
+                        help="also average the prediction of the left-right mirrored image")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="B",
+                        help="run up to B images of the same size together (images are never padded to "
+                             "share a batch; default: 1)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--half", action="store_true",
+                        help="float16 autocast, on a CUDA device only (an error on the CPU)")
+    parser.add_argument("--num-classes", type=int, metavar="N",
+                        help="number of classes to build the model with (a model with other weights gets "
+                             "re-initialised classifiers; default: the model's own)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (it is shown only when stderr is a terminal anyway)")
+    parser.set_defaults(run=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from ..inference.predict import predict
+
+    results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
+                      max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
+                      batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
+                      num_classes=args.num_classes, keep_masks=False)
+    written = sum(result.ok for result in results)
+    skipped = len(results) - written
+    print(f"{written} written, {skipped} skipped (outputs in {args.out})")
+    return 0 if written else 1
+
+
+def _add_export(commands) -> None:
+    """``segzoo export``: see segzoo/export.py."""
+    parser = commands.add_parser(
+        "export", help="export a model to ONNX or torch.export (.pt2) and check it against eager PyTorch",
+        description="Export NAME (a zoo name, '<head>_<backbone>', 'hf-hub:org/name[@rev]' or 'local-dir:DIR') "
+                    "in eval mode to ONNX (torch.onnx.export with the torch.export-based exporter) or to a "
+                    "torch.export program saved with torch.export.save. Batch, height and width are dynamic by "
+                    "default. The file is then run (ONNX: onnxruntime on the CPU) at the export size and, when "
+                    "dynamic, at a second size and batch, and compared with the eager model: the max abs "
+                    "difference must be within 1e-4 of the output scale. Prints the path and the check.")
+    parser.add_argument("name", metavar="NAME", help="model name, as segzoo.create_model takes it")
+    parser.add_argument("--format", choices=("onnx", "torch.export"), default="onnx",
+                        help="onnx (a .onnx file, default) or torch.export (a .pt2 file for torch.export.load)")
+    parser.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
+                        help="dynamic batch, height and width (default); --no-dynamic fixes the input to "
+                             "1 x 3 x H x W at --size")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+                        help="example input size (default: the model's input_size from its config); with "
+                             "--dynamic the file takes any size, this is where it is traced and checked")
+    parser.add_argument("--out", metavar="PATH",
+                        help="output file (default: ./<model name>.onnx or .pt2; parent directories are created)")
+    parser.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)")
+    parser.add_argument("--num-classes", type=int, metavar="N",
+                        help="number of classes (a different number than a checkpoint's re-initialises its "
+                             "classifiers)")
+    parser.add_argument("--no-check", dest="check", action="store_false",
+                        help="do not run the exported file and compare it with the eager model")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    import re
+
+    from ..factory import create_model
+    from .export import DEFAULT_SUFFIXES, check_export, check_sizes, export
+
+    model = create_model(args.name, num_classes=args.num_classes)
+    size = tuple(args.size) if args.size else tuple(model.config.input_size)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", args.name.split(":", 1)[-1].rstrip("/\\").rsplit("/", 1)[-1]) or "model"
+    out = args.out or f"{stem}{DEFAULT_SUFFIXES[args.format]}"
+    path = export(model, out, args.format, size=size, dynamic=args.dynamic, opset=args.opset, check=False)
+    shape = "dynamic batch, height and width" if args.dynamic else f"input 1x3x{size[0]}x{size[1]}"
+    print(f"wrote {path} ({args.format}, {shape})")
+    if not args.check:
+        return 0
+    runner = "onnxruntime (CPU)" if args.format == "onnx" else "torch.export.load"
+    results = check_export(path, model, args.format, sizes=check_sizes(size, args.dynamic))
+    for result in results:
+        print(f"check, {runner} vs eager: {result}")
+    if not all(result.ok for result in results):
+        print(f"error: the exported {path} does not match the eager model", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from ..version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="segzoo",
+        description="segzoo: a plug-in model zoo for semantic segmentation on timm backbones.",
+    )
+    parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_list(commands)
+    _add_info(commands)
+    _add_benchmark(commands)
+    _add_convert(commands)
+    _add_push(commands)
+    _add_pull(commands)
+    _add_predict(commands)
+    _add_export(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``segzoo`` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from ..errors import SegzooError
+
+    try:
+        return args.run(args)
+    except SegzooError as err:  # a clear message, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""FLOPs and parameters of a model, counted with torch's FLOP counter on the meta device (nothing is computed;
+a multiply-add counts as 2 FLOPs; resampling and elementwise ops are not counted)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..factory import create_model
+
+__all__ = ["TORCHVISION_PREFIX", "build_for_benchmark", "count_flops", "count_model_flops"]
+
+TORCHVISION_PREFIX = "tv:"
+
+
+def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) -> torch.nn.Module:
+    """A segzoo model (random weights) or, for ``tv:<name>``, a torchvision segmentation model."""
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision
+
+        builder = getattr(torchvision.models.segmentation, name[len(TORCHVISION_PREFIX):])
+        return builder(weights=None, weights_backbone=None, aux_loss=False, num_classes=num_classes or 21)
+    return create_model(name, num_classes=num_classes, **kwargs)
+
+
+def count_flops(name: str, size: tuple[int, int], batch: int = 1, **kwargs) -> tuple[float, float]:
+    """(GFLOPs of one forward, parameters in millions), counted on the meta device (nothing is computed)."""
+    with torch.device("meta"):
+        model = build_for_benchmark(name, **kwargs).eval()
+    return count_model_flops(model, size, batch)
+
+
+def count_model_flops(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[float, float]:
+    """(GFLOPs of one forward, parameters in millions) of a model, best built on the meta device."""
+    device = next(model.parameters()).device
+    images = torch.empty(batch, 3, *size, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(images)
+    params = sum(p.numel() for p in model.parameters())
+    return counter.get_total_flops() / 1e9, params / 1e6

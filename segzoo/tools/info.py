@@ -1,0 +1,106 @@
+"""``model_info``: what a model name stands for, without downloading weights or computing anything."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from ..config import ModelConfig
+from ..model import SegmentationModel
+from ..weights.model_card import neck_display_name
+from ..weights.resolver import ResolvedModel, resolve_model_name
+from ..weights.sources import HubOptions, HubSource, LocalDirSource
+from .flops import count_model_flops
+
+__all__ = ["model_info", "format_info"]
+
+
+def _weights(resolved: ResolvedModel, options: HubOptions) -> dict[str, Any]:
+    """Where the weights of a resolved name live, and whether they are in the Hub cache (nothing downloaded)."""
+    if resolved.kind == "zoo":
+        entry = resolved.entry
+        source = resolved.weights[0] if resolved.weights else None
+        cached = source.cached_path(options) if isinstance(source, HubSource) else None
+        return {"source": "zoo", "repo_id": entry.hf_hub_id, "published": entry.published,
+                "revision": entry.revision, "sha256": entry.sha256, "cached": cached is not None, "path": cached}
+    if resolved.kind == "generic":
+        return {"source": "none: random initialisation (pretrained_backbone=True loads ImageNet weights)"}
+    source = resolved.weights[0]
+    if isinstance(source, LocalDirSource):
+        return {"source": source.description, "path": source.weights_path()}
+    cached = source.cached_path(options)
+    return {"source": source.description, "repo_id": source.repo_id, "revision": source.revision or "main",
+            "cached": cached is not None, "path": cached}
+
+
+def _config(resolved: ResolvedModel, options: HubOptions) -> ModelConfig:
+    """The name's config: known from the name, or read from its weights' source (hf-hub: downloads config.json)."""
+    return resolved.config if resolved.config is not None else resolved.weights[0].read_config(options)
+
+
+def model_info(name: str, *, cache_dir: Optional[str] = None, token: Optional[str] = None,
+               endpoint: Optional[str] = None) -> dict[str, Any]:
+    """Describe a model: config, parameters, GFLOPs at its eval size, classes, metrics, where its weights are.
+
+    Args:
+        name: Anything ``create_model`` accepts. ``hf-hub:`` names download ``config.json`` only.
+        cache_dir: Hub cache directory.
+        token: Hub token.
+        endpoint: Hub URL.
+
+    Returns:
+        A JSON-ready dict.
+    """
+    resolved = resolve_model_name(name)
+    options = HubOptions(cache_dir=cache_dir, token=token, endpoint=endpoint)
+    config, weights = _config(resolved, options), _weights(resolved, options)
+    with torch.device("meta"):
+        model = SegmentationModel(config)
+    gflops, params_m = count_model_flops(model.eval(), config.input_size)
+    info: dict[str, Any] = {
+        "name": name,
+        "config": config.to_dict(),
+        "params_m": round(params_m, 3),
+        "gflops": round(gflops, 1),
+        "eval_size": list(config.input_size),
+        "classes": list(config.class_names) if config.class_names else None,
+        "weights": weights,
+    }
+    if resolved.entry is not None:
+        entry = resolved.entry
+        info.update(metrics=entry.metrics, metrics_source=entry.source, dataset=entry.dataset)
+    return info
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """A human-readable text of ``model_info``'s result."""
+    config = info["config"]
+    structure = neck_display_name(ModelConfig.from_dict(config)) or f"output stride {config['output_stride']}"
+    lines = [
+        f"{info['name']}",
+        f"  head            {config['head']} {config['head_kwargs'] or ''}".rstrip(),
+        f"  backbone        {config['backbone']} ({structure}){', aux head' if config['aux'] else ''}",
+        f"  classes         {config['num_classes']}"
+        + (f": {', '.join(info['classes'])}" if info["classes"] else ""),
+        f"  preprocessing   mean {config['mean']}, std {config['std']}, align_corners={config['align_corners']}",
+        f"  parameters      {info['params_m']:.2f} M",
+        f"  GFLOPs          {info['gflops']:.1f} at {info['eval_size'][0]}x{info['eval_size'][1]}",
+    ]
+    if "metrics" in info:
+        metrics = info["metrics"]
+        shown = ", ".join(f"{k} {v}" for k, v in metrics.items() if isinstance(v, (int, float))) or "not reported"
+        lines.append(f"  reported        {shown} ({metrics.get('split', '')}; {info['metrics_source']})")
+    weights = info["weights"]
+    where = weights["source"]
+    if "repo_id" in weights:
+        where += f": {weights['repo_id']}"
+        if weights.get("revision"):
+            where += f"@{weights['revision']}"
+        if weights.get("published") is False:
+            where += " (not published yet)"
+        else:
+            where += f" ({'cached at ' + weights['path'] if weights.get('cached') else 'not cached'})"
+    elif "path" in weights:
+        where += f": {weights['path']}"
+    lines.append(f"  weights         {where}")
+    return "\n".join(lines)

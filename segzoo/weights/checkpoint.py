@@ -1,0 +1,134 @@
+"""Local weights: ``save_pretrained`` writes ``model.safetensors`` + ``config.json``; loading checks
+every key and shape and never unpickles anything."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..config import ModelConfig
+from ..errors import CheckpointError
+from ..registry import get_head_info
+from ..version import __version__
+
+__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_pretrained", "load_pretrained", "load_weights", "read_weights"]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def _is_inference_only(model: torch.nn.Module) -> bool:
+    # Layers that cannot be saved say so (segzoo.inference.optimize's FusedConv2d): no import of that layer here.
+    return any(getattr(module, "inference_only", False) for module in model.modules())
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Save ``model`` as ``model.safetensors`` + ``config.json`` in ``directory`` (created if needed).
+
+    config.json records segzoo's version and the distribution and version that provide the head.
+
+    Returns:
+        The directory.
+    """
+    if _is_inference_only(model):  # its BatchNorms are folded away: the checkpoint could not be loaded
+        raise CheckpointError("this model was made by optimize_for_inference (BatchNorm folded into the "
+                              "convolutions) and cannot be saved; save the original model")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    head = get_head_info(model.config.head)
+    config = model.config.replace(provenance={
+        "segzoo_version": __version__,
+        "head_distribution": head.distribution,
+        "head_version": head.version,
+    })
+    state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
+    _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    _atomic_write(directory / CONFIG_NAME, lambda tmp: config.save(tmp))
+    return directory
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, turning a corrupt or truncated file into a ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a valid safetensors file (corrupt or truncated?): {err}") from err
+
+
+def load_pretrained(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """Read ``config.json`` and ``model.safetensors`` from a directory saved by ``save_pretrained``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory} has no {name}; expected {CONFIG_NAME} and {WEIGHTS_NAME} "
+                                  f"as written by segzoo.save_pretrained")
+    return ModelConfig.load(directory / CONFIG_NAME), read_weights(directory / WEIGHTS_NAME)
+
+
+def _key_list(kind: str, keys: list[str], limit: int = 10) -> str:
+    if not keys:
+        return ""
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{kind} keys ({len(keys)}): {', '.join(keys[:limit])}{more}"
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load ``state`` into ``model``, checking every key and shape.
+
+    * Classifier layers whose shape differs (another ``num_classes``) keep their fresh initialisation,
+      with a warning; everything else must fit exactly.
+    * Aux-head weights the model does not use are dropped; an aux head the checkpoint lacks stays
+      freshly initialised (with a warning): the aux head only matters for training.
+    * Any other missing or unexpected key, or shape mismatch, is a ``CheckpointError`` naming it.
+    """
+    expected = model.state_dict()
+    classifier_keys = set(model.classifier_keys())
+    unexpected = [key for key in state if key not in expected and not key.startswith("aux_head.")]
+    missing = [key for key in expected if key not in state and not key.startswith("aux_head.")]
+    if unexpected or missing:
+        raise CheckpointError(f"{source} does not fit the model: "
+                              + "; ".join(filter(None, [
+                                  _key_list("missing", missing),
+                                  _key_list("unexpected", unexpected),
+                              ])))
+    to_load, reinitialised = {}, []
+    for key in expected:
+        if key not in state:
+            continue
+        value = state[key]
+        if value.shape != expected[key].shape:
+            if key in classifier_keys and value.shape[1:] == expected[key].shape[1:]:
+                reinitialised.append(key)
+                continue
+            raise CheckpointError(f"{source}: key {key!r} has shape {tuple(value.shape)} in the checkpoint "
+                                  f"but {tuple(expected[key].shape)} in the model")
+        to_load[key] = value
+    if reinitialised:
+        warnings.warn(f"{source} has another number of classes: re-initialised {', '.join(reinitialised)}; "
+                      f"every other layer was loaded", stacklevel=2)
+    fresh_aux = sorted(key for key in expected if key.startswith("aux_head.") and key not in state)
+    if fresh_aux:
+        warnings.warn(f"{source} has no aux head weights: the aux head starts from scratch", stacklevel=2)
+    model.load_state_dict(to_load, strict=False)

@@ -1,0 +1,105 @@
+"""The reference zoo's checkpoint layout (GluonCV-style ``base1/2/3``, ``JPU.``) and PyTorch-Encoding /
+FastFCN's (``pretrained.<timm key>``, ``jpu.``), which share their head layout.
+
+This module knows what is common to every model of those upstreams: where the backbone, the neck and the aux
+head sit in a checkpoint and what to drop. What differs per head (its options and head keys) is declared by the
+head itself (``upstreams`` with source ``"reference"``); the JPU neck's keys by the neck. A *kind* names one
+head form with one structure: ``psp_d8`` is the reference PSPNet on a dilated (output stride 8) backbone,
+``psp_jpu`` the same head on the JPU neck.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ..errors import CheckpointError
+from ..registry import get_neck, list_heads
+from ..upstream import KeyRule, Upstream, conv_bn_act_keys, find_upstream
+
+__all__ = ["SOURCE", "LAYOUTS", "Kind", "reference_kinds", "detect_layout", "infer_backbone", "layout_rules"]
+
+SOURCE = "reference"
+LAYOUTS = ("reference", "encoding")
+# How a kind's name ends, and the structure it stands for.
+STRUCTURES: dict[str, dict[str, Any]] = {"jpu": dict(neck="jpu", output_stride=32), "d8": dict(output_stride=8)}
+
+# The reference backbone is ResNet-v1s split into base1 (stem + layer1 + layer2's blocks one by one),
+# base2 (= layer3) and base3 (= layer4). base1.{2,5,8,9} are ReLUs / the max-pool: no parameters.
+_MAX_LAYER2_BLOCKS = 8  # resnet152s; indices a smaller checkpoint does not have are never used
+_BACKBONE: dict[str, tuple[KeyRule, ...]] = {
+    "reference": (
+        tuple((rf"base1\.{i}", f"backbone.conv1.{i}") for i in (0, 1, 3, 4, 6))
+        + ((r"base1\.7", "backbone.bn1"), (r"base1\.10", "backbone.layer1"))
+        + tuple((rf"base1\.{11 + i}", f"backbone.layer2.{i}") for i in range(_MAX_LAYER2_BLOCKS))
+        + ((r"base2", "backbone.layer3"), (r"base3", "backbone.layer4"))),
+    # PyTorch-Encoding / FastFCN keep the backbone as ``pretrained`` with timm's own key names.
+    "encoding": ((r"pretrained", "backbone"),),
+}
+_NECK_PREFIX = {"reference": "JPU", "encoding": "jpu"}
+# Classification layers of the ImageNet backbone: not part of a segmentation model.
+DROPPED: dict[str, tuple[str, ...]] = {"reference": (r"fc",), "encoding": (r"pretrained\.fc",)}
+# The aux head: auxlayer = FCNHead(block = Sequential(conv, bn, relu, dropout, classifier)).
+_AUX = conv_bn_act_keys(r"auxlayer\.block", "aux_head.block") + ((r"auxlayer\.block\.4", "aux_head.classifier"),)
+# Where the layer3 blocks are, to tell ResNet-50 / 101 / 152 apart.
+_LAYER3_BLOCK = {"reference": re.compile(r"base2\.(\d+)\."), "encoding": re.compile(r"pretrained\.layer3\.(\d+)\.")}
+_DEPTH_TO_BACKBONE = {6: "resnet50s", 23: "resnet101s", 36: "resnet152s"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One reference model: a head form on a structure (see the module docstring)."""
+
+    name: str
+    head: str
+    form: Upstream
+    structure: Mapping[str, Any]
+
+
+def reference_kinds() -> dict[str, Kind]:
+    """Every kind the registered heads make possible: ``<form variant>_<jpu|d8>`` for each reference form with
+    key rules."""
+    kinds = {}
+    for info in list_heads():
+        for form in getattr(info.plugin_class, "upstreams", ()):
+            if form.source == SOURCE and form.rules:
+                for suffix, structure in STRUCTURES.items():
+                    name = f"{form.variant}_{suffix}"
+                    kinds[name] = Kind(name, info.name, form, structure)
+    return dict(sorted(kinds.items()))
+
+
+def detect_layout(keys: Iterable[str]) -> str:
+    """``"reference"`` (backbone under ``base1.``) or ``"encoding"`` (under ``pretrained.``)."""
+    keys = list(keys)
+    reference = any(key.startswith("base1.") for key in keys)
+    encoding = any(key.startswith("pretrained.") for key in keys)
+    if reference == encoding:
+        raise CheckpointError("cannot tell the checkpoint layout: expected backbone keys under 'base1.' "
+                              "(reference) or under 'pretrained.' (PyTorch-Encoding), "
+                              + ("found both" if reference else "found neither"))
+    return "reference" if reference else "encoding"
+
+
+def infer_backbone(keys: Iterable[str], layout: str) -> str:
+    """The timm ResNet-v1s whose layer3 has as many blocks as the checkpoint's."""
+    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK[layout].match(key))}
+    depth = max(blocks) + 1 if blocks else 0
+    if depth not in _DEPTH_TO_BACKBONE:
+        raise CheckpointError(f"cannot infer the backbone from {depth} layer3 blocks (known: "
+                              f"{', '.join(f'{n} -> {name}' for n, name in _DEPTH_TO_BACKBONE.items())}); "
+                              f"pass backbone= explicitly")
+    return _DEPTH_TO_BACKBONE[depth]
+
+
+def _neck_rules(neck: str, layout: str) -> tuple[KeyRule, ...]:
+    """The neck's own reference rules, placed where this layout keeps its neck."""
+    form = find_upstream(get_neck(neck), SOURCE, neck)
+    prefix = re.escape(_NECK_PREFIX[layout])
+    return tuple((rf"{prefix}\.{source}", f"neck.{target}") for source, target in form.rules)
+
+
+def layout_rules(kind: Kind, layout: str) -> tuple[KeyRule, ...]:
+    """Every key rule of a checkpoint of ``kind`` in ``layout``: backbone, neck, aux head, head."""
+    neck = kind.structure.get("neck")
+    return (_BACKBONE[layout] + (_neck_rules(neck, layout) if neck else ()) + _AUX + kind.form.rules)

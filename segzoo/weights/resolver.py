@@ -1,0 +1,112 @@
+"""The one place model names are parsed: a name -> its config and where its weights come from.
+
+Kinds of names, tried in this order:
+
+- ``local-dir:<dir>``: a directory written by ``save_pretrained``; config and weights are in it.
+- ``hf-hub:<namespace>/<name>[@<revision>]``: a repo pushed with segzoo; config and weights are in it.
+- a zoo name (``ocnet_resnet101_voc``; any spelling of the head: ``psp_resnet101_voc``): the zoo entry's config,
+  and its weights from the sources that have them (segzoo's Hub mirror once published).
+- ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``): a head on a backbone, random weights.
+
+Nothing is downloaded here: resolving is parsing and looking up; ``create_model`` fetches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..backbones import check_backbone_name
+from ..config import ModelConfig
+from ..errors import UnknownModelError, did_you_mean
+from ..registry import list_heads, split_head_prefix
+from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained
+from .hub import parse_hub_name
+from .sources import HubSource, LocalDirSource, WeightsSource
+
+__all__ = ["ResolvedModel", "resolve_model_name", "parse_model_name", "model_names", "LOCAL_DIR_PREFIX",
+           "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
+
+LOCAL_DIR_PREFIX = "local-dir:"
+HF_HUB_PREFIX = "hf-hub:"
+DEFAULT_NUM_CLASSES = 21  # Pascal VOC, the reference's main benchmark
+# Backbones listed by list_models(); any timm model with features_only support works as well.
+LISTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet50s", "resnet101s", "resnet152s")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a model name stands for.
+
+    Attributes:
+        name: The name as given.
+        kind: ``"local-dir"``, ``"hf-hub"``, ``"zoo"`` or ``"generic"``.
+        config: The model's config when the name alone tells it (zoo and generic names); None when the config
+            lives with the weights (``local-dir:``, ``hf-hub:``: ``weights[0].read_config()``).
+        weights: Where trained weights come from, in the order they are tried; empty when there are none (generic
+            names, unpublished zoo names).
+        entry: The zoo entry of a zoo name.
+    """
+
+    name: str
+    kind: str
+    config: Optional[ModelConfig] = None
+    weights: tuple[WeightsSource, ...] = ()
+    entry: Optional[PretrainedEntry] = None
+
+
+def _head_names() -> list[str]:
+    return [info.name for info in list_heads()]
+
+
+def model_names() -> list[str]:
+    """Zoo names and ``<head>_<backbone>`` names for every head on ``LISTED_BACKBONES``, sorted."""
+    generic = [f"{head}_{backbone}" for head in _head_names() for backbone in LISTED_BACKBONES]
+    return sorted(set(list_pretrained() + generic))
+
+
+def parse_model_name(name: str) -> tuple[str, str]:
+    """Split ``<head>_<timm backbone>`` into (head, backbone), with the head's registered name.
+
+    The longest head spelling (registered name or alias) that prefixes ``name`` wins, so heads may contain
+    underscores. Heads whose plug-in failed to load still parse, so that using one raises the plug-in's error
+    instead of "unknown model".
+    """
+    split = split_head_prefix(name)
+    if split is None:
+        heads = sorted(info.name for info in list_heads(include_failed=True))
+        raise UnknownModelError(f"Unknown model {name!r}: names are a zoo name (list_pretrained()) or "
+                                f"'<head>_<timm backbone>' with a head among "
+                                f"{', '.join(heads) or '(none registered)'}.{did_you_mean(name, model_names())}")
+    return split
+
+
+def _check_backbone(model_name: str, backbone: str) -> None:
+    """An unknown backbone may be a typo of a zoo name (``fcn_resnet101_vco``): suggest those too."""
+    try:
+        check_backbone_name(backbone, context=f"in model name {model_name!r}")
+    except UnknownModelError as err:
+        close_zoo = did_you_mean(model_name, list_pretrained())
+        if not close_zoo:
+            raise
+        raise UnknownModelError(f"Unknown model {model_name!r}: not a zoo name.{close_zoo} {err}") from None
+
+
+def _zoo_sources(entry: PretrainedEntry) -> tuple[WeightsSource, ...]:
+    return (HubSource(entry.hf_hub_id, entry.revision, entry.sha256),) if entry.published else ()
+
+
+def resolve_model_name(name: str) -> ResolvedModel:
+    """Resolve any model name (see the module docstring); ``UnknownModelError`` with suggestions otherwise."""
+    if name.startswith(LOCAL_DIR_PREFIX):
+        return ResolvedModel(name, "local-dir", weights=(LocalDirSource(Path(name[len(LOCAL_DIR_PREFIX):])),))
+    if name.startswith(HF_HUB_PREFIX):
+        repo_id, revision = parse_hub_name(name[len(HF_HUB_PREFIX):])
+        return ResolvedModel(name, "hf-hub", weights=(HubSource(repo_id, revision),))
+    if is_pretrained_name(name):
+        entry = get_pretrained(name)
+        return ResolvedModel(name, "zoo", config=entry.config, weights=_zoo_sources(entry), entry=entry)
+    head, backbone = parse_model_name(name)
+    _check_backbone(name, backbone)
+    return ResolvedModel(name, "generic", config=ModelConfig(head=head, backbone=backbone,
+                                                             num_classes=DEFAULT_NUM_CLASSES))

@@ -1,0 +1,148 @@
+"""The zoo table: every zoo model name with its full config, Hub repo, dataset and reported accuracy.
+
+The entries are not written here: each head declares its own (``pretrained``, see ``segzoo.upstream``), with
+the head options of the upstream form it was trained in (``upstreams``). This module collects them from every
+registered head, builds each config (dataset classes and evaluation size from ``zoo.datasets``) and applies
+the publishing manifest (``zoo.manifest``). Names start with the head's registered name
+(``pspnet_resnet101_voc``); any spelling the head declares is accepted for it (``psp_resnet101_voc``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..config import ModelConfig
+from ..errors import UnknownModelError, did_you_mean
+from ..registry import list_heads, registry_generation, split_head_prefix
+from ..upstream import PretrainedSpec, find_upstream
+from .datasets import get_dataset
+from .manifest import read_manifest
+
+__all__ = ["PretrainedEntry", "HUB_ORGANISATION", "get_pretrained", "is_pretrained_name", "list_pretrained",
+           "canonical_zoo_name", "find_pretrained_entry", "zoo_entries"]
+
+HUB_ORGANISATION = "segzoo"
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    """One zoo model.
+
+    Attributes:
+        name: Zoo name.
+        config: The model's full config.
+        dataset: Its dataset key (``"voc"``, ``"citys"``, ``"ade"``; see ``segzoo.zoo.datasets``).
+        hf_hub_id: Hub repository the weights are published to.
+        revision: Pinned Hub commit of the published weights; None while unpublished.
+        sha256: sha256 of the published ``model.safetensors`` (checked after download).
+        metrics: Reported accuracy (``{"mIoU": 76.89, "split": ...}``); ``mIoU`` None where not reported.
+        source: Where the metrics come from.
+        upstream: The upstream that trained it (``"reference"``).
+        variant: The upstream's name for the head's form (``"psp"``).
+    """
+
+    name: str
+    config: ModelConfig
+    dataset: str
+    hf_hub_id: str
+    revision: Optional[str] = None
+    sha256: Optional[str] = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    upstream: str = ""
+    variant: str = ""
+
+    @property
+    def published(self) -> bool:
+        return self.revision is not None
+
+
+def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry:
+    dataset = get_dataset(spec.dataset)
+    options = find_upstream(head_class, spec.upstream, spec.variant).options
+    config = ModelConfig(head=head, backbone=spec.backbone, num_classes=len(dataset.class_names), aux=spec.aux,
+                         output_stride=spec.output_stride, neck=spec.neck, head_kwargs=dict(options),
+                         class_names=dataset.class_names, input_size=dataset.input_size,
+                         align_corners=spec.align_corners)
+    metrics = dict(spec.metrics)
+    metrics = {"mIoU": metrics.pop("mIoU", None), "split": dataset.eval_split, **metrics}
+    return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
+                           hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
+                           upstream=spec.upstream, variant=spec.variant)
+
+
+_cache: tuple[int, dict[str, PretrainedEntry]] = (-1, {})
+
+
+def zoo_entries() -> dict[str, PretrainedEntry]:
+    """Every zoo entry by name, as the heads declare them (before the manifest), built once per registry state.
+
+    A head whose entries cannot be built (a name that does not start with the head's name, an unknown dataset
+    or upstream form) gets a warning and those entries are left out; on a name clash the first head wins.
+    """
+    global _cache
+    if _cache[0] == registry_generation():
+        return _cache[1]
+    entries: dict[str, PretrainedEntry] = {}
+    for info in list_heads():
+        for spec in getattr(info.plugin_class, "pretrained", ()):
+            try:
+                if not spec.name.startswith(info.name + "_"):
+                    raise ValueError(f"zoo names must start with the head's name ({info.name}_...)")
+                entry = _entry(info.name, info.plugin_class, spec)
+            except Exception as err:  # a plug-in's bad entry must not break the zoo
+                warnings.warn(f"zoo entry {spec.name!r} of head {info.name!r} ({info.distribution}) is left out: "
+                              f"{type(err).__name__}: {err}", stacklevel=2)
+                continue
+            if entry.name in entries:
+                warnings.warn(f"zoo name {entry.name!r} is declared twice; keeping the first", stacklevel=2)
+                continue
+            entries[entry.name] = entry
+    _cache = (registry_generation(), entries)
+    return entries
+
+
+def _published(entry: PretrainedEntry, manifest: dict[str, dict[str, Any]]) -> PretrainedEntry:
+    record = manifest.get(entry.name)
+    if not record:
+        return entry
+    return dataclasses.replace(entry, hf_hub_id=record["repo_id"], revision=record["revision"],
+                               sha256=record["sha256"], metrics=record.get("metrics", entry.metrics),
+                               source=record.get("source", entry.source))
+
+
+def canonical_zoo_name(name: str) -> str:
+    """The name with its head part spelled as the registered head (``psp_resnet101_voc`` ->
+    ``pspnet_resnet101_voc``); names that start with no head spelling are returned unchanged."""
+    split = split_head_prefix(name)
+    return f"{split[0]}_{split[1]}" if split else name
+
+
+def is_pretrained_name(name: str) -> bool:
+    """Whether ``name`` (in any spelling of its head) is a zoo name."""
+    return canonical_zoo_name(name) in zoo_entries()
+
+
+def get_pretrained(name: str) -> PretrainedEntry:
+    """The zoo entry of ``name`` (any spelling of its head), with what the manifest says is published, or
+    ``UnknownModelError`` with the closest names."""
+    entries = zoo_entries()
+    canonical = canonical_zoo_name(name)
+    if canonical not in entries:
+        raise UnknownModelError(f"Unknown zoo model {name!r}.{did_you_mean(canonical, entries)}")
+    return _published(entries[canonical], read_manifest())
+
+
+def find_pretrained_entry(config: ModelConfig) -> Optional[PretrainedEntry]:
+    """The zoo entry whose config this is (provenance aside), if any."""
+    plain = config.replace(provenance={})
+    return next((get_pretrained(name) for name, entry in zoo_entries().items() if entry.config == plain), None)
+
+
+def list_pretrained(pattern: Optional[str] = None) -> list[str]:
+    """Zoo names, optionally filtered by an fnmatch pattern (``"*_voc"``)."""
+    names = sorted(zoo_entries())
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names

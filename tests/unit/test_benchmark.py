@@ -1,0 +1,86 @@
+"""`segzoo benchmark` through its console script, and FLOP counts against torchvision's same architectures."""
+import json
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+import timm
+
+from segzoo.tools.flops import count_flops
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_flops_equal_torchvision_for_the_same_architecture(name):
+    ours, our_params = count_flops(name, (96, 128), num_classes=21)
+    theirs, _ = count_flops(f"tv:{name}", (96, 128), num_classes=21)
+    assert ours == pytest.approx(theirs, rel=1e-9) and ours > 10
+
+
+SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
+
+
+def test_benchmark_command_prints_sane_json():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "tv:fcn_resnet50", "--size", "64", "80", "--runs", "2",
+                          "--json", "--num-classes", "5"], capture_output=True, text=True, check=True)
+    rows = json.loads(out.stdout)
+    assert [r["model"] for r in rows] == ["fcn_resnet18", "tv:fcn_resnet50"]
+    assert [r["optimized"] for r in rows] == [True, False]  # by default segzoo models only, as predict runs them
+    for row in rows:
+        assert row["size"] == [64, 80] and row["batch"] == 1 and row["mode"] == "eval"
+        assert row["latency_s"] > 0 and row["images_per_s"] == pytest.approx(1 / row["latency_s"])
+        assert row["gflops_per_s"] == pytest.approx(row["gflops"] / row["latency_s"])
+        assert row["peak_memory_mb"] > 100  # the process holds torch at least
+    backbone = sum(p.numel() for n, p in timm.create_model("resnet18").named_parameters() if not n.startswith("fc."))
+    fcn_head = 512 * 128 * 9 + 2 * 128 + 128 * 5 + 5  # 3x3 conv, BN, 1x1 classifier with bias
+    assert rows[0]["params_m"] == pytest.approx((backbone + fcn_head) / 1e6, abs=1e-6)
+
+
+def test_benchmark_table_with_reference_ratio():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1",
+                          "--reference", "fcn_resnet18"], capture_output=True, text=True, check=True)
+    header, _, row, footer = out.stdout.splitlines()
+    assert header.split()[:3] == ["model", "format", "params(M)"] and header.endswith("vs ref")
+    assert row.split()[0] == "fcn_resnet18" and row.split()[-1] == "1.00"
+    assert footer == "optimize_for_inference: fcn_resnet18"
+
+
+@pytest.mark.slow
+def test_benchmark_with_torch_compile():
+    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1", "--compile",
+                          "--json"], capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout)[0]
+    assert row["model"] == "fcn_resnet18" and row["latency_s"] > 0
+
+
+def test_benchmark_is_a_python_function_too():
+    import segzoo
+    from segzoo.tools.benchmark import format_table
+
+    ours, peer = segzoo.benchmark(["fcn_resnet18", "tv:fcn_resnet50"], size=(40, 40), runs=1, num_classes=2,
+                                    optimize="all")
+    assert ours.model == "fcn_resnet18" and ours.size == (40, 40) and ours.gflops > 0
+    assert ours.optimized and peer.optimized
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, optimize="none")
+    assert not row.optimized and row.round_latencies_s == (row.latency_s,)
+    assert "rounds" not in format_table([row]).splitlines()[0]
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, train=True)
+    assert not row.optimized and row.mode == "train"  # a training step runs the model as it is
+    with pytest.raises(ValueError, match="optimize must be one of"):
+        segzoo.benchmark(["fcn_resnet18"], optimize="yes")
+
+
+def test_rounds_report_the_median_round_and_every_round():
+    import segzoo
+    from segzoo.tools.benchmark import format_table
+
+    (row,) = segzoo.benchmark(["fcn_resnet18"], size=(40, 40), runs=1, num_classes=2, rounds=3)
+    assert len(row.round_latencies_s) == 3 and all(t > 0 for t in row.round_latencies_s)
+    assert row.latency_s == sorted(row.round_latencies_s)[1]
+    assert row.gflops_per_s == pytest.approx(row.gflops / row.latency_s)
+    assert row.images_per_s == pytest.approx(1 / row.latency_s)
+    header, _, line, _ = format_table([row], reference="fcn_resnet18").splitlines()
+    assert header.endswith("vs ref rounds: latency(s)")
+    assert line.split()[-4:] == ["1.00"] + [f"{t:.3f}" for t in row.round_latencies_s]
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        segzoo.benchmark(["fcn_resnet18"], rounds=0)

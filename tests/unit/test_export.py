@@ -1,0 +1,211 @@
+"""Export (ONNX, torch.export) at dynamic sizes and torch.compile, every head against eager PyTorch."""
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from segzoo import SegzooError, create_model, export
+from segzoo.tools.export import ExportCheckError, check_export
+
+SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
+EXPORT_SIZE = (64, 64)
+CHECK_SIZES = [(2, 64, 64), (1, 96, 80)]  # (batch, H, W): the export size and another one
+
+# Every head on resnet18; OS8 is create_model's default. The default run exports two heads whose eager code has
+# an export formulation (PSPNet's adaptive pooling, the chunked attention); the rest is marked slow.
+HEADS = {
+    "fcn": dict(output_stride=8),
+    "pspnet": dict(),
+    "pspnet_jpu": dict(neck="jpu"),
+    "deeplabv3": dict(output_stride=16),
+    "danet": dict(),
+    "danet_queries": dict(softmax_over="queries"),
+    "ocnet": dict(),
+    "ocnet_asp": dict(variant="asp"),
+    "ccnet": dict(),
+    "bisenet": dict(output_stride=32),
+}
+DEFAULT_RUN = {"pspnet_jpu", "danet"}
+
+
+def build(key):
+    """A resnet18 model with every attention branch switched on (gamma and OCNet's output projection start at
+    zero, which would hide the attention from any comparison)."""
+    torch.manual_seed(0)
+    model = create_model(f"{key.split('_')[0]}_resnet18", num_classes=3, **HEADS[key])
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("gamma"):
+                parameter.fill_(0.7)
+            elif ".out_proj." in name:
+                parameter.normal_(0, 0.05)
+    return model
+
+
+def params(keys, default=DEFAULT_RUN):
+    return [pytest.param(key, marks=() if key in default else pytest.mark.slow) for key in keys]
+
+
+def assert_checks_pass(path, model, format):
+    results = check_export(path, model, format, sizes=CHECK_SIZES)
+    assert [r.shape for r in results] == [(b, 3, h, w) for b, h, w in CHECK_SIZES]
+    assert all(r.ok for r in results), results
+
+
+@pytest.mark.parametrize("key", params(HEADS))
+def test_onnx_export_runs_at_other_sizes(key, tmp_path):
+    import onnx
+
+    model = build(key)
+    path = export(model, tmp_path / f"{key}.onnx", size=EXPORT_SIZE)  # checked: 64x64, 49x51 (batch 2)
+    graph = onnx.load(str(path)).graph
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    assert [i.name for i in graph.input] == ["images"] and dims == ["batch", 3, "height", "width"]
+    assert_checks_pass(path, model, "onnx")  # onnxruntime at 64x64 (batch 2) and 96x80 (batch 1)
+
+
+def test_torch_export_round_trip_leaves_the_model_alone(tmp_path):
+    model = build("pspnet").train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    path = export(model, tmp_path / "sub" / "psp.pt2", "torch.export", size=EXPORT_SIZE)  # checked
+    assert model.training and model.channels_last
+    assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    # torch.export.load, then another size and batch
+    program = torch.export.load(str(path))
+    images = torch.randn(3, 3, 96, 80)
+    with torch.no_grad():
+        expected = model.eval()(images)
+    torch.testing.assert_close(program.module()(images), expected, atol=1e-4, rtol=0)
+
+
+def test_export_argument_errors(tmp_path):
+    model = build("fcn")
+    with pytest.raises(SegzooError, match="format must be one of onnx, torch.export"):
+        export(model, tmp_path / "x", "tflite")
+    with pytest.raises(SegzooError, match="need a model name"):
+        export(model, tmp_path / "x.onnx", num_classes=3)
+    with pytest.raises(SegzooError, match="opset applies to ONNX exports only"):
+        export(model, tmp_path / "x.pt2", "torch.export", opset=18)
+
+
+@pytest.mark.parametrize("key", params(HEADS, default=()))
+def test_torch_export_round_trip(key, tmp_path):
+    model = build(key)
+    path = export(model, tmp_path / f"{key}.pt2", "torch.export", size=EXPORT_SIZE, check=False)
+    assert_checks_pass(path, model, "torch.export")
+
+
+@pytest.mark.slow
+def test_static_onnx_export(tmp_path):
+    import onnx
+
+    model = build("fcn")
+    path = export(model, tmp_path / "fcn.onnx", size=(48, 40), dynamic=False, opset=18)
+    proto = onnx.load(str(path))
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 48, 40]
+    assert {o.domain: o.version for o in proto.opset_import}[""] == 18
+    assert all(r.ok for r in check_export(path, model, sizes=[(1, 48, 40)]))
+
+
+def test_check_reports_a_mismatch(tmp_path):
+    model = build("fcn")
+    path = export(model, tmp_path / "fcn.pt2", "torch.export", size=EXPORT_SIZE, check=False)
+    with torch.no_grad():
+        model.head.fcn.classifier.bias.add_(1e-2)
+    results = check_export(path, model, sizes=[(1, 40, 40)])
+    assert not results[0].ok and results[0].max_abs_diff == pytest.approx(1e-2, rel=1e-3)
+    assert "FAILED" in str(results[0])
+    with pytest.raises(ExportCheckError, match="returned shape|failed to run"):
+        check_export(path, create_model("fcn_resnet18", num_classes=5), sizes=[(1, 40, 40)])
+
+
+# --- the export formulations, against eager, without exporting -------------------------------------------------
+
+@pytest.mark.parametrize("size", [(8, 8), (5, 7), (1, 3), (13, 2), (60, 61)])
+def test_psp_pooling_export_formulation_matches_adaptive_pooling(monkeypatch, size):
+    from segzoo.heads import pspnet
+    from segzoo.heads.pspnet import adaptive_avg_pool2d
+
+    monkeypatch.setattr(pspnet, "is_exporting", lambda: True)
+    x = torch.randn(2, 4, *size)
+    for bins in (1, 2, 3, 4, 6, 12):
+        torch.testing.assert_close(adaptive_avg_pool2d(x, bins), F.adaptive_avg_pool2d(x, bins), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("softmax_over", ["keys", "queries"])
+def test_attention_export_formulation_matches_chunked_attention(monkeypatch, softmax_over):
+    from segzoo.layers import attention
+
+    q, k, v = torch.randn(2, 30, 8), torch.randn(2, 41, 8), torch.randn(2, 41, 24)
+    chunked = attention.spatial_attention(q, k, v, 0.7, softmax_over, max_elements=7)  # many chunks
+    monkeypatch.setattr(attention, "is_exporting", lambda: True)
+    torch.testing.assert_close(attention.spatial_attention(q, k, v, 0.7, softmax_over, max_elements=7), chunked)
+
+
+# --- the command line ------------------------------------------------------------------------------------------
+
+def test_cli_export_onnx(tmp_path):
+    out = tmp_path / "models" / "fcn.onnx"
+    result = subprocess.run([SEGZOO, "export", "fcn_resnet18", "--format", "onnx", "--out", str(out), "--size",
+                             "64", "64", "--num-classes", "3"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"wrote {out} (onnx, dynamic batch, height and width)" and out.is_file()
+    assert len(lines) == 3 and all("max abs diff" in line and "(ok" in line for line in lines[1:])
+    assert "batch 1 at 64x64" in lines[1] and "batch 2 at 49x51" in lines[2]
+
+
+def test_cli_export_help_explains_every_option(capsys):
+    from segzoo.tools.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    text = capsys.readouterr().out
+    for option in ("NAME", "--format", "--dynamic", "--no-dynamic", "--size", "--out", "--opset", "--num-classes",
+                   "--no-check", "hf-hub:", "local-dir:", "torch.export", "onnxruntime"):
+        assert option in text, option
+
+
+def test_cli_export_error_is_a_message(tmp_path):
+    from segzoo.tools.cli import main
+
+    assert main(["export", "nohead_resnet18", "--out", str(tmp_path / "x.onnx")]) == 1
+
+
+# --- torch.compile ---------------------------------------------------------------------------------------------
+
+COMPILE_HEADS = ["fcn", "pspnet_jpu", "deeplabv3", "danet", "ocnet", "ocnet_asp", "ccnet", "bisenet"]
+# Every head compiles as one graph (fullgraph=True); none needs a graph break.
+
+
+def _has_cxx() -> bool:
+    return any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++"))
+
+
+def assert_compiled_matches_eager(key, backend, sizes):
+    model = build(key)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=backend, fullgraph=True)
+    for size in sizes:
+        images = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(images), model(images), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("key", COMPILE_HEADS)
+def test_torch_compile_aot_eager_matches_eager(key):
+    """Dynamo's capture and AOTAutograd (no code generation): fast, so every head runs by default."""
+    assert_compiled_matches_eager(key, "aot_eager", [(64, 64)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_cxx(), reason="inductor needs a C++ compiler on the CPU")
+@pytest.mark.parametrize("key", COMPILE_HEADS)
+def test_torch_compile_inductor_matches_eager(key):
+    """The default backend; a second size recompiles with dynamic shapes."""
+    assert_compiled_matches_eager(key, "inductor", [(64, 64), (96, 80)])

@@ -1,0 +1,47 @@
+"""`segzoo info` and `segzoo list` through the real console script, and model_info against the test Hub."""
+import json
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import segzoo
+from segzoo.tools.flops import count_flops
+
+SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")
+
+
+def run(*args):
+    return subprocess.run([SEGZOO, *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_info_of_a_zoo_model():
+    out = run("info", "ocnet_resnet101_voc")
+    assert "backbone        resnet101s (JPU), aux head" in out
+    assert "parameters      75.09 M" in out  # the reference's 75,094,762
+    assert "reported        mIoU 79.07 (Pascal VOC 2012 val;" in out
+    assert "weights         zoo: segzoo/ocnet_resnet101_voc (not published yet)" in out
+    assert "classes         21: background, aeroplane" in out
+
+
+def test_info_json_matches_an_independent_flop_count():
+    info = json.loads(run("info", "fcn_resnet18", "--json"))
+    gflops, params = count_flops("fcn_resnet18", (480, 480))
+    assert info["gflops"] == round(gflops, 1) and info["params_m"] == round(params, 3)
+    assert info["config"]["head"] == "fcn" and info["weights"]["source"].startswith("none")
+
+
+def test_list_command():
+    assert run("list", "*_ade").split() == ["deeplabv3_resnet101_ade"]
+    assert "fcn_resnet101_voc" in run("list", "--pretrained").split()
+    assert "fcn_resnet18" not in run("list", "--pretrained").split()
+    assert "deeplabv3        segzoo" in run("list", "--heads")
+
+
+def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):
+    model = segzoo.create_model("fcn_resnet18", num_classes=4)
+    segzoo.push_to_hub(model, "alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
+    before = segzoo.model_info("hf-hub:alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
+    assert before["weights"]["cached"] is False and before["config"]["num_classes"] == 4
+    segzoo.create_model("hf-hub:alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
+    after = segzoo.model_info("hf-hub:alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
+    assert after["weights"]["cached"] is True and after["weights"]["path"].endswith("model.safetensors")
