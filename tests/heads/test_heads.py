@@ -1,116 +1,51 @@
-"""The shared battery every head runs (one class line per head), plus head-specific checks."""
+"""segzoo.testing's shared battery on every built-in head (one class per head), plus head-specific checks."""
 import pytest
 import torch
 
-from support.models import randomize_batch_norm
-from segzoo import ConfigError, create_model, optimize_for_inference, save_pretrained
-from segzoo.inference.optimize import FusedConv2d
-
-SIZES = [(64, 64), (97, 131), (33, 47)]
-DILATED_AND_JPU = ({"output_stride": 8}, {"output_stride": 16}, {"neck": "jpu"})
+from segzoo import ConfigError, create_model
+from segzoo.testing import HeadBattery
 
 
-class HeadBattery:
-    """Subclass with ``head`` (and optionally ``kwargs``, ``structures``, ``extra_train_outputs``)."""
-
-    head: str
-    kwargs: dict = {}
-    structures: tuple = DILATED_AND_JPU
-    extra_train_outputs = 0  # deep-supervision outputs the head adds in training (before the aux head)
-    aux_outputs = 1
-
-    def build(self, structure=None, **kwargs):
-        torch.manual_seed(0)
-        structure = structure or self.structures[0]
-        return create_model(f"{self.head}_resnet18", num_classes=3, **structure, **{**self.kwargs, **kwargs})
-
-    @pytest.mark.parametrize("size", SIZES)
-    def test_eval_forward_at_any_size(self, size):
-        for structure in self.structures:
-            out = self.build(structure)(torch.randn(1, 3, *size))
-            assert isinstance(out, torch.Tensor) and out.shape == (1, 3, *size), structure
-            assert torch.isfinite(out).all()
-
-    @pytest.mark.parametrize("aux", [False, True])
-    def test_train_outputs_and_backward_reach_every_parameter(self, aux):
-        model = self.build(aux=aux).train()
-        outputs = model(torch.randn(2, 3, 64, 72))
-        expected = 1 + self.extra_train_outputs + (self.aux_outputs if aux else 0)
-        assert isinstance(outputs, tuple) and len(outputs) == expected
-        assert all(o.shape == (2, 3, 64, 72) for o in outputs)
-        sum(o.square().mean() for o in outputs).backward()
-        unused = [name for name, p in model.named_parameters() if p.grad is None]
-        assert not unused  # DDP needs no find_unused_parameters
-        assert (model.aux_head is not None) == (aux and not model.head.handles_aux)
-
-    def test_save_load_round_trip(self, tmp_path):
-        for structure in self.structures:
-            model = self.build(structure, aux=True)
-            images = torch.randn(1, 3, 50, 66)
-            save_pretrained(model, tmp_path / str(len(structure)))
-            loaded = create_model(f"local-dir:{tmp_path / str(len(structure))}")
-            assert torch.equal(loaded(images), model(images))
-
-    def test_optimize_for_inference_keeps_the_outputs(self):
-        for structure in self.structures:
-            model = randomize_batch_norm(self.build(structure, aux=True)).eval()
-            fast = optimize_for_inference(model)
-            assert any(isinstance(m, FusedConv2d) and m.folded_batch_norm for m in fast.head.modules()), structure
-            for size in ((64, 64), (45, 61)):
-                images = torch.randn(2, 3, *size)
-                with torch.inference_mode():
-                    expected = model(images)
-                    torch.testing.assert_close(fast(images), expected, rtol=1e-4,
-                                               atol=1e-5 * expected.abs().max().item())
-
-    def test_eval_is_deterministic(self):
-        model = self.build()
-        images = torch.randn(1, 3, 45, 61)
-        with torch.no_grad():
-            assert torch.equal(model(images), model(images))
-
-    def test_classifiers_are_found_for_num_classes_changes(self):
-        model = self.build(aux=True)
-        keys = model.classifier_keys()
-        assert keys and all(model.state_dict()[k].shape[0] == 3 for k in keys)
+class BuiltinHead(HeadBattery):
+    test_onnx_export_runs_at_other_sizes = None  # tests/unit/test_export.py exports every built-in head
 
 
-class TestFCN(HeadBattery):
+class TestFCN(BuiltinHead):
     head = "fcn"
 
 
-class TestPSPNet(HeadBattery):
+class TestPSPNet(BuiltinHead):
     head = "pspnet"
 
 
-class TestDeepLabV3(HeadBattery):
+class TestDeepLabV3(BuiltinHead):
     head = "deeplabv3"
 
 
-class TestDANet(HeadBattery):
+class TestDANet(BuiltinHead):
     head = "danet"
     extra_train_outputs = 2
 
 
-class TestDANetReference(HeadBattery):
+class TestDANetReference(BuiltinHead):
     head = "danet"
     kwargs = {"softmax_over": "queries", "deep_supervision": False}
 
 
-class TestOCNetBase(HeadBattery):
+class TestOCNetBase(BuiltinHead):
     head = "ocnet"
 
 
-class TestOCNetASP(HeadBattery):
+class TestOCNetASP(BuiltinHead):
     head = "ocnet"
     kwargs = {"variant": "asp"}
 
 
-class TestCCNet(HeadBattery):
+class TestCCNet(BuiltinHead):
     head = "ccnet"
 
 
-class TestBiSeNet(HeadBattery):
+class TestBiSeNet(BuiltinHead):
     head = "bisenet"
     structures = ({"output_stride": 32},)
     aux_outputs = 2

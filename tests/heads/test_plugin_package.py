@@ -38,6 +38,15 @@ def test_installed_plugin_is_discovered_in_a_fresh_process(plugin_site):
     ]
 
 
+def test_plugin_passes_the_shared_head_battery(plugin_site, tmp_path):
+    """The example plug-in's own test suite (segzoo.testing.HeadBattery), run by pytest as its author would."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGIN),
+                          "--basetemp", str(tmp_path / "battery")], capture_output=True, text=True,
+                         env={**_env(), "PYTHONPATH": str(plugin_site)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "11 passed" in out.stdout  # every test of the battery, the ONNX export included
+
+
 def test_plugin_listed_by_the_cli(plugin_site):
     out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True, check=True,
                          env={**_env(), "PYTHONPATH": str(plugin_site)})

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import segzoo
-from support.models import randomize_batch_norm
+from segzoo.testing import randomize_batch_norm
 from segzoo import CheckpointError, ConfigError, create_model, save_pretrained
 
 

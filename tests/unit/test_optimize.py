@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import segzoo
-from support.models import randomize_batch_norm
+from segzoo.testing import randomize_batch_norm
 from segzoo import CheckpointError, create_model, optimize_for_inference, save_pretrained
 from segzoo.inference.optimize import FusedConv2d, fold_batch_norm, is_optimized_for_inference
 from segzoo.layers import ConvBnAct

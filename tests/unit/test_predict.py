@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 import segzoo
-from support.models import randomize_batch_norm
+from segzoo.testing import randomize_batch_norm
 from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
 from segzoo.tools.cli import _build_parser, main
 from segzoo.errors import ImageReadError, SegzooError

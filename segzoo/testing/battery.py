@@ -1,0 +1,163 @@
+"""``HeadBattery``: the checks every segzoo head passes, for built-in and third-party heads alike.
+
+A plug-in author tests a head with one class (pytest collects the battery's tests through it)::
+
+    from segzoo.testing import HeadBattery
+
+    class TestMyHead(HeadBattery):
+        head = "myhead"                      # the name in the segzoo.heads entry-point group
+        kwargs = {"width": 64}               # head arguments (optional)
+
+Each test builds ``<head>_<backbone>`` (a small ResNet-18 by default) with ``create_model`` and checks: eval
+outputs at the input's size for odd sizes on every structure (dilated output stride 8 and 16, JPU), training
+outputs and a backward pass that reaches every parameter (DDP needs no ``find_unused_parameters``), the aux
+head, a ``save_pretrained`` / ``local-dir:`` round trip, ``optimize_for_inference`` keeping the outputs,
+deterministic eval, the ``classifier`` naming convention, ``torch.compile(fullgraph=True)`` and an ONNX export
+with dynamic height and width run in onnxruntime at another size. Needs pytest (and onnx, onnxscript,
+onnxruntime for the export check: ``pip install segzoo[onnx]``).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from ..factory import create_model
+from ..inference.optimize import FusedConv2d, optimize_for_inference
+from ..weights.checkpoint import save_pretrained
+
+__all__ = ["HeadBattery", "randomize_batch_norm", "switch_on_zero_initialised", "DILATED_AND_JPU"]
+
+SIZES = [(64, 64), (97, 131), (33, 47)]
+DILATED_AND_JPU = ({"output_stride": 8}, {"output_stride": 16}, {"neck": "jpu"})
+
+
+def randomize_batch_norm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm running statistics and affine parameters away from (0, 1), so that folding them into
+    a convolution changes its weights (freshly made layers would fold to the identity). Returns ``model``."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+                shape = module.running_mean.shape
+                module.running_mean.copy_(torch.rand(shape, generator=generator) - 0.5)
+                module.running_var.copy_(torch.rand(shape, generator=generator) * 1.5 + 0.5)
+                if module.affine:
+                    module.weight.copy_(1 + 0.2 * torch.randn(shape, generator=generator))
+                    module.bias.copy_(0.2 * torch.randn(shape, generator=generator))
+    return model
+
+
+def switch_on_zero_initialised(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give small random values to parameters that start at zero (attention gammas, zero-initialised output
+    projections): at zero those branches add nothing, and a comparison of outputs would not see them."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.copy_(0.5 + 0.2 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+class HeadBattery:
+    """Subclass with ``head`` (and optionally the other class attributes) to run every check on a head.
+
+    Class attributes:
+        head: The head's registered name.
+        kwargs: Head arguments.
+        backbone: timm backbone of the test models (small by default).
+        num_classes: Classes of the test models.
+        structures: ``create_model`` arguments of each backbone structure to check (the first is the default).
+        extra_train_outputs: Deep-supervision outputs the head adds in training (before the aux head).
+        aux_outputs: Aux outputs with ``aux=True`` (1: segzoo's FCN aux head; more if the head makes its own).
+
+    To leave a check out, set its test to None in the subclass (``test_onnx_export_runs_at_other_sizes = None``).
+    """
+
+    head: ClassVar[str]
+    kwargs: ClassVar[dict[str, Any]] = {}
+    backbone: ClassVar[str] = "resnet18"
+    num_classes: ClassVar[int] = 3
+    structures: ClassVar[tuple[dict[str, Any], ...]] = DILATED_AND_JPU
+    extra_train_outputs: ClassVar[int] = 0
+    aux_outputs: ClassVar[int] = 1
+
+    def build(self, structure=None, **kwargs):
+        """A seeded test model of the head on ``structure`` (default the first)."""
+        torch.manual_seed(0)
+        structure = structure or self.structures[0]
+        return create_model(f"{self.head}_{self.backbone}", num_classes=self.num_classes, **structure,
+                            **{**self.kwargs, **kwargs})
+
+    @pytest.mark.parametrize("size", SIZES)
+    def test_eval_forward_at_any_size(self, size):
+        for structure in self.structures:
+            out = self.build(structure)(torch.randn(1, 3, *size))
+            assert isinstance(out, torch.Tensor) and out.shape == (1, self.num_classes, *size), structure
+            assert torch.isfinite(out).all()
+
+    @pytest.mark.parametrize("aux", [False, True])
+    def test_train_outputs_and_backward_reach_every_parameter(self, aux):
+        model = self.build(aux=aux).train()
+        outputs = model(torch.randn(2, 3, 64, 72))
+        expected = 1 + self.extra_train_outputs + (self.aux_outputs if aux else 0)
+        assert isinstance(outputs, tuple) and len(outputs) == expected
+        assert all(o.shape == (2, self.num_classes, 64, 72) for o in outputs)
+        sum(o.square().mean() for o in outputs).backward()
+        unused = [name for name, p in model.named_parameters() if p.grad is None]
+        assert not unused  # DDP needs no find_unused_parameters
+        assert (model.aux_head is not None) == (aux and not model.head.handles_aux)
+
+    def test_save_load_round_trip(self, tmp_path):
+        for index, structure in enumerate(self.structures):
+            model = self.build(structure, aux=True)
+            images = torch.randn(1, 3, 50, 66)
+            save_pretrained(model, tmp_path / str(index))
+            loaded = create_model(f"local-dir:{tmp_path / str(index)}")
+            assert torch.equal(loaded(images), model(images))
+
+    def test_optimize_for_inference_keeps_the_outputs(self):
+        for structure in self.structures:
+            model = randomize_batch_norm(self.build(structure, aux=True)).eval()
+            fast = optimize_for_inference(model)
+            # some BatchNorm of the head is folded into a convolution (after it, or before a 1x1 one)
+            assert any(isinstance(m, FusedConv2d) and (m.folded_batch_norm or m.folded_input_batch_norm)
+                       for m in fast.head.modules()), structure
+            for size in ((64, 64), (45, 61)):
+                images = torch.randn(2, 3, *size)
+                with torch.inference_mode():
+                    expected = model(images)
+                    torch.testing.assert_close(fast(images), expected, rtol=1e-4,
+                                               atol=1e-5 * expected.abs().max().item())
+
+    def test_eval_is_deterministic(self):
+        model = self.build()
+        images = torch.randn(1, 3, 45, 61)
+        with torch.no_grad():
+            assert torch.equal(model(images), model(images))
+
+    def test_classifiers_are_found_for_num_classes_changes(self):
+        model = self.build(aux=True)
+        keys = model.classifier_keys()
+        assert keys and all(model.state_dict()[k].shape[0] == self.num_classes for k in keys)
+
+    def test_torch_compile_fullgraph_matches_eager(self):
+        """Dynamo's capture and AOTAutograd as one graph, without code generation (fast; inductor uses the same
+        graph). Run on the last structure (the JPU neck by default)."""
+        model = switch_on_zero_initialised(self.build(self.structures[-1]))
+        torch._dynamo.reset()
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+        images = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(images), model(images), atol=1e-4, rtol=0)
+
+    def test_onnx_export_runs_at_other_sizes(self, tmp_path):
+        pytest.importorskip("onnxruntime")
+        from ..tools.export import check_export, export
+
+        model = switch_on_zero_initialised(self.build())
+        path = export(model, tmp_path / f"{self.head}.onnx", size=(64, 64), check=False)
+        results = check_export(path, model, "onnx", sizes=[(2, 64, 64), (1, 96, 80)])
+        assert all(result.ok for result in results), results
