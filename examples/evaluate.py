@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import segzoo
-from segzoo.errors import SegzooError
 from segzoo.data import EvalTransform, create_dataset
+from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
 

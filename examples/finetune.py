@@ -21,8 +21,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, RandomSampler
 
 import segzoo
-from segzoo.errors import SegzooError
 from segzoo.data import EvalTransform, TrainTransform, create_dataset
+from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
 from segzoo.inference import colorize, overlay, predict_logits
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step

@@ -18,12 +18,27 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 import segzoo
-from segzoo.errors import SegzooError
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
+from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
-from segzoo.train import (MetricsLog, PolyLR, SegmentationLoss, all_reduce_mean, barrier, build_optimizer,
-                          cleanup_distributed, eval_loader, init_distributed, rank0_first, resume_from,
-                          save_checkpoint, scaled_lr, start_epoch, train_loader, train_step)
+from segzoo.train import (
+    MetricsLog,
+    PolyLR,
+    SegmentationLoss,
+    all_reduce_mean,
+    barrier,
+    build_optimizer,
+    cleanup_distributed,
+    eval_loader,
+    init_distributed,
+    rank0_first,
+    resume_from,
+    save_checkpoint,
+    scaled_lr,
+    start_epoch,
+    train_loader,
+    train_step,
+)
 
 BASE_LR = {"voc": 0.001, "citys": 0.01}  # per 8 images; the reference's learning rates
 

@@ -10,7 +10,8 @@ from segzoo.zoo import get_pretrained, list_pretrained
 def main() -> None:
     print("| model | head options | dataset | eval size | params (M) | GFLOPs | reported mIoU |")
     print("|---|---|---|---|---|---|---|")
-    entries = sorted((get_pretrained(name) for name in list_pretrained()), key=lambda entry: (entry.dataset, entry.name))
+    entries = sorted((get_pretrained(name) for name in list_pretrained()),
+                     key=lambda entry: (entry.dataset, entry.name))
     for entry in entries:
         name, config = entry.name, entry.config
         gflops, params = count_flops(name, config.input_size)

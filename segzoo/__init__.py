@@ -5,8 +5,16 @@
 fast and works where they could not (``benchmark`` needs the POSIX ``resource`` module).
 """
 from .config import ModelConfig
-from .errors import (CheckpointError, ConfigError, DatasetError, HeadPluginError, ImageReadError, SegzooError,
-                     UnknownModelError, WeightsUnavailableError)
+from .errors import (
+                     CheckpointError,
+                     ConfigError,
+                     DatasetError,
+                     HeadPluginError,
+                     ImageReadError,
+                     SegzooError,
+                     UnknownModelError,
+                     WeightsUnavailableError,
+)
 from .factory import create_model, list_models
 from .lazy import lazy_attributes
 from .model import SegmentationModel

@@ -118,7 +118,8 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}; known fields: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}; "
+                              f"known fields: {', '.join(sorted(names))}")
         required = [f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         missing = [name for name in required if name not in data]

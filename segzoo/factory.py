@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from .config import ModelConfig
 from .errors import CheckpointError, UnknownModelError, WeightsUnavailableError, did_you_mean
@@ -87,7 +87,7 @@ def create_model(
     revision: Optional[str] = None,
     endpoint: Optional[str] = None,
     local_files_only: bool = False,
-    **head_kwargs,
+    **head_kwargs: Any,
 ) -> SegmentationModel:
     """Create a segmentation model.
 

@@ -72,7 +72,21 @@ def _plugins_disabled() -> bool:
 def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     """(name, version) of the distribution that declares ``entry_point``."""
     dist = entry_point.dist
-    return (dist.metadata["Name"], dist.version) if dist is not None else ("<unknown>", "<unknown>")
+    if dist is None:
+        return "<unknown>", "<unknown>"
+    return _name_and_version(str(getattr(dist, "_path", id(dist))), dist)
+
+
+_metadata_cache: dict[str, tuple[str, str]] = {}  # a distribution's path -> (name, version)
+
+
+def _name_and_version(key: str, dist: metadata.Distribution) -> tuple[str, str]:
+    # Reading METADATA means parsing an e-mail message each time: the bulk of discovery's cost, done once per
+    # distribution (the cache is cleared with the registry, so a reinstalled package is read again).
+    if key not in _metadata_cache:
+        fields = dist.metadata
+        _metadata_cache[key] = (fields["Name"], fields["Version"])
+    return _metadata_cache[key]
 
 
 def _is_builtin(entry_point: metadata.EntryPoint) -> bool:
@@ -123,6 +137,7 @@ def refresh_heads() -> None:
     ``pip install``)."""
     global _generation
     _discovered.clear()
+    _metadata_cache.clear()
     _generation += 1
 
 

@@ -12,7 +12,8 @@ from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
 
-__all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES", "check_backbone_name"]
+__all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
+           "check_backbone_name"]
 
 FEATURE_NAMES = ("c1", "c2", "c3", "c4")
 VALID_OUTPUT_STRIDES = (8, 16, 32)

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..zoo.class_names import ADE20K_CLASSES
 from ..errors import DatasetError
+from ..zoo.class_names import ADE20K_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
 __all__ = ["ADE20K_LAYOUT", "ADE20KSegmentation"]

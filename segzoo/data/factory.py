@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import DatasetError, did_you_mean
@@ -84,7 +85,7 @@ def _folder_split(root: Path, split: str | None, image_dir: str) -> str | None:
 
 
 def create_dataset(name: str, root: str | os.PathLike | None = None, split: str = "train",
-                   transform: Callable | None = None, **kwargs) -> SegmentationDataset:
+                   transform: Callable | None = None, **kwargs: Any) -> SegmentationDataset:
     """Build a dataset by name.
 
     Args:

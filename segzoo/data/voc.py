@@ -5,8 +5,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..zoo.class_names import VOC_CLASSES
 from ..errors import DatasetError
+from ..zoo.class_names import VOC_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
 __all__ = ["VOC_LAYOUT", "VOCSegmentation"]

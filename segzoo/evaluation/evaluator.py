@@ -34,7 +34,10 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
         num_classes: Number of classes of the dataset.
         device: Where to run.
         ignore_index: Mask value that is not scored.
-        scales, flip, window, stride: Test-time augmentation, as in ``segzoo.inference.predict_logits``.
+        scales: Test-time scales, averaged (see ``segzoo.inference.predict_logits``).
+        flip: Also average the left-right mirrored prediction.
+        window: Sliding-window size (None: whole images).
+        stride: Sliding-window stride (default 2/3 of the window).
         progress: Show a progress bar (pass True on the main process only).
 
     Returns:

@@ -83,7 +83,8 @@ class BiSeNetHead(SegmentationHead):
     # The reference zoo's BiSeNet: ResNet-18 context path, the defaults; no key layout of its checkpoints is known.
     upstreams = (Upstream("reference", "bisenet"),)
     pretrained = (
-        PretrainedSpec.reference("bisenet_resnet18_voc", "bisenet", "voc", 67.11, backbone="resnet18", output_stride=32),
+        PretrainedSpec.reference("bisenet_resnet18_voc", "bisenet", "voc", 67.11, backbone="resnet18",
+                                 output_stride=32),
         PretrainedSpec.reference("bisenet_resnet18_citys", "bisenet", "citys", None, backbone="resnet18",
                                  output_stride=32),
     )

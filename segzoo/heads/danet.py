@@ -71,7 +71,8 @@ class DANetHead(SegmentationHead):
                         (r"head\.sa\.value_conv", "head.position_attention.value"),
                         (r"head\.sa\.gamma", "head.position_attention.gamma"),
                         (r"head\.sc\.gamma", "head.channel_attention.gamma"))
-                     + conv_bn_act_keys(r"head\.conv51", "head.conv51") + conv_bn_act_keys(r"head\.conv52", "head.conv52")
+                     + conv_bn_act_keys(r"head\.conv51", "head.conv51")
+                     + conv_bn_act_keys(r"head\.conv52", "head.conv52")
                      + ((r"head\.conv8\.1", "head.classifier"),))),
     )
     pretrained = (

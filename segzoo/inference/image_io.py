@@ -119,7 +119,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def to_tensor(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """An ``(H, W, 3)`` RGB uint8 array -> a normalised ``(1, 3, H, W)`` float32 tensor: ``(rgb / 255 - mean) / std``."""
+    """An ``(H, W, 3)`` RGB uint8 array -> a normalised ``(1, 3, H, W)`` float32 tensor:
+    ``(rgb / 255 - mean) / std``."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {rgb.shape} {rgb.dtype}")

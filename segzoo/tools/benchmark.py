@@ -14,7 +14,7 @@ import multiprocessing
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -115,9 +115,10 @@ def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
     return name, memory_format or None
 
 
-def benchmark(names: list[str], size=(480, 480), batch: int = 1, device: str = "cpu", channels_last: bool = True,
+def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int = 1, device: str = "cpu",
+              channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
-              optimize: str = "segzoo", rounds: int = 1, **kwargs) -> list[BenchmarkResult]:
+              optimize: str = "segzoo", rounds: int = 1, **kwargs: Any) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other (``rounds`` times over).
 
     Args:

@@ -9,21 +9,24 @@ __all__ = ["main"]
 
 
 def _add_list(commands) -> None:
-    parser = commands.add_parser("list", help="list model names, zoo names or heads",
+    parser = commands.add_parser("list", help="list model names, zoo names, heads or necks",
                                  description="List model names: zoo names and '<head>_<backbone>' names on the "
                                              "ResNet backbones (any timm feature model works as a backbone).")
     parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
     parser.add_argument("--pretrained", action="store_true", help="only zoo names (published or to be published)")
     parser.add_argument("--heads", action="store_true",
                         help="list the heads with the distribution and version providing each")
+    parser.add_argument("--necks", action="store_true",
+                        help="list the necks with the distribution and version providing each")
     parser.set_defaults(run=_run_list)
 
 
 def _run_list(args) -> int:
-    if args.heads:
-        from ..registry import list_heads
+    if args.heads or args.necks:
+        from ..registry import list_heads, list_necks
 
-        for info in list_heads(include_failed=True):
+        plugins = list_heads(include_failed=True) if args.heads else list_necks(include_failed=True)
+        for info in plugins:
             status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
             print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
         return 0

@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -173,7 +173,7 @@ def _compare(path: Path, format: str, reference: nn.Module, sizes, tolerance: fl
 
 def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], format: str = "onnx", *,
            size: Optional[tuple[int, int]] = None, dynamic: bool = True, opset: Optional[int] = None,
-           check: bool = True, **create_model_kwargs) -> Path:
+           check: bool = True, **create_model_kwargs: Any) -> Path:
     """Export a model to ONNX or to a ``torch.export`` program.
 
     Args:

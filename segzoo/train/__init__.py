@@ -14,8 +14,8 @@ from ..distributed import (
     unwrap_model,
 )
 from .loaders import eval_loader, start_epoch, train_loader
-from .losses import OhemCrossEntropy, SegmentationLoss
 from .loop import train_step
+from .losses import OhemCrossEntropy, SegmentationLoss
 from .metrics_log import MetricsLog, json_safe
 from .optim import build_optimizer, param_groups, scaled_lr
 from .sampler import ShardedSampler

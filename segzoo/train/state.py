@@ -18,10 +18,10 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import Tensor
 
-from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_weights, save_pretrained
 from ..config import ModelConfig
-from ..errors import CheckpointError, ConfigError
 from ..distributed import unwrap_model
+from ..errors import CheckpointError, ConfigError
+from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_weights, save_pretrained
 from .serialization import capture_rng, flatten_state, restore_rng, unflatten_state
 
 __all__ = ["TrainingState", "capture_rng", "find_checkpoint", "load_checkpoint", "restore_rng", "resume_from",

@@ -114,8 +114,13 @@ def _verify_cached_file(path: Path, expected_sha256: Optional[str] = None) -> No
 
 def _download(repo_id: str, filename: str, revision: Optional[str], **kwargs) -> Path:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     where = f"{repo_id}@{revision}" if revision else repo_id
     try:

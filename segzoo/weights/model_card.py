@@ -1,9 +1,7 @@
 """The README.md model card pushed with every model: Hub metadata (YAML) and a usage page."""
 from __future__ import annotations
 
-from typing import Any, Optional
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..config import ModelConfig
 from ..registry import get_head, get_neck
@@ -79,7 +77,8 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
     dataset_key, metrics = _dataset_and_metrics(entry, card_data)
     metadata = _metadata(config, repo_id, dataset_key, metrics, card_data)
     neck = neck_display_name(config)
-    structure = f"{neck} neck (output stride {config.output_stride})" if neck else f"output stride {config.output_stride}"
+    stride = f"output stride {config.output_stride}"
+    structure = f"{neck} neck ({stride})" if neck else stride
     classes = ", ".join(config.class_names) if config.class_names else f"{config.num_classes} classes (unnamed)"
     metric_lines = [f"| {name} | {value} |" for name, value in metrics.items() if isinstance(value, (int, float))]
     citations = _citations(config)

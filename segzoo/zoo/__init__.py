@@ -4,8 +4,15 @@ from .class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, DATASET_CLASSES, VO
 from .datasets import DATASETS, ZooDataset, get_dataset, palette_for
 from .manifest import MANIFEST_ENV, read_manifest
 from .palettes import ade20k_palette, cityscapes_palette, generic_palette, voc_palette
-from .table import (HUB_ORGANISATION, PretrainedEntry, canonical_zoo_name, find_pretrained_entry, get_pretrained,
-                    is_pretrained_name, list_pretrained)
+from .table import (
+                    HUB_ORGANISATION,
+                    PretrainedEntry,
+                    canonical_zoo_name,
+                    find_pretrained_entry,
+                    get_pretrained,
+                    is_pretrained_name,
+                    list_pretrained,
+)
 
 __all__ = [
     "ADE20K_CLASSES", "CITYSCAPES_CLASSES", "DATASET_CLASSES", "VOC_CLASSES",

@@ -54,7 +54,8 @@ DATASETS: dict[str, ZooDataset] = {dataset.key: dataset for dataset in (
 def get_dataset(key: str) -> ZooDataset:
     """The zoo dataset ``key``; ``UnknownModelError`` with the known keys otherwise."""
     if key not in DATASETS:
-        raise UnknownModelError(f"Unknown zoo dataset {key!r}; known: {', '.join(DATASETS)}.{did_you_mean(key, DATASETS)}")
+        raise UnknownModelError(f"Unknown zoo dataset {key!r}; known: {', '.join(DATASETS)}."
+                                f"{did_you_mean(key, DATASETS)}")
     return DATASETS[key]
 
 

@@ -11,8 +11,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from .class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
-
 __all__ = ["voc_palette", "cityscapes_palette", "ade20k_palette", "generic_palette"]
 
 # The official colours of the 19 Cityscapes evaluation classes (trainIds 0..18), in CITYSCAPES_CLASSES order.

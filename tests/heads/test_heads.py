@@ -88,7 +88,8 @@ def test_ocnet_rejects_unknown_variant():
 
 
 def test_danet_softmax_axis_changes_outputs():
-    assert_option_changes_outputs(create_model("danet_resnet18"), create_model("danet_resnet18", softmax_over="queries"),
+    assert_option_changes_outputs(create_model("danet_resnet18"),
+                                  create_model("danet_resnet18", softmax_over="queries"),
                                   "head.position_attention.gamma")
 
 

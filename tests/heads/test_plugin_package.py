@@ -48,13 +48,15 @@ def test_plugin_passes_the_shared_head_battery(plugin_site, tmp_path):
 
 
 def test_plugin_listed_by_the_cli(plugin_site):
-    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True,
+                         check=True,
                          env={**_env(), "PYTHONPATH": str(plugin_site)})
     assert "linear           segzoo-linear-head 0.2.0  segzoo_linear_head.head:LinearHead" in out.stdout
 
 
 def test_plugin_absent_without_install():
-    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True,
+                         check=True,
                          env=_env())
     assert "linear" not in out.stdout and "fcn" in out.stdout
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hub_test_server import HubServer, git_blob_sha1
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationDelete,
@@ -25,6 +24,8 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+
+from hub_test_server import HubServer, git_blob_sha1
 
 pytestmark = pytest.mark.usefixtures("hub_env")
 

@@ -7,8 +7,21 @@ import json
 import re
 from urllib.parse import parse_qs, unquote
 
-from .state import (GITATTRIBUTES, LFS_SUFFIXES, LFS_THRESHOLD, HubError, _Commit, _File, _HEX64, _NAME_RE,
-                       _now, _Repo, _Response, git_blob_sha1, lfs_pointer)
+from .state import (
+    _HEX64,
+    _NAME_RE,
+    GITATTRIBUTES,
+    LFS_SUFFIXES,
+    LFS_THRESHOLD,
+    HubError,
+    _Commit,
+    _File,
+    _now,
+    _Repo,
+    _Response,
+    git_blob_sha1,
+    lfs_pointer,
+)
 
 
 class HubRoutes:
@@ -190,7 +203,8 @@ class HubRoutes:
         return _Response(body={"type": "user", "id": hashlib.sha1(user.encode()).hexdigest()[:24], "name": user,
                                "fullname": user, "email": f"{user}@example.invalid", "emailVerified": True,
                                "isPro": False, "orgs": orgs,
-                               "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+                               "auth": {"type": "access_token",
+                                        "accessToken": {"displayName": "test", "role": "write"}}})
 
     def _api_create(self, user, payload: dict) -> _Response:
         if user is None:

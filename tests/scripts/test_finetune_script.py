@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import imgviz
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 import segzoo
-from segzoo.zoo.class_names import VOC_CLASSES
 from segzoo.inference.image_io import to_tensor
-
+from segzoo.zoo.class_names import VOC_CLASSES
 from support.scripts import check, run_script
 
 

@@ -12,7 +12,6 @@ import pytest
 
 import segzoo
 from segzoo.train import load_checkpoint
-
 from support.scripts import EXAMPLES, check, make_folder_dataset, read_log, run_script, script_env
 
 TOTAL_ITERS = 12

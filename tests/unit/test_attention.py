@@ -8,7 +8,6 @@ from segzoo.heads.ocnet import ObjectContext
 from segzoo.layers import ChannelAttention, CrissCrossAttention, spatial_attention
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def _float64():
     """Compare algorithms, not float32 rounding."""

@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import segzoo
-from segzoo.testing import randomize_batch_norm
 from segzoo import CheckpointError, ConfigError, create_model, save_pretrained
+from segzoo.testing import randomize_batch_norm
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from segzoo import ConfigError, ModelConfig
 
 def full_config():
     return ModelConfig(head="fcn", backbone="resnet101s", num_classes=3, output_stride=32, neck="jpu", aux=True,
-                       head_kwargs={"dropout": 0.2, "bins": (1, 2, (3, 4))}, class_names=("bg", "cat", "dog"), mean=(0.5, 0.5, 0.5),
+                       head_kwargs={"dropout": 0.2, "bins": (1, 2, (3, 4))}, class_names=("bg", "cat", "dog"),
+                       mean=(0.5, 0.5, 0.5),
                        std=(0.25, 0.25, 0.25), align_corners=False, input_size=(512, 1024),
                        provenance={"segzoo_version": "0.1.0"})
 

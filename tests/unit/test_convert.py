@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import segzoo
-from segzoo.weights.convert import convert_file, convert_state_dict
 from segzoo.errors import CheckpointError
+from segzoo.weights.convert import convert_file, convert_state_dict
 
 # Every key of each reference checkpoint with its shape (copied from the project's shared reference data).
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from segzoo.zoo.class_names import VOC_CLASSES
 from segzoo.config import IMAGENET_MEAN, IMAGENET_STD
 from segzoo.data import (
     DATASET_DEFAULTS,
@@ -28,6 +27,7 @@ from segzoo.data import (
 )
 from segzoo.errors import DatasetError, ImageReadError
 from segzoo.inference.image_io import to_tensor
+from segzoo.zoo.class_names import VOC_CLASSES
 
 H, W = 20, 30
 

@@ -13,9 +13,8 @@ import segzoo
 from segzoo.data import FolderDataset
 from segzoo.evaluation import evaluate
 from segzoo.inference import predict_logits
-from segzoo.train.losses import SegmentationLoss
 from segzoo.train import MetricsLog, build_optimizer, eval_loader, start_epoch, train_loader, train_step
-
+from segzoo.train.losses import SegmentationLoss
 from support.scripts import make_folder_dataset
 
 

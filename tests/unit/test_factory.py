@@ -19,7 +19,8 @@ def test_list_models_and_patterns():
 
 def test_defaults():
     model = create_model("fcn_resnet18")
-    assert (model.config.num_classes, model.config.output_stride, model.config.neck, model.config.aux) == (21, 8, None, False)
+    config = model.config
+    assert (config.num_classes, config.output_stride, config.neck, config.aux) == (21, 8, None, False)
     assert not model.training
     assert create_model("fcn_resnet18", neck="jpu").config.output_stride == 32
 

@@ -1,4 +1,5 @@
 """`segzoo info` and `segzoo list` through the real console script, and model_info against the test Hub."""
+import importlib.util
 import json
 import subprocess
 import sysconfig
@@ -45,3 +46,24 @@ def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):
     segzoo.create_model("hf-hub:alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
     after = segzoo.model_info("hf-hub:alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
     assert after["weights"]["cached"] is True and after["weights"]["path"].endswith("model.safetensors")
+
+
+def test_list_necks_command():
+    expected = f"jpu              segzoo {segzoo.__version__}  segzoo.necks.jpu:JPU"
+    assert run("list", "--necks").splitlines() == [expected]
+
+
+def test_torch_hub_loads_any_model_name_through_hubconf():
+    """hubconf.py: torch.hub.load of the repository (source="local": the files a GitHub download would give)."""
+    import torch
+
+    repo = Path(__file__).resolve().parents[2]
+    model = torch.hub.load(str(repo), "fcn_resnet18", source="local", trust_repo=True, num_classes=3)
+    assert isinstance(model, segzoo.SegmentationModel) and model.num_classes == 3 and not model.training
+    # torch.hub.list / help (GitHub only) read the module as below
+    spec = importlib.util.spec_from_file_location("hubconf", repo / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    names = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
+    assert "fcn_resnet18" in names and "pspnet_resnet101_voc" in names
+    assert hubconf.psp_resnet101_voc.__doc__.startswith("segzoo.create_model('psp_resnet101_voc'")

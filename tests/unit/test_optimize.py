@@ -5,12 +5,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import segzoo
-from segzoo.testing import randomize_batch_norm
 from segzoo import CheckpointError, create_model, optimize_for_inference, save_pretrained
 from segzoo.inference.optimize import FusedConv2d, fold_batch_norm, is_optimized_for_inference
 from segzoo.layers import ConvBnAct
+from segzoo.testing import randomize_batch_norm
 
-packing = pytest.mark.skipif(not segzoo.inference.optimize.packed_conv.packing_available(), reason="this torch build has no oneDNN packing")
+packing = pytest.mark.skipif(not segzoo.inference.optimize.packed_conv.packing_available(),
+                             reason="this torch build has no oneDNN packing")
 
 
 def count(model, kind):

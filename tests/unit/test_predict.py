@@ -13,14 +13,14 @@ from PIL import Image
 from torch import nn
 
 import segzoo
-from segzoo.testing import randomize_batch_norm
-from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
-from segzoo.tools.cli import _build_parser, main
 from segzoo.errors import ImageReadError, SegzooError
-from segzoo.inference.optimize import FusedConv2d, is_optimized_for_inference
-from segzoo.inference.image_io import load_image, to_tensor
 from segzoo.inference import colorize, overlay, predict_logits, sliding_window_logits, window_starts
+from segzoo.inference.image_io import load_image, to_tensor
+from segzoo.inference.optimize import FusedConv2d, is_optimized_for_inference
+from segzoo.testing import randomize_batch_norm
+from segzoo.tools.cli import _build_parser, main
 from segzoo.zoo import ade20k_palette, cityscapes_palette, generic_palette, palette_for, voc_palette
+from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
 
 SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")
 ORIENTATION = 0x0112  # EXIF tag; 6 = stored rotated, display turned 90 degrees clockwise

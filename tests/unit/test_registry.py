@@ -74,7 +74,8 @@ def test_broken_plugin_warns_and_others_still_work(make_plugin):
 
 def test_builtin_wins_a_name_clash(make_plugin):
     make_plugin("clash-head", "clash_head_mod", GOOD_HEAD, {"fcn": "clash_head_mod:TinyHead"})
-    with pytest.warns(UserWarning, match=r"head 'fcn' is declared by segzoo and by clash-head.*using the one from segzoo"):
+    with pytest.warns(UserWarning,
+                      match=r"head 'fcn' is declared by segzoo and by clash-head.*using the one from segzoo"):
         info = {h.name: h for h in list_heads()}["fcn"]
     assert info.distribution == "segzoo"
 
@@ -102,5 +103,6 @@ def test_unknown_head_lists_known_heads():
 
 
 def test_cli_lists_heads_with_distribution():
-    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "segzoo", "list", "--heads"], capture_output=True, text=True,
+                         check=True)
     assert f"fcn              segzoo {segzoo.__version__}  segzoo.heads.fcn:FCNHead" in out.stdout

@@ -159,13 +159,15 @@ def test_save_load_resume_round_trip(tmp_path):
     model, optimizer, scheduler = _setup()
     _train(model, optimizer, scheduler)
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
-    path = train.save_checkpoint(tmp_path, model=Wrapper(model), optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                           epoch=1, iteration=2, extra={"best_miou": 0.5, "history": [(1, 0.25)]})
+    path = train.save_checkpoint(tmp_path, model=Wrapper(model), optimizer=optimizer, scheduler=scheduler,
+                                 scaler=scaler, epoch=1, iteration=2,
+                                 extra={"best_miou": 0.5, "history": [(1, 0.25)]})
     draws = torch.rand(3), random.random(), np.random.rand()
     assert path == tmp_path / "checkpoint-00000002" and (tmp_path / "latest").read_text().strip() == path.name
     model2, optimizer2, scheduler2 = _setup(seed=1)
     scaler2 = torch.amp.GradScaler("cpu")
-    state = train.resume_from(tmp_path, model=Wrapper(model2), optimizer=optimizer2, scheduler=scheduler2, scaler=scaler2)
+    state = train.resume_from(tmp_path, model=Wrapper(model2), optimizer=optimizer2, scheduler=scheduler2,
+                              scaler=scaler2)
     assert (torch.rand(3).tolist(), random.random(), np.random.rand()) == (draws[0].tolist(), *draws[1:])
     assert (state.epoch, state.iteration, state.extra) == (1, 2, {"best_miou": 0.5, "history": [(1, 0.25)]})
     assert all(torch.equal(v, model2.state_dict()[k]) for k, v in model.state_dict().items())

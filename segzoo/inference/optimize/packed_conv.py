@@ -27,8 +27,8 @@ __all__ = ["FusedConv2d", "WIDE_INPUT_CHUNK", "packing_available"]
 def packing_available() -> bool:
     """Whether this torch build has the oneDNN packing ops (checked once, on first use)."""
     try:  # private oneDNN ops (the ones inductor's CPU backend uses); absent in builds without mkldnn
-        torch.ops.mkldnn._reorder_convolution_weight
-        torch.ops.mkldnn._convolution_pointwise
+        torch.ops.mkldnn._reorder_convolution_weight  # noqa: B018 (looking the op up is the check)
+        torch.ops.mkldnn._convolution_pointwise  # noqa: B018
     except (AttributeError, RuntimeError):
         return False
     return torch.backends.mkldnn.is_available()
