@@ -9,14 +9,15 @@ import fnmatch
 import os
 from typing import Any, Optional
 
+from .backbones import pretrained_tag
 from .config import ModelConfig
 from .errors import CheckpointError, UnknownModelError, WeightsUnavailableError, did_you_mean
 from .model import SegmentationModel
-from .registry import check_plugins_installed, get_head, get_neck
+from .registry import check_plugins_installed, get_neck
 from .weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
 from .weights.resolver import DEFAULT_NUM_CLASSES, LISTED_BACKBONES, ResolvedModel, model_names, resolve_model_name
-from .weights.sources import HubOptions
-from .zoo import list_pretrained
+from .weights.sources import HubOptions, first_available
+from .zoo import list_pretrained, zoo_names
 
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
@@ -42,13 +43,6 @@ def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
     return config.replace(**changes) if changes else config
 
 
-def _default_output_stride(head: str, neck: Optional[str]) -> int:
-    """For a generic name: what the neck reads (JPU: 32), else what the head is designed for, else 8 (dilated)."""
-    if neck is not None and getattr(get_neck(neck), "output_stride", None):
-        return get_neck(neck).output_stride
-    return 8 if neck is not None else getattr(get_head(head), "output_stride", None) or 8
-
-
 def _checkpoint_files(path: str) -> dict:
     """A checkpoint path is a directory from save_pretrained or a .safetensors file (config optional)."""
     if os.path.isdir(path):
@@ -60,16 +54,30 @@ def _checkpoint_files(path: str) -> dict:
 
 
 def _fetch(resolved: ResolvedModel, options: HubOptions) -> tuple[ModelConfig, dict]:
-    """The config and weights of a name with weights, from the first of its sources."""
+    """The config and weights of a name with weights, from the first of its sources that has them."""
     if not resolved.weights:
         entry = resolved.entry
         raise WeightsUnavailableError(
-            f"Weights of {entry.name!r} are not published yet (Hub repo {entry.hf_hub_id}). Use "
-            f"pretrained=False for the architecture, or convert a reference checkpoint with "
-            f"`segzoo convert` and load it with checkpoint_path=.")
-    config, state = resolved.weights[0].fetch(options)
+            f"{entry.name!r} has no trained weights anywhere: {entry.source or 'its upstream'} reports its results "
+            f"but no checkpoint was published. Use pretrained=False for the architecture.")
+    _, directory = first_available(resolved.weights, options, resolved.name)
+    config, state = load_pretrained(directory)
     check_plugins_installed(config.head, config.provenance)
     return config, state
+
+
+def _base_model(resolved: ResolvedModel, named_weights: bool, pretrained_backbone: bool,
+                config: ModelConfig) -> Optional[str]:
+    """The Hub id of the weights the model starts from, for its model card: the repo it was pulled from, the zoo
+    entry's Hub mirror (or, unmirrored, the ImageNet backbone its upstream started from), or timm's ImageNet
+    weights; None for random initialisation."""
+    if named_weights and resolved.kind == "hf-hub":
+        return resolved.weights[0].repo_id
+    if named_weights and resolved.kind == "zoo":
+        return resolved.entry.hf_hub_id if resolved.entry.published else resolved.entry.base_model
+    if pretrained_backbone:
+        return f"timm/{pretrained_tag(config.backbone)}"
+    return config.provenance.get("base_model")
 
 
 def create_model(
@@ -131,11 +139,11 @@ def create_model(
     else:
         if pretrained:
             raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name "
-                                    f"(list_pretrained()).{did_you_mean(model_name, list_pretrained())} "
+                                    f"(list_pretrained()).{did_you_mean(model_name, zoo_names())} "
                                     f"Use pretrained_backbone=True for ImageNet backbone weights.")
         config = resolved.config
-        if output_stride is None:
-            overrides["output_stride"] = _default_output_stride(config.head, neck)
+        if neck is not None and output_stride is None:  # a neck reads the backbone at its own output stride
+            overrides["output_stride"] = getattr(get_neck(neck), "output_stride", None) or config.output_stride
     if head_kwargs:
         config = config.replace(head_kwargs={**config.head_kwargs, **head_kwargs})
     config = _apply_overrides(config, **overrides)
@@ -143,6 +151,9 @@ def create_model(
     if checkpoint_path is not None:
         state = _checkpoint_files(os.fspath(checkpoint_path))
         pretrained_backbone = False
+    base_model = _base_model(resolved, state is not None and checkpoint_path is None, pretrained_backbone, config)
+    if base_model:
+        config = config.replace(provenance={**config.provenance, "base_model": base_model})
     model = SegmentationModel(config, pretrained_backbone=pretrained_backbone)
     if state is not None:
         load_weights(model, state, source=checkpoint_path or model_name)

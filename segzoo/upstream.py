@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-__all__ = ["Upstream", "PretrainedSpec", "KeyRule", "conv_bn_act_keys", "find_upstream"]
+__all__ = ["Upstream", "UpstreamFile", "PretrainedSpec", "KeyRule", "conv_bn_act_keys", "find_upstream"]
 
 KeyRule = tuple[str, str]  # (checkpoint module path regex, segzoo module path); groups may be used as \1
 
@@ -50,19 +50,44 @@ class Upstream:
 
 
 @dataclass(frozen=True)
-class PretrainedSpec:
-    """One zoo entry of a head, as data: which upstream form on which backbone and dataset, and its accuracy.
+class UpstreamFile:
+    """A trained checkpoint file where its upstream publishes it.
 
     Attributes:
-        name: The zoo name (``pspnet_resnet101_voc``); it starts with the head's registered name.
+        host: Where it is: ``"torchvision"`` (download.pytorch.org) or ``"gdrive"`` (Google Drive); see
+            ``segzoo.weights.download.HOSTS`` for their base URLs and the variables that set a mirror.
+        path: The file's name under the host's base URL, or the Drive file id.
+        sha256: Its sha256, or the prefix the upstream publishes in the file name (as ``torch.hub`` checks it);
+            None where the upstream publishes none.
+    """
+
+    host: str
+    path: str
+    sha256: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """One zoo entry of a head, as data: which upstream form on which backbone and dataset, where its checkpoint
+    is, its licence and its accuracy.
+
+    Attributes:
+        name: The zoo name, timm's ``<architecture>.<tag>`` (``pspnet_resnet101s_jpu.ref_voc``): it starts with
+            the head's registered name, and the tag says where the weights come from.
         upstream: The ``Upstream.source`` that trained it.
         variant: The ``Upstream.variant`` whose options it was trained with.
         backbone: timm backbone name.
-        dataset: A dataset key of ``segzoo.zoo.datasets`` (``"voc"``, ``"citys"``, ``"ade"``).
+        dataset: A dataset key of ``segzoo.zoo.datasets`` (``"voc"``, ``"citys"``, ``"ade"``, ``"coco_voc"``).
         neck: Neck name or None.
         output_stride: Backbone output stride.
         aux: Whether the upstream trained (and its checkpoints hold) the auxiliary head.
         align_corners: The upstream's bilinear upsampling mode.
+        input_size: The upstream's evaluation size, when it is not the dataset's usual one.
+        file: The trained checkpoint, or None where the upstream reports results but published no file.
+        short_names: Other names of the entry (the seed zoo's ``pspnet_resnet101_voc``).
+        license: The weights' licence as a Hub licence id (``"bsd-3-clause"``, ``"unknown"``).
+        terms: The licence and the training data's terms, in words (model cards, ``segzoo list --pretrained``).
+        base_model: The Hub id of the weights the upstream started from (ImageNet backbone), if known.
         metrics: Reported accuracy (``{"mIoU": 78.48, "eval": "single scale"}``; mIoU None where not reported).
         metrics_source: Where the metrics come from.
     """
@@ -76,24 +101,60 @@ class PretrainedSpec:
     output_stride: int = 8
     aux: bool = True
     align_corners: bool = True
+    input_size: Optional[tuple[int, int]] = None
+    file: Optional[UpstreamFile] = None
+    short_names: tuple[str, ...] = ()
+    license: str = "unknown"
+    terms: str = ""
+    base_model: Optional[str] = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     metrics_source: str = ""
 
     @classmethod
     def reference(cls, name: str, variant: str, dataset: str, miou: Optional[float], *,
+                  short_name: str, pixacc: Optional[float] = None, drive_id: Optional[str] = None,
                   backbone: str = "resnet101s", dilated: bool = False, output_stride: Optional[int] = None,
                   note: str = "") -> "PretrainedSpec":
         """A model of the reference zoo: ResNet-101-v1s (timm ``resnet101s``) with the JPU neck at output
-        stride 32, or ``dilated`` at output stride 8, aux head, ``align_corners=True``; the single-scale mIoU
-        its README reports. ``output_stride`` sets another plain backbone (BiSeNet's 32, no neck)."""
+        stride 32, or ``dilated`` at output stride 8, aux head, ``align_corners=True``; the single-scale pixAcc
+        and mIoU its README reports; its checkpoint a Google Drive file (``drive_id``; no hash is published).
+        ``output_stride`` sets another plain backbone (BiSeNet's 32, no neck)."""
         if output_stride is not None:
             structure = dict(neck=None, output_stride=output_stride)
         else:
             structure = dict(neck=None, output_stride=8) if dilated else dict(neck="jpu", output_stride=32)
+        metrics = {"mIoU": miou, **({"pixAcc": pixacc} if pixacc is not None else {}), "eval": "single scale"}
         return cls(name=name, upstream="reference", variant=variant, backbone=backbone, dataset=dataset,
-                   metrics={"mIoU": miou, "eval": "single scale"},
-                   metrics_source="the reference zoo's README (single-scale mIoU)" + (f"; {note}" if note else ""),
+                   file=UpstreamFile("gdrive", drive_id) if drive_id else None, short_names=(short_name,),
+                   license="unknown", base_model=f"timm/{backbone}.gluon_in1k",
+                   terms="The reference zoo states no licence for its weights; the training data's terms apply "
+                         "(Pascal VOC: Flickr images for research; Cityscapes: non-commercial research only).",
+                   metrics=metrics,
+                   metrics_source="the reference zoo's README (single-scale)" + (f"; {note}" if note else ""),
                    **structure)
+
+    @classmethod
+    def torchvision(cls, name: str, variant: str, backbone: str, miou: float, pixacc: float,
+                    file_name: str) -> "PretrainedSpec":
+        """A torchvision segmentation model (``COCO_WITH_VOC_LABELS_V1``): ResNet-v1b at output stride 8, aux
+        head, ``align_corners=False``, COCO images with the 20 Pascal VOC categories, evaluated with the short
+        side resized to 520; the metrics torchvision's weights enum reports. The file name carries the sha256
+        prefix."""
+        return cls(name=name, upstream="torchvision", variant=variant, backbone=backbone, dataset="coco_voc",
+                   output_stride=8, align_corners=False,
+                   file=UpstreamFile("torchvision", file_name, _hash_in_name(file_name)),
+                   license="bsd-3-clause", base_model=f"timm/{backbone}.tv_in1k",
+                   terms="torchvision's BSD-3-Clause licence; trained on COCO (annotations CC BY 4.0, images "
+                         "under their Flickr licences), whose terms the weights may carry.",
+                   metrics={"mIoU": miou, "pixAcc": pixacc, "eval": "single scale, short side 520"},
+                   metrics_source="torchvision's weights enum (COCO val2017, the 20 VOC categories)")
+
+
+def _hash_in_name(file_name: str) -> Optional[str]:
+    """The sha256 prefix torchvision (and torch.hub) put in a file name: ``fcn_resnet50_coco-1167a1af.pth``."""
+    stem = file_name.rsplit(".", 1)[0]
+    prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+    return prefix if len(prefix) >= 8 and all(c in "0123456789abcdef" for c in prefix) else None
 
 
 def conv_bn_act_keys(source: str, target: str) -> tuple[KeyRule, ...]:

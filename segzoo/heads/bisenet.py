@@ -80,13 +80,13 @@ class BiSeNetHead(SegmentationHead):
     handles_aux = True
     aux_loss_weight = 1.0  # the paper weights its two aux losses like the main one
     output_stride = 32  # the context path is a plain (undilated) backbone
-    # The reference zoo's BiSeNet: ResNet-18 context path, the defaults; no key layout of its checkpoints is known.
+    # The reference zoo reports a BiSeNet (ResNet-18 context path, the defaults) but published no checkpoint.
     upstreams = (Upstream("reference", "bisenet"),)
     pretrained = (
-        PretrainedSpec.reference("bisenet_resnet18_voc", "bisenet", "voc", 67.11, backbone="resnet18",
-                                 output_stride=32),
-        PretrainedSpec.reference("bisenet_resnet18_citys", "bisenet", "citys", None, backbone="resnet18",
-                                 output_stride=32),
+        PretrainedSpec.reference("bisenet_resnet18.ref_voc", "bisenet", "voc", 67.11, backbone="resnet18",
+                                 output_stride=32, short_name="bisenet_resnet18_voc"),
+        PretrainedSpec.reference("bisenet_resnet18.ref_citys", "bisenet", "citys", None, backbone="resnet18",
+                                 output_stride=32, short_name="bisenet_resnet18_citys"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -34,9 +34,10 @@ class CCNetHead(SegmentationHead):
 }"""
 
     in_features = ("c4",)
-    # The reference zoo lists a VOC model with its defaults; no key layout of its checkpoints is known.
+    # The reference zoo lists a VOC model with its defaults but published no checkpoint.
     upstreams = (Upstream("reference", "ccnet"),)
-    pretrained = (PretrainedSpec.reference("ccnet_resnet101_voc", "ccnet", "voc", None),)
+    pretrained = (PretrainedSpec.reference("ccnet_resnet101s_jpu.ref_voc", "ccnet", "voc", None,
+                                           short_name="ccnet_resnet101_voc"),)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  recurrence: int = 2, activation: str = "relu"):

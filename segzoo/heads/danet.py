@@ -76,8 +76,10 @@ class DANetHead(SegmentationHead):
                      + ((r"head\.conv8\.1", "head.classifier"),))),
     )
     pretrained = (
-        PretrainedSpec.reference("danet_resnet101_voc", "danet", "voc", 78.72),
-        PretrainedSpec.reference("danet_resnet101_citys", "danet", "citys", None),
+        PretrainedSpec.reference("danet_resnet101s_jpu.ref_voc", "danet", "voc", 78.72, pixacc=94.85,
+                                 short_name="danet_resnet101_voc", drive_id="1jS69enf_dyn8l27DfMDuzt_ulva7KSWt"),
+        PretrainedSpec.reference("danet_resnet101s_jpu.ref_citys", "danet", "citys", None,
+                                 short_name="danet_resnet101_citys"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

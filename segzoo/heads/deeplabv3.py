@@ -60,11 +60,30 @@ class DeepLabV3Head(SegmentationHead):
                (r"head\.aspp\.b4\.gap\.2", "head.aspp.pool_conv.bn"))
             + conv_bn_act_keys(r"head\.aspp\.project", "head.aspp.project")
             + conv_bn_act_keys(r"head\.block", "head.block") + ((r"head\.block\.4", "head.classifier"),))),
+        # torchvision's DeepLabHead = Sequential(ASPP, conv, bn, relu, conv); its ASPP keeps the branches in
+        # convs.0..4 (convs.4 = Sequential(pool, conv, bn, relu)) and the projection in project
+        Upstream("torchvision", "deeplabv3", classifier="classifier.4.weight", rules=(
+            conv_bn_act_keys(r"classifier\.0\.convs\.0", "head.aspp.conv1x1")
+            + tuple(rule for i in range(3)
+                    for rule in conv_bn_act_keys(rf"classifier\.0\.convs\.{i + 1}", f"head.aspp.atrous.{i}"))
+            + ((r"classifier\.0\.convs\.4\.1", "head.aspp.pool_conv.conv"),
+               (r"classifier\.0\.convs\.4\.2", "head.aspp.pool_conv.bn"))
+            + conv_bn_act_keys(r"classifier\.0\.project", "head.aspp.project")
+            + ((r"classifier\.1", "head.block.conv"), (r"classifier\.2", "head.block.bn"),
+               (r"classifier\.4", "head.classifier")))),
     )
     pretrained = (
-        PretrainedSpec.reference("deeplabv3_resnet101_voc", "deeplabv3", "voc", 78.75),
-        PretrainedSpec.reference("deeplabv3_resnet101_citys", "deeplabv3", "citys", 79.03),
-        PretrainedSpec.reference("deeplabv3_resnet101_ade", "deeplabv3", "ade", None),
+        PretrainedSpec.reference("deeplabv3_resnet101s_jpu.ref_voc", "deeplabv3", "voc", 78.75, pixacc=94.81,
+                                 short_name="deeplabv3_resnet101_voc", drive_id="1R0C6qwCxOLztps4odVWLiZpe57n5TuDX"),
+        PretrainedSpec.reference("deeplabv3_resnet101s_jpu.ref_citys", "deeplabv3", "citys", 79.03, pixacc=96.23,
+                                 short_name="deeplabv3_resnet101_citys",
+                                 drive_id="1_XIIeIKEMbg4M2SO49Vq756d20zjeXxk"),
+        PretrainedSpec.reference("deeplabv3_resnet101s_jpu.ref_ade", "deeplabv3", "ade", None,
+                                 short_name="deeplabv3_resnet101_ade"),
+        PretrainedSpec.torchvision("deeplabv3_resnet50.tv_coco_voc", "deeplabv3", "resnet50", 66.4, 92.4,
+                                   "deeplabv3_resnet50_coco-cd0a2569.pth"),
+        PretrainedSpec.torchvision("deeplabv3_resnet101.tv_coco_voc", "deeplabv3", "resnet101", 67.4, 92.4,
+                                   "deeplabv3_resnet101_coco-586e9e4e.pth"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -110,8 +110,10 @@ class OCNetHead(SegmentationHead):
                  rules=_ASP_OC_KEYS, classifier="cls.weight", shared=_F_QUERY_IS_F_KEY),
     )
     pretrained = (
-        PretrainedSpec.reference("ocnet_resnet101_voc", "ocnet_base", "voc", 79.07),
-        PretrainedSpec.reference("ocnet_resnet101_citys", "ocnet_base", "citys", 74.18,
+        PretrainedSpec.reference("ocnet_resnet101s_jpu.ref_voc", "ocnet_base", "voc", 79.07, pixacc=94.86,
+                                 short_name="ocnet_resnet101_voc", drive_id="15gs_gzgAT_hciPgwm12G_MRMi0VZg9Gb"),
+        PretrainedSpec.reference("ocnet_resnet101s_jpu.ref_citys", "ocnet_base", "citys", 74.18, pixacc=96.30,
+                                 short_name="ocnet_resnet101_citys", drive_id="1q2h8d_mJeyHfmCRQellTSpralv8ubI5L",
                                  note="evaluated on centre crops"),
     )
 

@@ -86,9 +86,13 @@ class PSPHead(SegmentationHead):
                  + conv_bn_act_keys(r"head\.block", "head.bottleneck") + ((r"head\.block\.4", "head.classifier"),)),
     )
     pretrained = (
-        PretrainedSpec.reference("pspnet_resnet101_voc", "psp", "voc", 78.48),
-        PretrainedSpec.reference("pspnet_resnet101_dilated_voc", "psp", "voc", 78.57, dilated=True),
-        PretrainedSpec.reference("pspnet_resnet101_citys", "psp", "citys", 78.62),
+        PretrainedSpec.reference("pspnet_resnet101s_jpu.ref_voc", "psp", "voc", 78.48, pixacc=94.77,
+                                 short_name="pspnet_resnet101_voc", drive_id="1XRFiijt0tAbLgXhV5oVEot6qLccz9JyA"),
+        PretrainedSpec.reference("pspnet_resnet101s_d8.ref_voc", "psp", "voc", 78.57, pixacc=94.88, dilated=True,
+                                 short_name="pspnet_resnet101_dilated_voc",
+                                 drive_id="1g40cVTJRCHLBKwVqjev4yQA5YflQwhrv"),
+        PretrainedSpec.reference("pspnet_resnet101s_jpu.ref_citys", "psp", "citys", 78.62, pixacc=96.09,
+                                 short_name="pspnet_resnet101_citys", drive_id="1qJVXevkErgVvsa4x8mCvAdMlCIuVMJ1C"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

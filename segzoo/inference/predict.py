@@ -15,7 +15,8 @@ from PIL import Image
 from torch import nn
 
 from ..errors import ImageReadError, SegzooError
-from ..zoo import palette_for
+from ..factory import create_model
+from ..zoo import is_pretrained_name, palette_for
 from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
 from .optimize import optimize_for_inference
 from .tta import predict_logits
@@ -122,10 +123,8 @@ def collect_inputs(inputs: Union[PathLike, Iterable[PathLike]], exclude: Optiona
 
 
 def _resolve_model(model: Union[nn.Module, str], num_classes: Optional[int]) -> nn.Module:
-    if isinstance(model, str):
-        from ..factory import create_model
-
-        return create_model(model, num_classes=num_classes)
+    if isinstance(model, str):  # a zoo name runs with its trained weights: predicting with random ones is no use
+        return create_model(model, num_classes=num_classes, pretrained=is_pretrained_name(model))
     if not hasattr(model, "config"):
         raise TypeError("predict needs a SegmentationModel (or a model name): it reads the model's config")
     if num_classes is not None and num_classes != model.config.num_classes:
@@ -205,7 +204,8 @@ def predict(
         inputs: Files, folders (searched recursively; sub-folders are mirrored in ``out_dir``) and glob
             patterns, see ``collect_inputs``.
         model: A ``SegmentationModel``, or any name ``create_model`` accepts (``fcn_resnet18``,
-            ``hf-hub:org/name``, ``local-dir:DIR``). A model passed in is moved to ``device`` and put in
+            ``hf-hub:org/name``, ``local-dir:DIR``); a zoo name (``deeplabv3_resnet101.tv_coco_voc``) runs with
+            its trained weights (``pretrained=True``). A model passed in is moved to ``device`` and put in
             eval mode (its train / eval mode is restored afterwards); a model made here from a name is
             also run through ``optimize_for_inference`` (the same outputs, faster; pass
             ``optimize_for_inference(model)`` yourself for the same speed with a model of your own).

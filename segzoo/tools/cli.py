@@ -13,7 +13,9 @@ def _add_list(commands) -> None:
                                  description="List model names: zoo names and '<head>_<backbone>' names on the "
                                              "ResNet backbones (any timm feature model works as a backbone).")
     parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
-    parser.add_argument("--pretrained", action="store_true", help="only zoo names (published or to be published)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="the zoo: each entry's name, short names, dataset, reported mIoU, where its weights "
+                             "are and their licence")
     parser.add_argument("--heads", action="store_true",
                         help="list the heads with the distribution and version providing each")
     parser.add_argument("--necks", action="store_true",
@@ -32,8 +34,25 @@ def _run_list(args) -> int:
         return 0
     from ..factory import list_models
 
-    print("\n".join(list_models(args.pattern, pretrained=args.pretrained)))
+    if args.pretrained:
+        print(_zoo_table(list_models(args.pattern, pretrained=True)))
+    else:
+        print("\n".join(list_models(args.pattern)))
     return 0
+
+
+def _zoo_table(names: list[str]) -> str:
+    from ..zoo import get_pretrained
+
+    rows = [("name", "also", "dataset", "mIoU", "weights", "licence")]
+    for name in names:
+        entry = get_pretrained(name)
+        miou = entry.metrics.get("mIoU")
+        weights = "segzoo mirror" if entry.published else (entry.file.host if entry.file else "none published")
+        rows.append((name, ",".join(entry.short_names), entry.dataset, "-" if miou is None else f"{miou:g}",
+                     weights, entry.license))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
 def _add_info(commands) -> None:
@@ -103,17 +122,25 @@ def _run_benchmark(args) -> int:
 
 
 def _add_convert(commands) -> None:
-    from ..weights.convert import list_kinds
+    from ..weights.convert import SOURCES, list_kinds
 
     parser = commands.add_parser(
-        "convert", help="convert a reference or PyTorch-Encoding .pth checkpoint to segzoo files",
-        description="Convert a reference (base*/JPU.) or PyTorch-Encoding / FastFCN (pretrained./jpu.) .pth "
-                    "checkpoint to segzoo's model.safetensors + config.json, loadable with "
-                    "create_model('local-dir:OUT_DIR'). Every key must be placed and every shape must fit; "
-                    "the .pth is read with torch.load(weights_only=True), never unpickling code.")
+        "convert",
+        help="convert an upstream .pth checkpoint (reference, PyTorch-Encoding, torchvision) to segzoo files",
+        description="Convert an upstream .pth checkpoint to segzoo's model.safetensors + config.json, loadable "
+                    "with create_model('local-dir:OUT_DIR'): the reference zoo's (base*/JPU.), PyTorch-Encoding / "
+                    "FastFCN's (pretrained./jpu.) or torchvision's segmentation models' (backbone./classifier.). "
+                    "Every key must be placed and every shape must fit; the .pth is read with "
+                    "torch.load(weights_only=True), never unpickling code.")
     parser.add_argument("src", help="the .pth checkpoint")
     parser.add_argument("out_dir", help="output directory (created if needed)")
-    parser.add_argument("--model", required=True, choices=list_kinds(), help="the reference model kind")
+    parser.add_argument("--from", dest="source", choices=sorted(SOURCES), default="reference",
+                        help="the upstream whose layout the file has (default: reference; encoding is its "
+                             "PyTorch-Encoding variant, detected from the keys either way)")
+    parser.add_argument("--model", metavar="NAME",
+                        help="the zoo name the file is (its entry gives what the keys cannot tell: PSP bins, DANet's "
+                             "softmax axis, align_corners, class names), or a reference kind ("
+                             + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
     parser.add_argument("--num-classes", type=int, help="number of classes (default: from the classifier)")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
@@ -125,7 +152,7 @@ def _run_convert(args) -> int:
 
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
     report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
-                          num_classes=args.num_classes, class_names=class_names)
+                          num_classes=args.num_classes, class_names=class_names, source=args.source)
     print(report.summary())
     return 0
 
@@ -162,11 +189,13 @@ def _run_push(args) -> int:
 
 def _add_pull(commands) -> None:
     parser = commands.add_parser(
-        "pull", help="download a model from the Hub into the cache (and optionally a directory)",
+        "pull", help="download a model (a Hub repo or a zoo model's weights) into the cache",
         description="Download REPO_ID's config.json and model.safetensors into the Hub cache, checking each "
-                    "file against the hash the Hub reported, and print where they are. With --to, also copy "
-                    "them (and the model card) into a directory usable as local-dir:DIR.")
-    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name (or namespace/name@revision)")
+                    "file against the hash the Hub reported, and print where they are. A zoo name instead fetches "
+                    "that model's trained weights from its first source (segzoo's Hub mirror, else the upstream "
+                    "file, converted once into segzoo's cache). With --to, also copy config.json and "
+                    "model.safetensors into a directory usable as local-dir:DIR.")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name[@revision], or a zoo name")
     parser.add_argument("--revision", help="branch, tag or commit")
     parser.add_argument("--to", metavar="DIR", help="copy the files into DIR")
     parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
@@ -177,10 +206,25 @@ def _add_pull(commands) -> None:
 
 def _run_pull(args) -> int:
     from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
+    from ..weights.resolver import HF_HUB_PREFIX, resolve_model_name
+    from ..weights.sources import HubOptions, first_available
+    from ..zoo import is_pretrained_name
 
-    repo_id, revision = parse_hub_name(args.repo_id)
-    snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir, token=args.token,
-                                    endpoint=args.endpoint, local_files_only=args.local_files_only)
+    if is_pretrained_name(args.repo_id):
+        resolved = resolve_model_name(args.repo_id)
+        options = HubOptions(cache_dir=args.cache_dir, token=args.token, revision=args.revision,
+                             endpoint=args.endpoint, local_files_only=args.local_files_only)
+        if not resolved.weights:
+            from ..errors import WeightsUnavailableError
+
+            raise WeightsUnavailableError(f"{resolved.entry.name} has no trained weights anywhere: its upstream "
+                                          f"published no checkpoint")
+        _, snapshot = first_available(resolved.weights, options, resolved.entry.name)
+    else:
+        repo_id, revision = parse_hub_name(args.repo_id.removeprefix(HF_HUB_PREFIX))
+        snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir,
+                                        token=args.token, endpoint=args.endpoint,
+                                        local_files_only=args.local_files_only)
     print(copy_model_files(snapshot, args.to) if args.to else snapshot)
     return 0
 
@@ -199,8 +243,8 @@ def _add_predict(commands) -> None:
                              ".gif/.tif/.webp/...; sub-folders are mirrored in --out) or quoted glob patterns "
                              "('photos/*.jpg', '**' recurses)")
     parser.add_argument("--model", required=True, metavar="NAME",
-                        help="a model name create_model accepts: a zoo name, '<head>_<backbone>', "
-                             "'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
+                        help="a model name create_model accepts: a zoo name (run with its trained weights), "
+                             "'<head>_<backbone>' (random weights), 'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
     parser.add_argument("--out", default="predictions", metavar="DIR",
                         help="output folder, created if needed (default: predictions)")
     parser.add_argument("--npy", action="store_true",

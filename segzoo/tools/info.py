@@ -9,7 +9,7 @@ from ..config import ModelConfig
 from ..model import SegmentationModel
 from ..weights.model_card import neck_display_name
 from ..weights.resolver import ResolvedModel, resolve_model_name
-from ..weights.sources import HubOptions, HubSource, LocalDirSource
+from ..weights.sources import HubOptions, HubSource, LocalDirSource, UpstreamSource
 from .flops import count_model_flops
 
 __all__ = ["model_info", "format_info"]
@@ -19,10 +19,15 @@ def _weights(resolved: ResolvedModel, options: HubOptions) -> dict[str, Any]:
     """Where the weights of a resolved name live, and whether they are in the Hub cache (nothing downloaded)."""
     if resolved.kind == "zoo":
         entry = resolved.entry
-        source = resolved.weights[0] if resolved.weights else None
-        cached = source.cached_path(options) if isinstance(source, HubSource) else None
+        upstream = next((s for s in resolved.weights if isinstance(s, UpstreamSource)), None)
+        # the source create_model(pretrained=True) takes: the first with a copy here, else the first
+        cached = [(source, source.cached_path(options)) for source in resolved.weights]
+        uses, path = next(((source, path) for source, path in cached if path), cached[0] if cached else (None, None))
         return {"source": "zoo", "repo_id": entry.hf_hub_id, "published": entry.published,
-                "revision": entry.revision, "sha256": entry.sha256, "cached": cached is not None, "path": cached}
+                "revision": entry.revision, "sha256": entry.sha256,
+                "upstream_url": upstream.url() if upstream else None,
+                "uses": None if uses is None else ("mirror" if isinstance(uses, HubSource) else "upstream"),
+                "cached": path is not None, "path": path}
     if resolved.kind == "generic":
         return {"source": "none: random initialisation (pretrained_backbone=True loads ImageNet weights)"}
     source = resolved.weights[0]
@@ -68,7 +73,8 @@ def model_info(name: str, *, cache_dir: Optional[str] = None, token: Optional[st
     }
     if resolved.entry is not None:
         entry = resolved.entry
-        info.update(metrics=entry.metrics, metrics_source=entry.source, dataset=entry.dataset)
+        info.update(zoo_name=entry.name, metrics=entry.metrics, metrics_source=entry.source, dataset=entry.dataset,
+                    upstream=entry.upstream, license=entry.license, terms=entry.terms)
     return info
 
 
@@ -76,8 +82,9 @@ def format_info(info: dict[str, Any]) -> str:
     """A human-readable text of ``model_info``'s result."""
     config = info["config"]
     structure = neck_display_name(ModelConfig.from_dict(config)) or f"output stride {config['output_stride']}"
+    zoo_name = info.get("zoo_name")
     lines = [
-        f"{info['name']}",
+        f"{info['name']}" + (f" (zoo name {zoo_name})" if zoo_name and zoo_name != info["name"] else ""),
         f"  head            {config['head']} {config['head_kwargs'] or ''}".rstrip(),
         f"  backbone        {config['backbone']} ({structure}){', aux head' if config['aux'] else ''}",
         f"  classes         {config['num_classes']}"
@@ -92,7 +99,9 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  reported        {shown} ({metrics.get('split', '')}; {info['metrics_source']})")
     weights = info["weights"]
     where = weights["source"]
-    if "repo_id" in weights:
+    if where == "zoo":
+        where = _zoo_weights_text(weights)
+    elif "repo_id" in weights:
         where += f": {weights['repo_id']}"
         if weights.get("revision"):
             where += f"@{weights['revision']}"
@@ -103,4 +112,17 @@ def format_info(info: dict[str, Any]) -> str:
     elif "path" in weights:
         where += f": {weights['path']}"
     lines.append(f"  weights         {where}")
+    if "license" in info:
+        lines.append(f"  licence         {info['license']}: {info['terms']}")
     return "\n".join(lines)
+
+
+def _zoo_weights_text(weights: dict[str, Any]) -> str:
+    cached = f"cached at {weights['path']}" if weights["cached"] else "not cached"
+    mirror = f"segzoo mirror {weights['repo_id']}"
+    if weights["uses"] == "mirror":
+        return f"{mirror}@{weights['revision']} ({cached})"
+    if weights["uses"] == "upstream":
+        how = "" if weights["cached"] else ": downloaded and converted to safetensors on first use"
+        return f"upstream file {weights['upstream_url']} ({cached}{how}; {mirror} not published yet)"
+    return "none: its upstream published no checkpoint (pretrained=False builds the architecture)"

@@ -42,7 +42,8 @@ def _atomic_write(path: Path, write) -> None:
 def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
     """Save ``model`` as ``model.safetensors`` + ``config.json`` in ``directory`` (created if needed).
 
-    config.json records segzoo's version and the distribution and version that provide the head.
+    config.json records segzoo's version and the distribution and version that provide the head, besides what
+    the config's provenance already holds (``base_model``: the weights the model started from).
 
     Returns:
         The directory.
@@ -54,6 +55,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     directory.mkdir(parents=True, exist_ok=True)
     head = get_head_info(model.config.head)
     config = model.config.replace(provenance={
+        **model.config.provenance,  # where the weights came from (base_model), recorded by create_model
         "segzoo_version": __version__,
         "head_distribution": head.distribution,
         "head_version": head.version,

@@ -1,9 +1,11 @@
-"""Convert reference (GluonCV-style) and PyTorch-Encoding / FastFCN ``.pth`` checkpoints to segzoo.
+"""Convert upstream checkpoints to segzoo: the reference zoo's and PyTorch-Encoding / FastFCN's ``.pth`` files,
+torchvision's segmentation models, and the zoo entries' files.
 
-The engine: every source key is renamed by explicit rules (the upstream layout's in ``reference``, each head's
-and neck's beside them); nothing is matched by shape or order. A conversion succeeds only when every source key
-is placed (or explicitly dropped / verified as a duplicate), every key of the target model is filled, and every
-shape fits; otherwise ``CheckpointError`` lists the offending keys.
+The engine: every source key is renamed by explicit rules (the upstream layout's in ``layouts/``, each head's and
+neck's beside them); nothing is matched by shape or order. A conversion succeeds only when every source key is
+placed (or explicitly dropped / verified as a duplicate), every key of the target model is filled, and every
+shape fits; otherwise ``CheckpointError`` lists the offending keys. Files are read with
+``torch.load(weights_only=True)`` only: a file that would need to run code to load is refused.
 """
 from __future__ import annotations
 
@@ -21,10 +23,17 @@ from torch import Tensor
 from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..model import SegmentationModel
-from . import reference
+from ..registry import get_head, list_heads
+from ..upstream import Upstream, find_upstream
+from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name
 from .checkpoint import load_weights, save_pretrained
+from .layouts import get_layout, reference
 
-__all__ = ["ConversionReport", "convert_state_dict", "convert_file", "load_source_state_dict", "list_kinds"]
+__all__ = ["ConversionReport", "convert_state_dict", "convert_entry", "convert_upstream", "convert_file",
+           "load_source_state_dict", "list_kinds", "SOURCES"]
+
+# What `segzoo convert --from` takes: each upstream layout (PyTorch-Encoding is the reference layout's variant).
+SOURCES = {"reference": "reference", "encoding": "reference", "torchvision": "torchvision"}
 
 
 def list_kinds() -> list[str]:
@@ -51,13 +60,14 @@ class ConversionReport:
     """What a conversion did.
 
     Attributes:
-        kind: The reference model kind (one of ``list_kinds()``).
-        layout: ``"reference"`` (``base*`` / ``JPU.``) or ``"encoding"`` (``pretrained.`` / ``jpu.``).
+        kind: What was converted: a reference model kind (``psp_jpu``), a zoo name, or ``<source>/<form>``.
+        layout: The key layout: ``"reference"`` (``base*`` / ``JPU.``), ``"encoding"`` (``pretrained.`` /
+            ``jpu.``) or ``"torchvision"``.
         config: The segzoo config of the converted model.
         placed: Number of source keys written to a segzoo key (= number of segzoo keys).
         shared: Source keys that duplicate another key (OCNet's ``f_query``), verified identical.
         dropped: Source keys deliberately left out (the ImageNet classifier ``fc``).
-        out_dir: Where ``convert_file`` wrote the model (None for ``convert_state_dict``).
+        out_dir: Where ``convert_file`` wrote the model (None for the in-memory conversions).
     """
 
     kind: str
@@ -120,6 +130,34 @@ def _place(source: dict[str, Tensor], expected: dict[str, Tensor], rules, droppe
     return converted, shared, dropped, problems
 
 
+def _check_tensors(source: Mapping) -> None:
+    bad_values = [key for key, value in source.items() if not isinstance(value, Tensor)]
+    if bad_values:
+        raise CheckpointError(_key_lines("checkpoint entries that are not tensors", bad_values))
+
+
+def _convert_to(source: Mapping[str, Tensor], config: ModelConfig, form: Upstream, variant: str,
+                what: str) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
+    """Place every key of ``source`` (in the layout ``variant`` of ``form.source``) onto a model of ``config``."""
+    layout = get_layout(form.source)
+    model = SegmentationModel(config).eval()
+    converted, shared, dropped, problems = _place(source, model.state_dict(), layout.rules(form, config, variant),
+                                                  layout.dropped(variant), form.shared)
+    if problems:
+        raise CheckpointError(f"cannot convert the checkpoint as {what!r} ({variant} layout, {config.backbone}, "
+                              f"{config.num_classes} classes):\n" + "\n".join(problems))
+    report = ConversionReport(kind=what, layout=variant, config=config, placed=len(converted), shared=shared,
+                              dropped=dropped)
+    return model, converted, report
+
+
+def _num_classes(source: Mapping[str, Tensor], form: Upstream, what: str, known: str) -> int:
+    if form.classifier not in source:
+        raise CheckpointError(f"{what} checkpoint has no classifier key {form.classifier!r}; "
+                              f"is it another kind? (known: {known})")
+    return int(source[form.classifier].shape[0])
+
+
 def _convert(state_dict: Mapping[str, Tensor], kind: str, backbone: Optional[str], num_classes: Optional[int],
              class_names: Optional[Sequence[str]]) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
     kinds = reference.reference_kinds()
@@ -127,32 +165,77 @@ def _convert(state_dict: Mapping[str, Tensor], kind: str, backbone: Optional[str
         raise CheckpointError(f"unknown kind {kind!r}; known kinds: {', '.join(kinds)}")
     spec = kinds[kind]
     source = _strip_wrapper(state_dict)
-    bad_values = [key for key, value in source.items() if not isinstance(value, Tensor)]
-    if bad_values:
-        raise CheckpointError(_key_lines("checkpoint entries that are not tensors", bad_values))
-    layout = reference.detect_layout(source)
-    backbone = backbone or reference.infer_backbone(source, layout)
-    classifier = spec.form.classifier
-    if num_classes is None:
-        if classifier not in source:
-            raise CheckpointError(f"{kind} checkpoint has no classifier key {classifier!r}; "
-                                  f"is it another kind? (known: {', '.join(kinds)})")
-        num_classes = int(source[classifier].shape[0])
-
-    config = ModelConfig(head=spec.head, backbone=backbone, num_classes=num_classes, aux=True,
-                         head_kwargs=dict(spec.form.options),  **spec.structure,
-                         class_names=tuple(class_names) if class_names is not None else None)
-    model = SegmentationModel(config).eval()
-    converted, shared, dropped, problems = _place(source, model.state_dict(), reference.layout_rules(spec, layout),
-                                                  reference.DROPPED[layout], spec.form.shared)
-    if problems:
-        raise CheckpointError(f"cannot convert the checkpoint as {kind!r} ({layout} layout, {backbone}, "
-                              f"{num_classes} classes):\n" + "\n".join(problems))
-    report = ConversionReport(kind=kind, layout=layout, config=model.config, placed=len(converted),
-                              shared=shared, dropped=dropped)
-    return model, converted, report
+    _check_tensors(source)
+    variant = reference.detect(source)
+    backbone = backbone or reference.infer_backbone(source, variant)
+    num_classes = num_classes if num_classes is not None else _num_classes(source, spec.form, kind, ", ".join(kinds))
+    config = reference.kind_config(spec, backbone, num_classes)
+    if class_names is not None:  # names do not change the architecture
+        config = config.replace(class_names=tuple(class_names))
+    return _convert_to(source, config, spec.form, variant, kind)
 
 
+def convert_entry(state_dict: Mapping[str, Tensor], entry: PretrainedEntry) -> tuple[ModelConfig, dict[str, Tensor]]:
+    """Convert an upstream checkpoint of a zoo entry to a model of the entry's config.
+
+    Args:
+        state_dict: The checkpoint's state dict, in the layout of ``entry.upstream`` (a ``module.`` prefix is
+            stripped; the reference layout's two variants are told apart by the keys).
+        entry: The zoo entry (its config, upstream and head form).
+
+    Returns:
+        The entry's config and the converted state dict (every key of that model).
+    """
+    form = find_upstream(get_head(entry.config.head), entry.upstream, entry.variant)
+    source = _strip_wrapper(state_dict)
+    _check_tensors(source)
+    variant = get_layout(entry.upstream).detect(source)
+    _, converted, _ = _convert_to(source, entry.config.replace(provenance={}), form, variant, entry.name)
+    return entry.config, converted
+
+
+def _forms(source_name: str) -> list[tuple[str, Upstream]]:
+    """(head, form) for every registered head's forms of an upstream that have key rules."""
+    return [(info.name, form) for info in list_heads() for form in getattr(info.plugin_class, "upstreams", ())
+            if form.source == source_name and form.rules]
+
+
+def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entry: Optional[PretrainedEntry] = None,
+                     backbone: Optional[str] = None, num_classes: Optional[int] = None,
+                     class_names: Optional[Sequence[str]] = None
+                     ) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
+    """Convert an upstream checkpoint: with a zoo ``entry``, to the entry's config; else to what the keys tell
+    (``segzoo convert --from SOURCE`` without ``--model``): the head form whose key rules place every key (tried
+    among those whose classifier key the checkpoint has), the backbone from its depth, the structure the upstream
+    layout reads from the keys, and the number of classes from the classifier. Options the keys cannot tell
+    (PSPNet's bins, DANet's softmax axis) are the form's, as the upstream trained them."""
+    layout = get_layout(source_name)
+    source = _strip_wrapper(state_dict)
+    _check_tensors(source)
+    variant = layout.detect(source)
+    if entry is not None:
+        form = find_upstream(get_head(entry.config.head), entry.upstream, entry.variant)
+        config = entry.config.replace(provenance={})
+        if class_names is not None or num_classes is not None:
+            raise CheckpointError("--num-classes and --class-names come from the zoo entry; leave them out")
+        return _convert_to(source, config, form, variant, entry.name)
+    # the forms whose classifier the checkpoint has; the most specific (most rules) first
+    candidates = sorted(((head, form) for head, form in _forms(source_name) if form.classifier in source),
+                        key=lambda item: -len(item[1].rules))
+    for head, form in candidates:
+        classes = num_classes if num_classes is not None else int(source[form.classifier].shape[0])
+        config = layout.config_for(head, form, backbone or layout.infer_backbone(source, variant), classes, source,
+                                   variant)
+        if class_names is not None:
+            config = config.replace(class_names=tuple(class_names))
+        try:
+            return _convert_to(source, config, form, variant, f"{source_name}/{form.variant}")
+        except CheckpointError as err:
+            last = err
+    if not candidates:
+        raise CheckpointError(f"no {source_name} head form has this checkpoint's classifier key (known forms: "
+                              f"{', '.join(form.variant for _, form in _forms(source_name))}); pass --model")
+    raise last
 def convert_state_dict(state_dict: Mapping[str, Tensor], kind: str, backbone: Optional[str] = None,
                        num_classes: Optional[int] = None,
                        class_names: Optional[Sequence[str]] = None) -> tuple[ModelConfig, dict[str, Tensor]]:
@@ -178,21 +261,43 @@ def convert_state_dict(state_dict: Mapping[str, Tensor], kind: str, backbone: Op
     return model.config, converted
 
 
+_TORCH_ADVICE = ("weights only load failed", "in pytorch 2.6", "weights_only", "re-running", "do it only if",
+                 "check the documentation", "please file an issue", "add_safe_globals", "safe_globals", "you have two",
+                 "trust", "this can happen if", "if you are seeing this error")
+
+
+def _load_error_reason(err: BaseException) -> str:
+    """What torch.load's error says about the file, without its advice (never: load with weights_only=False)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours parts of its message
+    text = text.split("WeightsUnpickler error:", 1)[-1]
+    sentences = [part.strip().rstrip(".;") for line in text.splitlines() for part in re.split(r"(?<=[.;])\s+", line)]
+    kept = [part for part in sentences if part and not any(advice in part.lower() for advice in _TORCH_ADVICE)]
+    return "; ".join(kept) or type(err).__name__
+
+
 def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    """Read a ``.pth`` with ``weights_only=True``: a state dict, or a dict with ``state_dict`` / ``model``.
+    """Read a ``.pth`` with ``weights_only=True``: a state dict, or a dict with ``state_dict`` / ``model`` (the
+    other entries of such a wrapper, ``meta`` or optimizer state, are ignored).
 
     Args:
         path: The checkpoint file.
 
     Returns:
-        The state dict (``CheckpointError`` when the file is missing or holds anything but tensors).
+        The state dict. ``CheckpointError`` when the file is missing, corrupt, would need to run code to load,
+        or holds anything but tensors.
     """
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise CheckpointError(f"checkpoint not found: {path}") from err
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path} cannot be read with torch.load(weights_only=True): {err}") from err
+    except pickle.UnpicklingError as err:
+        if "Unsupported operand" in str(err):  # not a pickle at all: random bytes, an HTML page, another format
+            raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_load_error_reason(err)})") from None
+        raise CheckpointError(f"{path} is not a plain state dict: torch.load(weights_only=True) refuses it, and "
+                              f"segzoo reads checkpoints no other way ({_load_error_reason(err)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
+                              f"{_load_error_reason(err)}") from None
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     for entry in ("state_dict", "model"):  # training checkpoints wrap the weights
@@ -201,25 +306,42 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return dict(loaded)
 
 
-def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: str, backbone: Optional[str] = None,
-                 num_classes: Optional[int] = None,
-                 class_names: Optional[Sequence[str]] = None) -> ConversionReport:
-    """Convert a reference ``.pth`` into ``out_dir/model.safetensors`` + ``config.json``.
+def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optional[str] = None,
+                 backbone: Optional[str] = None, num_classes: Optional[int] = None,
+                 class_names: Optional[Sequence[str]] = None, *, source: str = "reference") -> ConversionReport:
+    """Convert an upstream ``.pth`` into ``out_dir/model.safetensors`` + ``config.json``.
 
     The result loads with ``segzoo.create_model("local-dir:<out_dir>")``.
 
     Args:
-        src: The reference checkpoint (read with ``torch.load(..., weights_only=True)``).
+        src: The checkpoint (read with ``torch.load(..., weights_only=True)``).
         out_dir: Output directory (created if needed).
-        kind: One of ``list_kinds()`` (see ``convert_state_dict``).
+        kind: A zoo name (the entry gives the config, options the keys cannot tell included), a reference
+            kind (``list_kinds()``, see ``convert_state_dict``), or None to convert to what the keys tell.
         backbone: timm backbone name; default inferred from the checkpoint.
         num_classes: Number of classes; default inferred from the checkpoint.
         class_names: Optional class names to record in the config.
+        source: The upstream layout: ``"reference"``, ``"encoding"`` (PyTorch-Encoding / FastFCN: the reference
+            layout's variant; either is detected from the keys) or ``"torchvision"``.
 
     Returns:
         A ``ConversionReport`` (``report.summary()`` for a printable line).
     """
-    model, converted, report = _convert(load_source_state_dict(src), kind, backbone, num_classes, class_names)
+    if source not in SOURCES:
+        raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(SOURCES)}")
+    state_dict = load_source_state_dict(src)
+    if kind is not None and is_pretrained_name(kind):
+        model, converted, report = convert_upstream(state_dict, SOURCES[source], entry=get_pretrained(kind),
+                                                    num_classes=num_classes, class_names=class_names)
+        model.config = report.config = get_pretrained(kind).config  # class names and eval size too
+    elif kind is not None:
+        if SOURCES[source] != "reference":
+            raise CheckpointError(f"{kind!r} is not a zoo name; kinds ({', '.join(list_kinds())}) are for "
+                                  f"reference checkpoints")
+        model, converted, report = _convert(state_dict, kind, backbone, num_classes, class_names)
+    else:
+        model, converted, report = convert_upstream(state_dict, SOURCES[source], backbone=backbone,
+                                                    num_classes=num_classes, class_names=class_names)
     load_weights(model, converted, source=str(src))
     report.out_dir = save_pretrained(model, out_dir)
     return report

@@ -27,7 +27,7 @@ from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from .model_card import build_model_card
 
 __all__ = ["push_to_hub", "download_model_files", "download_config", "cached_weights_path", "parse_hub_name",
-           "copy_model_files", "CARD_NAME"]
+           "copy_model_files", "offline", "CARD_NAME"]
 
 CARD_NAME = "README.md"
 
@@ -36,7 +36,8 @@ def _endpoint(endpoint: Optional[str]) -> Optional[str]:
     return endpoint or os.environ.get("HF_ENDPOINT") or None
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Whether HF_HUB_OFFLINE asks for no downloads (read at call time)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -162,7 +163,7 @@ def download_model_files(repo_id: str, revision: Optional[str] = None, *, cache_
         The snapshot directory holding both files.
     """
     kwargs = dict(cache_dir=cache_dir, token=token, endpoint=_endpoint(endpoint),
-                  local_files_only=local_files_only or _offline())
+                  local_files_only=local_files_only or offline())
 
     def fetch() -> Path:
         config = _download(repo_id, CONFIG_NAME, revision, **kwargs)
@@ -185,7 +186,7 @@ def download_config(repo_id: str, revision: Optional[str] = None, *, cache_dir: 
         The model's config.
     """
     path = _download(repo_id, CONFIG_NAME, revision, cache_dir=cache_dir, token=token, endpoint=_endpoint(endpoint),
-                     local_files_only=local_files_only or _offline())
+                     local_files_only=local_files_only or offline())
     return ModelConfig.load(path)
 
 

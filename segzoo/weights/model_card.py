@@ -22,8 +22,17 @@ def _dataset_and_metrics(entry: Optional[PretrainedEntry], card_data: dict[str, 
     return dataset_key, metrics
 
 
+def _base_model(config: ModelConfig, entry: Optional[PretrainedEntry]) -> Optional[str]:
+    """The Hub model this one started from, only where it is known: a zoo entry's upstream ImageNet backbone, or
+    what the config's provenance records (timm ImageNet weights loaded with ``pretrained_backbone=True``, the
+    weights a fine-tune started from). A model trained from scratch has none."""
+    if entry is not None:
+        return entry.base_model
+    return config.provenance.get("base_model")
+
+
 def _metadata(config: ModelConfig, repo_id: str, dataset_key: Optional[str], metrics: dict,
-              card_data: dict[str, Any]) -> "ModelCardData":
+              card_data: dict[str, Any], entry: Optional[PretrainedEntry]) -> "ModelCardData":
     from huggingface_hub import ModelCardData
     from huggingface_hub.repocard_data import EvalResult
 
@@ -38,10 +47,9 @@ def _metadata(config: ModelConfig, repo_id: str, dataset_key: Optional[str], met
         if isinstance(value, (int, float)) and dataset_id
     ]
     fields: dict[str, Any] = dict(
-        library_name="segzoo", pipeline_tag="image-segmentation", license="apache-2.0",
+        library_name="segzoo", pipeline_tag="image-segmentation", license=entry.license if entry else None,
         tags=["segzoo", "semantic-segmentation", config.head, config.backbone],
-        datasets=[dataset_id] if dataset_id else None,
-        base_model=f"timm/{config.backbone}.gluon_in1k" if config.backbone.startswith("resnet") else None,
+        datasets=[dataset_id] if dataset_id else None, base_model=_base_model(config, entry),
         model_name=repo_id.split("/")[-1], eval_results=eval_results or None,
     )
     fields.update(extra)  # the caller's card data wins
@@ -69,13 +77,14 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         config: The model's config (its head and neck plug-ins give the citations).
         repo_id: Hub repository id (for the usage snippet).
         entry: The zoo entry this model is, if any (dataset, reported metrics, recipe).
-        card_data: Extra metadata: any Hub card field (``license``, ``tags``, ...) overrides the default;
+        card_data: Extra metadata: any Hub card field (``license``, ``tags``, ``base_model``, ...) overrides the
+            default (a zoo entry's licence; for other models no licence is claimed: set yours here);
             ``metrics`` (``{"mIoU": 78.5}``) and ``dataset`` (``"voc"``, ``"citys"``, ``"ade"`` or a Hub
             dataset id) make the model-index.
     """
     card_data = dict(card_data or {})
     dataset_key, metrics = _dataset_and_metrics(entry, card_data)
-    metadata = _metadata(config, repo_id, dataset_key, metrics, card_data)
+    metadata = _metadata(config, repo_id, dataset_key, metrics, card_data, entry)
     neck = neck_display_name(config)
     stride = f"output stride {config.output_stride}"
     structure = f"{neck} neck ({stride})" if neck else stride
@@ -103,6 +112,12 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         sections += [f"## Results{where}", "| metric | value |\n|---|---|\n" + "\n".join(metric_lines)]
         if entry and not card_data.get("metrics"):
             sections.append(f"Source: {entry.source}.")
+    if entry is not None and entry.file is not None:
+        sections += ["## Weights", f"Converted by segzoo, key by key, from the {entry.upstream} checkpoint "
+                                   f"`{entry.file.path}` ({entry.file.host}); the converted model reproduces the "
+                                   f"upstream model's outputs. Licence: {entry.terms}"]
+    elif entry is not None:
+        sections += ["## Weights", f"Licence: {entry.terms}"]
     if dataset_key in DATASETS:
         sections += ["## Training recipe", DATASETS[dataset_key].recipe]
     if citations:

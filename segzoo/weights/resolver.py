@@ -4,9 +4,13 @@ Kinds of names, tried in this order:
 
 - ``local-dir:<dir>``: a directory written by ``save_pretrained``; config and weights are in it.
 - ``hf-hub:<namespace>/<name>[@<revision>]``: a repo pushed with segzoo; config and weights are in it.
-- a zoo name (``ocnet_resnet101_voc``; any spelling of the head: ``psp_resnet101_voc``): the zoo entry's config,
-  and its weights from the sources that have them (segzoo's Hub mirror once published).
-- ``<head>_<timm backbone>`` (``fcn_resnet101s``, ``fcn_convnext_tiny``): a head on a backbone, random weights.
+- a zoo name (``pspnet_resnet101s_jpu.ref_voc``, ``fcn_resnet50.tv_coco_voc``) or short name
+  (``ocnet_resnet101_voc``), in any spelling of the head (``psp_resnet101_voc``): the zoo entry's config, and its
+  weights from the sources that have them, in this order: segzoo's Hub mirror (when the publishing manifest
+  records it), then the upstream's own file (downloaded once, converted, cached).
+- ``<head>_<timm backbone>[_<structure>]`` (``fcn_resnet101s``, ``fcn_convnext_tiny``, ``pspnet_resnet50_d16``,
+  ``fcn_resnet101s_jpu``): a head on a backbone, random weights. The structure is ``d8`` / ``d16`` / ``d32``
+  (output stride) or a neck's name; without it, the head's own output stride (BiSeNet: 32) or 8.
 
 Nothing is downloaded here: resolving is parsing and looking up; ``create_model`` fetches.
 """
@@ -19,10 +23,10 @@ from typing import Optional
 from ..backbones import check_backbone_name
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
-from ..registry import list_heads, split_head_prefix
-from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained
+from ..registry import get_head, get_neck, list_heads, list_necks, split_head_prefix
+from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained, zoo_names
 from .hub import parse_hub_name
-from .sources import HubSource, LocalDirSource, WeightsSource
+from .sources import HubSource, LocalDirSource, UpstreamSource, WeightsSource
 
 __all__ = ["ResolvedModel", "resolve_model_name", "parse_model_name", "model_names", "LOCAL_DIR_PREFIX",
            "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
@@ -77,7 +81,8 @@ def parse_model_name(name: str) -> tuple[str, str]:
         heads = sorted(info.name for info in list_heads(include_failed=True))
         raise UnknownModelError(f"Unknown model {name!r}: names are a zoo name (list_pretrained()) or "
                                 f"'<head>_<timm backbone>' with a head among "
-                                f"{', '.join(heads) or '(none registered)'}.{did_you_mean(name, model_names())}")
+                                f"{', '.join(heads) or '(none registered)'}."
+                                f"{did_you_mean(name, model_names() + zoo_names())}")
     return split
 
 
@@ -86,14 +91,31 @@ def _check_backbone(model_name: str, backbone: str) -> None:
     try:
         check_backbone_name(backbone, context=f"in model name {model_name!r}")
     except UnknownModelError as err:
-        close_zoo = did_you_mean(model_name, list_pretrained())
+        close_zoo = did_you_mean(model_name, zoo_names())
         if not close_zoo:
             raise
         raise UnknownModelError(f"Unknown model {model_name!r}: not a zoo name.{close_zoo} {err}") from None
 
 
 def _zoo_sources(entry: PretrainedEntry) -> tuple[WeightsSource, ...]:
-    return (HubSource(entry.hf_hub_id, entry.revision, entry.sha256),) if entry.published else ()
+    """segzoo's Hub mirror first (safetensors, pinned, hash-checked), then the upstream's own file."""
+    mirror = (HubSource(entry.hf_hub_id, entry.revision, entry.sha256),) if entry.published else ()
+    return mirror + ((UpstreamSource(entry),) if entry.file is not None else ())
+
+
+def _structure(head: str, backbone: str) -> tuple[str, dict]:
+    """Split a structure suffix off ``backbone`` (``resnet50_d16`` -> ``resnet50``, output stride 16;
+    ``resnet101s_jpu`` -> the JPU neck at the neck's output stride) when what remains is a timm model; the
+    default structure is the head's own output stride, else 8."""
+    import timm
+
+    stem, _, suffix = backbone.rpartition("_")
+    if stem and not timm.is_model(backbone.split(".")[0]) and timm.is_model(stem.split(".")[0]):
+        if suffix in ("d8", "d16", "d32"):
+            return stem, {"output_stride": int(suffix[1:])}
+        if suffix in {info.name for info in list_necks()}:
+            return stem, {"neck": suffix, "output_stride": getattr(get_neck(suffix), "output_stride", None) or 8}
+    return backbone, {"output_stride": getattr(get_head(head), "output_stride", None) or 8}
 
 
 def resolve_model_name(name: str) -> ResolvedModel:
@@ -107,6 +129,7 @@ def resolve_model_name(name: str) -> ResolvedModel:
         entry = get_pretrained(name)
         return ResolvedModel(name, "zoo", config=entry.config, weights=_zoo_sources(entry), entry=entry)
     head, backbone = parse_model_name(name)
+    backbone, structure = _structure(head, backbone)
     _check_backbone(name, backbone)
     return ResolvedModel(name, "generic", config=ModelConfig(head=head, backbone=backbone,
-                                                             num_classes=DEFAULT_NUM_CLASSES))
+                                                             num_classes=DEFAULT_NUM_CLASSES, **structure))

@@ -1,7 +1,9 @@
-"""Where a model's weights come from: a local ``save_pretrained`` directory or a Hub repo.
+"""Where a model's weights come from: a local ``save_pretrained`` directory, a Hub repo, or an upstream's own
+checkpoint file (downloaded once, converted, cached as safetensors).
 
-A source can read the model's config alone (cheap: ``segzoo info``) and fetch the files (config + weights, checked)
-into a local directory. ``resolver.resolve_model_name`` turns names into sources; ``create_model`` fetches.
+A source can read the model's config alone (cheap: ``segzoo info``), say whether its weights are already on this
+machine, and fetch the config and weights (checked). ``resolver.resolve_model_name`` turns names into sources;
+``create_model`` fetches from the first that has the weights.
 """
 from __future__ import annotations
 
@@ -13,11 +15,17 @@ from typing import Optional, Union
 import torch
 
 from ..config import ModelConfig
-from ..errors import CheckpointError
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained
-from .hub import cached_weights_path, download_config, download_model_files
+from ..distributed import rank0_first
+from ..errors import CheckpointError, WeightsUnavailableError
+from ..model import SegmentationModel
+from ..zoo import PretrainedEntry
+from . import cache
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights
+from .convert import convert_entry, load_source_state_dict
+from .download import download, file_url
+from .hub import cached_weights_path, download_config, download_model_files, offline
 
-__all__ = ["HubOptions", "LocalDirSource", "HubSource", "WeightsSource"]
+__all__ = ["HubOptions", "LocalDirSource", "HubSource", "UpstreamSource", "WeightsSource", "first_available"]
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,13 @@ class LocalDirSource:
     def read_config(self, options: HubOptions = HubOptions()) -> ModelConfig:
         return ModelConfig.load(self._check() / CONFIG_NAME)
 
+    def local_dir(self, options: HubOptions = HubOptions()) -> Path:
+        """The directory itself."""
+        return self._check()
+
     def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
         """The config and the weights (every key checked when loaded into a model)."""
-        return load_pretrained(self._check())
+        return load_pretrained(self.local_dir(options))
 
     def weights_path(self) -> str:
         return str(self.path / WEIGHTS_NAME)
@@ -75,19 +87,101 @@ class HubSource:
                                token=options.token, endpoint=options.endpoint,
                                local_files_only=options.local_files_only)
 
+    def local_dir(self, options: HubOptions = HubOptions()) -> Path:
+        """Download (or find in the Hub cache) and check both files; return their snapshot directory."""
+        return download_model_files(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
+                                    token=options.token, endpoint=options.endpoint,
+                                    local_files_only=options.local_files_only, expected_sha256=self.sha256)
+
     def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-        """Download (or find in the cache) and check both files; return the config and the weights."""
-        directory = download_model_files(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
-                                         token=options.token, endpoint=options.endpoint,
-                                         local_files_only=options.local_files_only, expected_sha256=self.sha256)
-        return load_pretrained(directory)
+        """The config and the weights, downloaded (or from the cache) and checked."""
+        return load_pretrained(self.local_dir(options))
 
     def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
         """Where the Hub cache already holds the weights, or None (nothing is downloaded)."""
         return cached_weights_path(self.repo_id, self._revision(options), options.cache_dir)
 
 
-WeightsSource = Union[LocalDirSource, HubSource]
+@dataclass(frozen=True)
+class UpstreamSource:
+    """A zoo entry's checkpoint where its upstream publishes it (torchvision's server, Google Drive, ...).
+
+    The first fetch downloads the file (its sha256 checked where the upstream publishes one), reads it with
+    ``torch.load(weights_only=True)``, converts it with the head's key rules and caches the result as safetensors
+    (``segzoo.weights.cache``); later fetches read only the cached safetensors, whose own sha256 is checked.
+    Offline (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) nothing is downloaded. Under DDP rank 0 downloads
+    and converts, the other ranks wait and read the cache.
+    """
+
+    entry: PretrainedEntry
+
+    description = "upstream"
+
+    def read_config(self, options: HubOptions = HubOptions()) -> ModelConfig:
+        return self.entry.config
+
+    def url(self) -> str:
+        """Where the file is downloaded from (a mirror when one is set)."""
+        file = self.entry.file
+        return file_url(file) or f"Google Drive file {file.path}"
+
+    def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
+        """The cached, converted weights when they are complete and intact, else None (nothing is downloaded)."""
+        directory = cache.valid_entry(self.entry.name)
+        return str(directory / WEIGHTS_NAME) if directory is not None else None
+
+    def local_dir(self, options: HubOptions = HubOptions()) -> Path:
+        """segzoo's cache entry, downloaded and converted first when the cache has no intact copy."""
+        name = self.entry.name
+
+        def build() -> Path:
+            directory = cache.valid_entry(name)
+            if directory is not None:
+                return directory
+            if options.local_files_only or offline():
+                raise WeightsUnavailableError(
+                    f"{name} is not in segzoo's cache ({cache.entry_dir(name)}) and downloads are off "
+                    f"(HF_HUB_OFFLINE=1 or local_files_only=True); run once online to fetch {self.url()}")
+            return self._download_and_convert()
+
+        return rank0_first(build)
+
+    def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+        """The config and weights from segzoo's cache (see ``local_dir``)."""
+        return load_pretrained(self.local_dir(options))
+
+    def _download_and_convert(self) -> Path:
+        entry = self.entry
+        staging = cache.cache_dir() / "downloads"
+        target = staging / f"{entry.name}.{Path(entry.file.path).name}"
+        sha256 = download(entry.file, target, name=entry.name)
+        try:
+            config, converted = convert_entry(load_source_state_dict(target), entry)
+            model = SegmentationModel(config)
+            load_weights(model, converted, source=f"{entry.name} ({self.url()})")
+            return cache.write_entry(entry.name, model, {"zoo_name": entry.name, "upstream": entry.upstream,
+                                                          "url": self.url(), "upstream_sha256": sha256})
+        finally:
+            target.unlink(missing_ok=True)  # only the converted safetensors copy is kept
+
+
+WeightsSource = Union[LocalDirSource, HubSource, UpstreamSource]
+
+
+def first_available(sources: tuple[WeightsSource, ...], options: HubOptions, name: str
+                    ) -> tuple[WeightsSource, Path]:
+    """The first source that can provide the weights, and their local directory (fetched). A source that
+    cannot be reached or has no copy makes way for the next; a corrupt file is an error at once."""
+    failures = []
+    for source in sources:
+        try:
+            return source, source.local_dir(options)
+        except WeightsUnavailableError as err:
+            failures.append((source.description, str(err)))
+    if len(failures) == 1:
+        raise WeightsUnavailableError(failures[0][1])
+    raise WeightsUnavailableError(f"no source of {name!r} could provide its weights: "
+                                  + "; ".join(f"{where}: {why}" for where, why in failures))
 
 
 def local_dir(path: Union[str, os.PathLike]) -> LocalDirSource:

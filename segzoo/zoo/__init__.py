@@ -12,6 +12,7 @@ from .table import (
                     get_pretrained,
                     is_pretrained_name,
                     list_pretrained,
+                    zoo_names,
 )
 
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     "MANIFEST_ENV", "read_manifest",
     "ade20k_palette", "cityscapes_palette", "generic_palette", "voc_palette",
     "HUB_ORGANISATION", "PretrainedEntry", "canonical_zoo_name", "find_pretrained_entry", "get_pretrained",
-    "is_pretrained_name", "list_pretrained",
+    "is_pretrained_name", "list_pretrained", "zoo_names",
 ]

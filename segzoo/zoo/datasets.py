@@ -48,6 +48,10 @@ DATASETS: dict[str, ZooDataset] = {dataset.key: dataset for dataset in (
                + _REFERENCE_OPTIMISER.format(lr="0.01")),
     ZooDataset("ade", "ADE20K val", (480, 480), ADE20K_CLASSES, ade20k_palette, "ade20k",
                "ADE20K train (20,210 images); base size 520, crop 480; the reference recipe (SGD, poly schedule)."),
+    # torchvision's segmentation models: COCO images labelled with the 20 Pascal VOC categories (+ background)
+    ZooDataset("coco_voc", "COCO val2017, the 20 Pascal VOC categories", (520, 520), VOC_CLASSES, voc_palette,
+               "coco", "COCO train2017 with the 20 Pascal VOC categories, torchvision's segmentation reference "
+               "recipe (SGD, poly schedule, aux loss weight 0.5; github.com/pytorch/vision, references/segmentation)."),
 )}
 
 

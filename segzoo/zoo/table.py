@@ -3,8 +3,12 @@
 The entries are not written here: each head declares its own (``pretrained``, see ``segzoo.upstream``), with
 the head options of the upstream form it was trained in (``upstreams``). This module collects them from every
 registered head, builds each config (dataset classes and evaluation size from ``zoo.datasets``) and applies
-the publishing manifest (``zoo.manifest``). Names start with the head's registered name
-(``pspnet_resnet101_voc``); any spelling the head declares is accepted for it (``psp_resnet101_voc``).
+the publishing manifest (``zoo.manifest``).
+
+Names follow timm's ``<architecture>.<tag>`` (``pspnet_resnet101s_jpu.ref_voc``, ``fcn_resnet50.tv_coco_voc``):
+the architecture part starts with the head's registered name and the tag says where the weights come from.
+An entry may also have short names (the seed zoo's ``pspnet_resnet101_voc``). Any spelling the head declares is
+accepted for it (``psp_resnet101_voc``).
 """
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ from typing import Any, Optional
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
 from ..registry import list_heads, registry_generation, split_head_prefix
-from ..upstream import PretrainedSpec, find_upstream
+from ..upstream import PretrainedSpec, UpstreamFile, find_upstream
 from .datasets import get_dataset
 from .manifest import read_manifest
 
 __all__ = ["PretrainedEntry", "HUB_ORGANISATION", "get_pretrained", "is_pretrained_name", "list_pretrained",
-           "canonical_zoo_name", "find_pretrained_entry", "zoo_entries"]
+           "canonical_zoo_name", "find_pretrained_entry", "zoo_entries", "zoo_names"]
 
 HUB_ORGANISATION = "segzoo"
 
@@ -40,8 +44,13 @@ class PretrainedEntry:
         sha256: sha256 of the published ``model.safetensors`` (checked after download).
         metrics: Reported accuracy (``{"mIoU": 76.89, "split": ...}``); ``mIoU`` None where not reported.
         source: Where the metrics come from.
-        upstream: The upstream that trained it (``"reference"``).
+        upstream: The upstream that trained it (``"reference"``, ``"torchvision"``).
         variant: The upstream's name for the head's form (``"psp"``).
+        file: The upstream's checkpoint file, or None where the upstream published none.
+        short_names: Other names of the entry.
+        license: The weights' licence (a Hub licence id).
+        terms: The licence and the training data's terms, in words.
+        base_model: The Hub id of the weights the upstream started from, if known.
     """
 
     name: str
@@ -54,10 +63,21 @@ class PretrainedEntry:
     source: str = ""
     upstream: str = ""
     variant: str = ""
+    file: Optional[UpstreamFile] = None
+    short_names: tuple[str, ...] = ()
+    license: str = "unknown"
+    terms: str = ""
+    base_model: Optional[str] = None
 
     @property
     def published(self) -> bool:
+        """Whether segzoo's Hub mirror holds the weights (the manifest records them)."""
         return self.revision is not None
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether trained weights exist anywhere: segzoo's mirror or the upstream's file."""
+        return self.published or self.file is not None
 
 
 def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry:
@@ -65,16 +85,18 @@ def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry
     options = find_upstream(head_class, spec.upstream, spec.variant).options
     config = ModelConfig(head=head, backbone=spec.backbone, num_classes=len(dataset.class_names), aux=spec.aux,
                          output_stride=spec.output_stride, neck=spec.neck, head_kwargs=dict(options),
-                         class_names=dataset.class_names, input_size=dataset.input_size,
+                         class_names=dataset.class_names, input_size=spec.input_size or dataset.input_size,
                          align_corners=spec.align_corners)
     metrics = dict(spec.metrics)
     metrics = {"mIoU": metrics.pop("mIoU", None), "split": dataset.eval_split, **metrics}
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
                            hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
-                           upstream=spec.upstream, variant=spec.variant)
+                           upstream=spec.upstream, variant=spec.variant, file=spec.file,
+                           short_names=tuple(spec.short_names), license=spec.license, terms=spec.terms,
+                           base_model=spec.base_model)
 
 
-_cache: tuple[int, dict[str, PretrainedEntry]] = (-1, {})
+_cache: tuple[int, dict[str, PretrainedEntry], dict[str, str]] = (-1, {}, {})
 
 
 def zoo_entries() -> dict[str, PretrainedEntry]:
@@ -83,30 +105,38 @@ def zoo_entries() -> dict[str, PretrainedEntry]:
     A head whose entries cannot be built (a name that does not start with the head's name, an unknown dataset
     or upstream form) gets a warning and those entries are left out; on a name clash the first head wins.
     """
+    return _table()[0]
+
+
+def _table() -> tuple[dict[str, PretrainedEntry], dict[str, str]]:
+    """(entries by name, every name and short name -> the entry's name), built once per registry state."""
     global _cache
     if _cache[0] == registry_generation():
-        return _cache[1]
+        return _cache[1], _cache[2]
     entries: dict[str, PretrainedEntry] = {}
+    names: dict[str, str] = {}
     for info in list_heads():
         for spec in getattr(info.plugin_class, "pretrained", ()):
             try:
-                if not spec.name.startswith(info.name + "_"):
+                if not all(name.startswith(info.name + "_") for name in (spec.name, *spec.short_names)):
                     raise ValueError(f"zoo names must start with the head's name ({info.name}_...)")
                 entry = _entry(info.name, info.plugin_class, spec)
             except Exception as err:  # a plug-in's bad entry must not break the zoo
                 warnings.warn(f"zoo entry {spec.name!r} of head {info.name!r} ({info.distribution}) is left out: "
                               f"{type(err).__name__}: {err}", stacklevel=2)
                 continue
-            if entry.name in entries:
-                warnings.warn(f"zoo name {entry.name!r} is declared twice; keeping the first", stacklevel=2)
+            taken = [name for name in (entry.name, *entry.short_names) if name in names]
+            if taken:
+                warnings.warn(f"zoo name {taken[0]!r} is declared twice; keeping the first", stacklevel=3)
                 continue
             entries[entry.name] = entry
-    _cache = (registry_generation(), entries)
-    return entries
+            names.update({name: entry.name for name in (entry.name, *entry.short_names)})
+    _cache = (registry_generation(), entries, names)
+    return entries, names
 
 
 def _published(entry: PretrainedEntry, manifest: dict[str, dict[str, Any]]) -> PretrainedEntry:
-    record = manifest.get(entry.name)
+    record = next((manifest[name] for name in (entry.name, *entry.short_names) if name in manifest), None)
     if not record:
         return entry
     return dataclasses.replace(entry, hf_hub_id=record["repo_id"], revision=record["revision"],
@@ -116,30 +146,36 @@ def _published(entry: PretrainedEntry, manifest: dict[str, dict[str, Any]]) -> P
 
 def canonical_zoo_name(name: str) -> str:
     """The name with its head part spelled as the registered head (``psp_resnet101_voc`` ->
-    ``pspnet_resnet101_voc``); names that start with no head spelling are returned unchanged."""
+    ``pspnet_resnet101_voc``); names that start with no head spelling are returned unchanged. Short names are
+    not replaced by the entry's name (``get_pretrained(name).name`` does that)."""
     split = split_head_prefix(name)
     return f"{split[0]}_{split[1]}" if split else name
 
 
 def is_pretrained_name(name: str) -> bool:
-    """Whether ``name`` (in any spelling of its head) is a zoo name."""
-    return canonical_zoo_name(name) in zoo_entries()
+    """Whether ``name`` (a zoo name or short name, in any spelling of its head) names a zoo entry."""
+    return canonical_zoo_name(name) in _table()[1]
 
 
 def get_pretrained(name: str) -> PretrainedEntry:
-    """The zoo entry of ``name`` (any spelling of its head), with what the manifest says is published, or
-    ``UnknownModelError`` with the closest names."""
-    entries = zoo_entries()
+    """The zoo entry of ``name`` (a zoo name or short name, any spelling of its head), with what the manifest
+    says is published, or ``UnknownModelError`` with the closest names."""
+    entries, names = _table()
     canonical = canonical_zoo_name(name)
-    if canonical not in entries:
-        raise UnknownModelError(f"Unknown zoo model {name!r}.{did_you_mean(canonical, entries)}")
-    return _published(entries[canonical], read_manifest())
+    if canonical not in names:
+        raise UnknownModelError(f"Unknown zoo model {name!r}.{did_you_mean(canonical, names)}")
+    return _published(entries[names[canonical]], read_manifest())
 
 
 def find_pretrained_entry(config: ModelConfig) -> Optional[PretrainedEntry]:
     """The zoo entry whose config this is (provenance aside), if any."""
     plain = config.replace(provenance={})
     return next((get_pretrained(name) for name, entry in zoo_entries().items() if entry.config == plain), None)
+
+
+def zoo_names() -> list[str]:
+    """Every zoo name and short name, sorted (what names are checked against and suggested from)."""
+    return sorted(_table()[1])
 
 
 def list_pretrained(pattern: Optional[str] = None) -> list[str]:

@@ -177,7 +177,7 @@ def test_zoo_name_pulls_the_published_revision(hub_server, hub_env, tmp_path, mo
     manifest = tmp_path / "published.json"
     record = publish(str(tmp_path / "converted"), "bisenet_resnet18_voc", {"mIoU": 66.9, "pixAcc": 92.1},
                      repo_id="alice/bisenet", endpoint=hub_server.endpoint, token=ALICE, manifest=manifest)
-    assert json.loads(manifest.read_text())["bisenet_resnet18_voc"] == record
+    assert json.loads(manifest.read_text())["bisenet_resnet18.ref_voc"] == record  # the zoo name, not the short one
     assert len(record["revision"]) == 40 and len(record["sha256"]) == 64
     # A later push to main must not change what the zoo name pulls: the revision is pinned.
     push_to_hub(tiny_model(), "alice/bisenet", token=ALICE, endpoint=hub_server.endpoint)

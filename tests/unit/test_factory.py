@@ -12,7 +12,7 @@ def test_parse_generic_names():
 def test_list_models_and_patterns():
     names = list_models()
     assert "fcn_resnet101s" in names and "fcn_resnet18" in names and names == sorted(names)
-    assert list_models("fcn_resnet50*") == ["fcn_resnet50", "fcn_resnet50s"]
+    assert list_models("fcn_resnet50*") == ["fcn_resnet50", "fcn_resnet50.tv_coco_voc", "fcn_resnet50s"]
     assert "ccnet_resnet101s" in list_models("*_resnet101s")
     assert list_models("nothing*") == []
 

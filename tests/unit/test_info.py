@@ -1,26 +1,33 @@
-"""`segzoo info` and `segzoo list` through the real console script, and model_info against the test Hub."""
+"""`segzoo info` and `segzoo list` (the command's main, in this process: the console script itself is run by the
+registry, predict and export tests), and model_info against the test Hub."""
+import contextlib
 import importlib.util
+import io
 import json
-import subprocess
-import sysconfig
 from pathlib import Path
 
 import segzoo
+from segzoo.tools.cli import main
 from segzoo.tools.flops import count_flops
-
-SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")
 
 
 def run(*args):
-    return subprocess.run([SEGZOO, *args], capture_output=True, text=True, check=True).stdout
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(list(args)) == 0
+    return out.getvalue()
 
 
 def test_info_of_a_zoo_model():
     out = run("info", "ocnet_resnet101_voc")
     assert "backbone        resnet101s (JPU), aux head" in out
     assert "parameters      75.09 M" in out  # the reference's 75,094,762
-    assert "reported        mIoU 79.07 (Pascal VOC 2012 val;" in out
-    assert "weights         zoo: segzoo/ocnet_resnet101_voc (not published yet)" in out
+    assert out.splitlines()[0] == "ocnet_resnet101_voc (zoo name ocnet_resnet101s_jpu.ref_voc)"
+    assert "reported        mIoU 79.07, pixAcc 94.86 (Pascal VOC 2012 val;" in out
+    assert ("weights         upstream file Google Drive file 15gs_gzgAT_hciPgwm12G_MRMi0VZg9Gb (not cached: "
+            "downloaded and converted to safetensors on first use; segzoo mirror segzoo/ocnet_resnet101s_jpu.ref_voc "
+            "not published yet)") in out
+    assert "licence         unknown: The reference zoo states no licence" in out
     assert "classes         21: background, aeroplane" in out
 
 
@@ -32,8 +39,11 @@ def test_info_json_matches_an_independent_flop_count():
 
 
 def test_list_command():
-    assert run("list", "*_ade").split() == ["deeplabv3_resnet101_ade"]
-    assert "fcn_resnet101_voc" in run("list", "--pretrained").split()
+    assert run("list", "*_ade").split() == ["deeplabv3_resnet101s_jpu.ref_ade"]
+    table = [" ".join(row.split()) for row in run("list", "--pretrained").splitlines()]
+    assert table[0] == "name also dataset mIoU weights licence"
+    assert "fcn_resnet101s_jpu.ref_voc fcn_resnet101_voc voc 76.89 gdrive unknown" in table
+    assert "fcn_resnet50.tv_coco_voc coco_voc 60.5 torchvision bsd-3-clause" in table
     assert "fcn_resnet18" not in run("list", "--pretrained").split()
     assert "deeplabv3        segzoo" in run("list", "--heads")
 
@@ -65,5 +75,5 @@ def test_torch_hub_loads_any_model_name_through_hubconf():
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     names = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
-    assert "fcn_resnet18" in names and "pspnet_resnet101_voc" in names
+    assert "fcn_resnet18" in names and "pspnet_resnet101s_jpu.ref_voc" in names
     assert hubconf.psp_resnet101_voc.__doc__.startswith("segzoo.create_model('psp_resnet101_voc'")

@@ -1,4 +1,6 @@
-"""The zoo table: names, aliases, configs, and clear errors while weights are unpublished."""
+"""The zoo table: names, aliases, configs, and clear errors where weights cannot be had."""
+import importlib.util
+
 import pytest
 import torch
 
@@ -6,31 +8,51 @@ import segzoo
 from segzoo import UnknownModelError, WeightsUnavailableError, create_model, get_pretrained, list_pretrained
 from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
 
-# Canonical names start with the registered head name; the reference's spellings (psp_, deeplab_) are aliases.
-EXPECTED = {
-    "fcn_resnet101_voc", "pspnet_resnet101_voc", "pspnet_resnet101_dilated_voc", "deeplabv3_resnet101_voc",
-    "danet_resnet101_voc", "bisenet_resnet18_voc", "ocnet_resnet101_voc", "ccnet_resnet101_voc",
-    "fcn_resnet101_citys", "pspnet_resnet101_citys", "deeplabv3_resnet101_citys", "danet_resnet101_citys",
-    "ocnet_resnet101_citys", "bisenet_resnet18_citys", "deeplabv3_resnet101_ade",
+# Names are timm's <architecture>.<tag> (the tag says where the weights come from); the seed zoo's names are
+# the reference entries' short names, and the reference's spellings (psp_, deeplab_) aliases of the head names.
+SHORT_NAMES = {
+    "fcn_resnet101s_jpu.ref_voc": "fcn_resnet101_voc",
+    "pspnet_resnet101s_jpu.ref_voc": "pspnet_resnet101_voc",
+    "pspnet_resnet101s_d8.ref_voc": "pspnet_resnet101_dilated_voc",
+    "deeplabv3_resnet101s_jpu.ref_voc": "deeplabv3_resnet101_voc",
+    "danet_resnet101s_jpu.ref_voc": "danet_resnet101_voc",
+    "bisenet_resnet18.ref_voc": "bisenet_resnet18_voc",
+    "ocnet_resnet101s_jpu.ref_voc": "ocnet_resnet101_voc",
+    "ccnet_resnet101s_jpu.ref_voc": "ccnet_resnet101_voc",
+    "fcn_resnet101s_jpu.ref_citys": "fcn_resnet101_citys",
+    "pspnet_resnet101s_jpu.ref_citys": "pspnet_resnet101_citys",
+    "deeplabv3_resnet101s_jpu.ref_citys": "deeplabv3_resnet101_citys",
+    "danet_resnet101s_jpu.ref_citys": "danet_resnet101_citys",
+    "ocnet_resnet101s_jpu.ref_citys": "ocnet_resnet101_citys",
+    "bisenet_resnet18.ref_citys": "bisenet_resnet18_citys",
+    "deeplabv3_resnet101s_jpu.ref_ade": "deeplabv3_resnet101_ade",
 }
+TORCHVISION = {"fcn_resnet50.tv_coco_voc", "fcn_resnet101.tv_coco_voc", "deeplabv3_resnet50.tv_coco_voc",
+               "deeplabv3_resnet101.tv_coco_voc"}
+EXPECTED = set(SHORT_NAMES) | TORCHVISION
 
 
 def test_the_table_holds_the_reference_models():
     assert set(list_pretrained()) == EXPECTED
-    assert list_pretrained("*_ade") == ["deeplabv3_resnet101_ade"]
+    assert list_pretrained("*_ade") == ["deeplabv3_resnet101s_jpu.ref_ade"]
+    for name, short_name in SHORT_NAMES.items():
+        assert get_pretrained(short_name).name == name and get_pretrained(name).short_names == (short_name,)
     assert segzoo.list_models("*_voc", pretrained=True) == sorted(n for n in EXPECTED if n.endswith("_voc"))
-    assert "fcn_resnet101_voc" in segzoo.list_models() and "fcn_resnet18" in segzoo.list_models()
+    assert "fcn_resnet101s_jpu.ref_voc" in segzoo.list_models() and "fcn_resnet18" in segzoo.list_models()
 
 
 def test_entries_carry_configs_classes_repos_and_metrics():
     for name in list_pretrained():
         entry = get_pretrained(name)
-        classes = {"voc": VOC_CLASSES, "citys": CITYSCAPES_CLASSES, "ade": ADE20K_CLASSES}[entry.dataset]
+        classes = {"voc": VOC_CLASSES, "citys": CITYSCAPES_CLASSES, "ade": ADE20K_CLASSES,
+                   "coco_voc": VOC_CLASSES}[entry.dataset]
         assert entry.config.class_names == classes and entry.config.num_classes == len(classes)
         assert entry.hf_hub_id == f"segzoo/{name}" and not entry.published
-        assert entry.config.aux and entry.config.align_corners
-        assert set(entry.metrics) == {"mIoU", "split", "eval"} and entry.source
+        assert entry.config.aux and entry.config.align_corners == (entry.upstream == "reference")
+        assert {"mIoU", "split", "eval"} <= set(entry.metrics) <= {"mIoU", "pixAcc", "split", "eval"} and entry.source
+        assert entry.license and entry.terms
     assert get_pretrained("fcn_resnet101_voc").metrics["mIoU"] == 76.89
+    assert get_pretrained("fcn_resnet101_voc").metrics["pixAcc"] == 94.50
     assert get_pretrained("ocnet_resnet101_voc").metrics["mIoU"] == 79.07
     assert get_pretrained("psp_resnet101_dilated_voc").config.output_stride == 8
     assert get_pretrained("psp_resnet101_voc").config.neck == "jpu"
@@ -47,8 +69,9 @@ def test_reference_options_are_in_the_configs():
 
 
 def test_aliases():
-    assert get_pretrained("psp_resnet101_citys").name == "pspnet_resnet101_citys"
-    assert get_pretrained("deeplab_resnet101_ade").name == "deeplabv3_resnet101_ade"
+    assert get_pretrained("psp_resnet101_citys").name == "pspnet_resnet101s_jpu.ref_citys"
+    assert get_pretrained("deeplab_resnet101_ade").name == "deeplabv3_resnet101s_jpu.ref_ade"
+    assert get_pretrained("psp_resnet101s_d8.ref_voc").name == "pspnet_resnet101s_d8.ref_voc"
     with torch.device("meta"):
         model = create_model("deeplab_resnet101_voc")
     assert model.config == get_pretrained("deeplabv3_resnet101_voc").config
@@ -62,10 +85,23 @@ def test_zoo_models_count_the_reference_parameters(name, expected):
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-def test_unpublished_weights_say_so():
-    with pytest.raises(WeightsUnavailableError, match=r"Weights of 'ocnet_resnet101_voc' are not published yet "
-                                                      r"\(Hub repo segzoo/ocnet_resnet101_voc\)"):
+def test_weights_that_exist_nowhere_say_so():
+    with pytest.raises(WeightsUnavailableError, match=r"'ccnet_resnet101s_jpu.ref_voc' has no trained weights "
+                                                      r"anywhere: the reference zoo's README .* reports its results "
+                                                      r"but no checkpoint was published"):
+        create_model("ccnet_resnet101_voc", pretrained=True)
+
+
+def test_google_drive_files_without_gdown_or_mirror_say_what_to_do(monkeypatch, tmp_path):
+    if importlib.util.find_spec("gdown") is not None:
+        pytest.skip("gdown is installed here: it would try Google Drive")
+    monkeypatch.delenv("SEGZOO_GDRIVE_URL", raising=False)
+    monkeypatch.setenv("SEGZOO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(WeightsUnavailableError, match=r"ocnet_resnet101s_jpu.ref_voc is a Google Drive file "
+                                                      r"\(15gs_gzgAT_hciPgwm12G_MRMi0VZg9Gb\): install gdown .*"
+                                                      r"or set SEGZOO_GDRIVE_URL to a mirror"):
         create_model("ocnet_resnet101_voc", pretrained=True)
+    assert not any((tmp_path / "cache").rglob("*.safetensors"))
 
 
 def test_zoo_name_typos_get_suggestions():

@@ -13,14 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..errors import CheckpointError
-from ..registry import get_neck, list_heads
-from ..upstream import KeyRule, Upstream, conv_bn_act_keys, find_upstream
+from ...config import ModelConfig
+from ...errors import CheckpointError
+from ...registry import get_neck, list_heads
+from ...upstream import KeyRule, Upstream, conv_bn_act_keys, find_upstream
 
-__all__ = ["SOURCE", "LAYOUTS", "Kind", "reference_kinds", "detect_layout", "infer_backbone", "layout_rules"]
+__all__ = ["SOURCE", "VARIANTS", "Kind", "reference_kinds", "kind_config", "config_for", "detect", "infer_backbone",
+           "rules", "dropped"]
 
 SOURCE = "reference"
-LAYOUTS = ("reference", "encoding")
+VARIANTS = ("reference", "encoding")  # the two key layouts of this upstream's checkpoints
 # How a kind's name ends, and the structure it stands for.
 STRUCTURES: dict[str, dict[str, Any]] = {"jpu": dict(neck="jpu", output_stride=32), "d8": dict(output_stride=8)}
 
@@ -38,7 +40,7 @@ _BACKBONE: dict[str, tuple[KeyRule, ...]] = {
 }
 _NECK_PREFIX = {"reference": "JPU", "encoding": "jpu"}
 # Classification layers of the ImageNet backbone: not part of a segmentation model.
-DROPPED: dict[str, tuple[str, ...]] = {"reference": (r"fc",), "encoding": (r"pretrained\.fc",)}
+_DROPPED: dict[str, tuple[str, ...]] = {"reference": (r"fc",), "encoding": (r"pretrained\.fc",)}
 # The aux head: auxlayer = FCNHead(block = Sequential(conv, bn, relu, dropout, classifier)).
 _AUX = conv_bn_act_keys(r"auxlayer\.block", "aux_head.block") + ((r"auxlayer\.block\.4", "aux_head.classifier"),)
 # Where the layer3 blocks are, to tell ResNet-50 / 101 / 152 apart.
@@ -69,7 +71,23 @@ def reference_kinds() -> dict[str, Kind]:
     return dict(sorted(kinds.items()))
 
 
-def detect_layout(keys: Iterable[str]) -> str:
+def kind_config(kind: Kind, backbone: str, num_classes: int) -> ModelConfig:
+    """The config of a reference model of ``kind`` (aux head, ``align_corners=True``, the form's options)."""
+    return ModelConfig(head=kind.head, backbone=backbone, num_classes=num_classes, aux=True,
+                       head_kwargs=dict(kind.form.options), **kind.structure)
+
+
+def config_for(head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str],
+               variant: str) -> ModelConfig:
+    """The reference's recipe for a checkpoint whose kind is not named: on the JPU neck when its keys hold one,
+    else dilated (output stride 8)."""
+    prefix = _NECK_PREFIX[variant] + "."
+    structure = STRUCTURES["jpu" if any(key.startswith(prefix) for key in keys) else "d8"]
+    return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, aux=True,
+                       head_kwargs=dict(form.options), **structure)
+
+
+def detect(keys: Iterable[str]) -> str:
     """``"reference"`` (backbone under ``base1.``) or ``"encoding"`` (under ``pretrained.``)."""
     keys = list(keys)
     reference = any(key.startswith("base1.") for key in keys)
@@ -81,9 +99,9 @@ def detect_layout(keys: Iterable[str]) -> str:
     return "reference" if reference else "encoding"
 
 
-def infer_backbone(keys: Iterable[str], layout: str) -> str:
+def infer_backbone(keys: Iterable[str], variant: str) -> str:
     """The timm ResNet-v1s whose layer3 has as many blocks as the checkpoint's."""
-    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK[layout].match(key))}
+    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK[variant].match(key))}
     depth = max(blocks) + 1 if blocks else 0
     if depth not in _DEPTH_TO_BACKBONE:
         raise CheckpointError(f"cannot infer the backbone from {depth} layer3 blocks (known: "
@@ -92,14 +110,19 @@ def infer_backbone(keys: Iterable[str], layout: str) -> str:
     return _DEPTH_TO_BACKBONE[depth]
 
 
-def _neck_rules(neck: str, layout: str) -> tuple[KeyRule, ...]:
+def _neck_rules(neck: str, variant: str) -> tuple[KeyRule, ...]:
     """The neck's own reference rules, placed where this layout keeps its neck."""
     form = find_upstream(get_neck(neck), SOURCE, neck)
-    prefix = re.escape(_NECK_PREFIX[layout])
+    prefix = re.escape(_NECK_PREFIX[variant])
     return tuple((rf"{prefix}\.{source}", f"neck.{target}") for source, target in form.rules)
 
 
-def layout_rules(kind: Kind, layout: str) -> tuple[KeyRule, ...]:
-    """Every key rule of a checkpoint of ``kind`` in ``layout``: backbone, neck, aux head, head."""
-    neck = kind.structure.get("neck")
-    return (_BACKBONE[layout] + (_neck_rules(neck, layout) if neck else ()) + _AUX + kind.form.rules)
+def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, ...]:
+    """Every key rule of a checkpoint of this head form and config in ``variant``: backbone, neck, aux, head."""
+    neck = _neck_rules(config.neck, variant) if config.neck else ()
+    return _BACKBONE[variant] + neck + _AUX + form.rules
+
+
+def dropped(variant: str) -> tuple[str, ...]:
+    """Checkpoint modules deliberately left out (the ImageNet classifier)."""
+    return _DROPPED[variant]
