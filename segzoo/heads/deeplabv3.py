@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
-from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
+from ..upstream import KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 
 __all__ = ["ASPP", "DeepLabV3Head"]
@@ -30,6 +30,16 @@ class ASPP(nn.Module):
         return self.project(concat_channels(branches))
 
 
+def _aspp_keys(branch: str, pool: str, project: str) -> tuple[KeyRule, ...]:
+    """An upstream ASPP's keys: the 1x1 branch ``branch.format(0)`` and the atrous ones ``branch.format(1..3)``
+    (each Sequential(conv, bn, relu)), the pooling branch ``pool`` = Sequential(pool, conv, bn, relu), and the
+    projection (Sequential(conv, bn, relu))."""
+    return (conv_bn_act_keys(branch.format(0), "head.aspp.conv1x1")
+            + tuple(rule for i in range(3) for rule in conv_bn_act_keys(branch.format(i + 1), f"head.aspp.atrous.{i}"))
+            + ((rf"{pool}\.1", "head.aspp.pool_conv.conv"), (rf"{pool}\.2", "head.aspp.pool_conv.bn"))
+            + conv_bn_act_keys(project, "head.aspp.project"))
+
+
 class DeepLabV3Head(SegmentationHead):
     """ASPP -> Dropout(0.5) -> 3x3 ConvBnAct -> Dropout(0.1) -> 1x1 classifier.
 
@@ -51,24 +61,14 @@ class DeepLabV3Head(SegmentationHead):
     in_features = ("c4",)
     aliases = ("deeplab",)  # the reference zoo's spelling
     upstreams = (
-        # the reference ASPP: b0 (1x1), b1..b3 (atrous), b4.gap = Sequential(pool, conv, bn, relu), project
+        # the reference's head: aspp (b0 1x1, b1..b3 atrous, b4.gap pooling), block = Sequential(conv, bn, relu,
+        # dropout, classifier)
         Upstream("reference", "deeplabv3", classifier="head.block.4.weight", rules=(
-            conv_bn_act_keys(r"head\.aspp\.b0", "head.aspp.conv1x1")
-            + tuple(rule for i in range(3)
-                    for rule in conv_bn_act_keys(rf"head\.aspp\.b{i + 1}", f"head.aspp.atrous.{i}"))
-            + ((r"head\.aspp\.b4\.gap\.1", "head.aspp.pool_conv.conv"),
-               (r"head\.aspp\.b4\.gap\.2", "head.aspp.pool_conv.bn"))
-            + conv_bn_act_keys(r"head\.aspp\.project", "head.aspp.project")
+            _aspp_keys(r"head\.aspp\.b{}", r"head\.aspp\.b4\.gap", r"head\.aspp\.project")
             + conv_bn_act_keys(r"head\.block", "head.block") + ((r"head\.block\.4", "head.classifier"),))),
-        # torchvision's DeepLabHead = Sequential(ASPP, conv, bn, relu, conv); its ASPP keeps the branches in
-        # convs.0..4 (convs.4 = Sequential(pool, conv, bn, relu)) and the projection in project
+        # torchvision's DeepLabHead = Sequential(ASPP (convs.0..4, project), conv, bn, relu, conv)
         Upstream("torchvision", "deeplabv3", classifier="classifier.4.weight", rules=(
-            conv_bn_act_keys(r"classifier\.0\.convs\.0", "head.aspp.conv1x1")
-            + tuple(rule for i in range(3)
-                    for rule in conv_bn_act_keys(rf"classifier\.0\.convs\.{i + 1}", f"head.aspp.atrous.{i}"))
-            + ((r"classifier\.0\.convs\.4\.1", "head.aspp.pool_conv.conv"),
-               (r"classifier\.0\.convs\.4\.2", "head.aspp.pool_conv.bn"))
-            + conv_bn_act_keys(r"classifier\.0\.project", "head.aspp.project")
+            _aspp_keys(r"classifier\.0\.convs\.{}", r"classifier\.0\.convs\.4", r"classifier\.0\.project")
             + ((r"classifier\.1", "head.block.conv"), (r"classifier\.2", "head.block.bn"),
                (r"classifier\.4", "head.classifier")))),
     )

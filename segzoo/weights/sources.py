@@ -7,7 +7,6 @@ machine, and fetch the config and weights (checked). ``resolver.resolve_model_na
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -39,8 +38,16 @@ class HubOptions:
     local_files_only: bool = False
 
 
+class _Source:
+    """What every source offers besides its own ``local_dir`` (the files, fetched) and ``read_config``."""
+
+    def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+        """The config and the weights from ``local_dir`` (every key is checked when loaded into a model)."""
+        return load_pretrained(self.local_dir(options))
+
+
 @dataclass(frozen=True)
-class LocalDirSource:
+class LocalDirSource(_Source):
     """A directory written by ``save_pretrained`` (``config.json`` + ``model.safetensors``)."""
 
     path: Path
@@ -59,16 +66,12 @@ class LocalDirSource:
         """The directory itself."""
         return self._check()
 
-    def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-        """The config and the weights (every key checked when loaded into a model)."""
-        return load_pretrained(self.local_dir(options))
-
     def weights_path(self) -> str:
         return str(self.path / WEIGHTS_NAME)
 
 
 @dataclass(frozen=True)
-class HubSource:
+class HubSource(_Source):
     """A segzoo repo on the Hub (or a server speaking its protocol), at a revision, optionally with the
     published sha256 of its weights."""
 
@@ -93,17 +96,13 @@ class HubSource:
                                     token=options.token, endpoint=options.endpoint,
                                     local_files_only=options.local_files_only, expected_sha256=self.sha256)
 
-    def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-        """The config and the weights, downloaded (or from the cache) and checked."""
-        return load_pretrained(self.local_dir(options))
-
     def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
         """Where the Hub cache already holds the weights, or None (nothing is downloaded)."""
         return cached_weights_path(self.repo_id, self._revision(options), options.cache_dir)
 
 
 @dataclass(frozen=True)
-class UpstreamSource:
+class UpstreamSource(_Source):
     """A zoo entry's checkpoint where its upstream publishes it (torchvision's server, Google Drive, ...).
 
     The first fetch downloads the file (its sha256 checked where the upstream publishes one), reads it with
@@ -146,10 +145,6 @@ class UpstreamSource:
 
         return rank0_first(build)
 
-    def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-        """The config and weights from segzoo's cache (see ``local_dir``)."""
-        return load_pretrained(self.local_dir(options))
-
     def _download_and_convert(self) -> Path:
         entry = self.entry
         staging = cache.cache_dir() / "downloads"
@@ -183,7 +178,3 @@ def first_available(sources: tuple[WeightsSource, ...], options: HubOptions, nam
     raise WeightsUnavailableError(f"no source of {name!r} could provide its weights: "
                                   + "; ".join(f"{where}: {why}" for where, why in failures))
 
-
-def local_dir(path: Union[str, os.PathLike]) -> LocalDirSource:
-    """A ``LocalDirSource`` for ``path``."""
-    return LocalDirSource(Path(path))
