@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
-from .registry import get_neck, list_necks
+from .registry import get_neck, list_necks, neck_output_stride
 
 __all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -94,11 +94,11 @@ class ModelConfig:
         if self.neck not in necks:
             raise ConfigError(f"neck must be one of None, {', '.join(map(repr, necks))} (the registered necks), "
                               f"got {self.neck!r}")
-        neck = get_neck(self.neck)  # a neck whose plug-in failed to load raises its error here
-        required = getattr(neck, "output_stride", None)
+        required = neck_output_stride(self.neck)  # a neck whose plug-in failed to load raises its error here
         if required is not None and self.output_stride != required:
-            raise ConfigError(f"the {getattr(neck, 'display_name', '') or self.neck} neck reads an output-stride-"
-                              f"{required} backbone; got output_stride={self.output_stride}")
+            name = getattr(get_neck(self.neck), "display_name", "") or self.neck
+            raise ConfigError(f"the {name} neck reads an output-stride-{required} backbone; "
+                              f"got output_stride={self.output_stride}")
 
     def replace(self, **changes) -> "ModelConfig":
         """A copy with some fields changed (validated)."""

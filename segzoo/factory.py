@@ -11,12 +11,19 @@ from typing import Any, Optional
 
 from .backbones import pretrained_tag
 from .config import ModelConfig
-from .errors import CheckpointError, UnknownModelError, WeightsUnavailableError, did_you_mean
+from .errors import CheckpointError, UnknownModelError, did_you_mean
 from .model import SegmentationModel
-from .registry import check_plugins_installed, get_neck
+from .registry import check_plugins_installed, neck_output_stride
 from .weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
-from .weights.resolver import DEFAULT_NUM_CLASSES, LISTED_BACKBONES, ResolvedModel, model_names, resolve_model_name
-from .weights.sources import HubOptions, first_available
+from .weights.resolver import (
+    DEFAULT_NUM_CLASSES,
+    LISTED_BACKBONES,
+    ResolvedModel,
+    fetch_weights,
+    model_names,
+    resolve_model_name,
+)
+from .weights.sources import HubOptions
 from .zoo import list_pretrained, zoo_names
 
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
@@ -55,12 +62,7 @@ def _checkpoint_files(path: str) -> dict:
 
 def _fetch(resolved: ResolvedModel, options: HubOptions) -> tuple[ModelConfig, dict]:
     """The config and weights of a name with weights, from the first of its sources that has them."""
-    if not resolved.weights:
-        entry = resolved.entry
-        raise WeightsUnavailableError(
-            f"{entry.name!r} has no trained weights anywhere: {entry.source or 'its upstream'} reports its results "
-            f"but no checkpoint was published. Use pretrained=False for the architecture.")
-    _, directory = first_available(resolved.weights, options, resolved.name)
+    _, directory = fetch_weights(resolved, options)
     config, state = load_pretrained(directory)
     check_plugins_installed(config.head, config.provenance)
     return config, state
@@ -143,7 +145,7 @@ def create_model(
                                     f"Use pretrained_backbone=True for ImageNet backbone weights.")
         config = resolved.config
         if neck is not None and output_stride is None:  # a neck reads the backbone at its own output stride
-            overrides["output_stride"] = getattr(get_neck(neck), "output_stride", None) or config.output_stride
+            overrides["output_stride"] = neck_output_stride(neck) or config.output_stride
     if head_kwargs:
         config = config.replace(head_kwargs={**config.head_kwargs, **head_kwargs})
     config = _apply_overrides(config, **overrides)

@@ -23,7 +23,8 @@ from .errors import HeadPluginError, UnknownModelError, did_you_mean
 __all__ = [
     "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "PluginInfo", "HeadInfo",
     "get_head", "get_head_info", "list_heads", "head_spellings", "split_head_prefix",
-    "get_neck", "get_neck_info", "list_necks", "refresh_heads", "registry_generation", "check_plugins_installed",
+    "get_neck", "get_neck_info", "list_necks", "neck_output_stride", "refresh_heads", "registry_generation",
+    "check_plugins_installed",
 ]
 
 ENTRY_POINT_GROUP = "segzoo.heads"
@@ -74,19 +75,16 @@ def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     dist = entry_point.dist
     if dist is None:
         return "<unknown>", "<unknown>"
-    return _name_and_version(str(getattr(dist, "_path", id(dist))), dist)
-
-
-_metadata_cache: dict[str, tuple[str, str]] = {}  # a distribution's path -> (name, version)
-
-
-def _name_and_version(key: str, dist: metadata.Distribution) -> tuple[str, str]:
     # Reading METADATA means parsing an e-mail message each time: the bulk of discovery's cost, done once per
     # distribution (the cache is cleared with the registry, so a reinstalled package is read again).
+    key = str(getattr(dist, "_path", id(dist)))
     if key not in _metadata_cache:
         fields = dist.metadata
         _metadata_cache[key] = (fields["Name"], fields["Version"])
     return _metadata_cache[key]
+
+
+_metadata_cache: dict[str, tuple[str, str]] = {}  # a distribution's path -> (name, version)
 
 
 def _is_builtin(entry_point: metadata.EntryPoint) -> bool:
@@ -221,6 +219,11 @@ def get_neck_info(name: str) -> PluginInfo:
 def get_neck(name: str) -> type:
     """The neck class registered under ``name``."""
     return get_neck_info(name).plugin_class
+
+
+def neck_output_stride(name: str) -> Optional[int]:
+    """The backbone output stride neck ``name`` is built for (JPU: 32), or None when it takes any."""
+    return getattr(get_neck(name), "output_stride", None)
 
 
 def check_plugins_installed(head: str, provenance: dict) -> None:

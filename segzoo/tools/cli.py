@@ -206,20 +206,14 @@ def _add_pull(commands) -> None:
 
 def _run_pull(args) -> int:
     from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
-    from ..weights.resolver import HF_HUB_PREFIX, resolve_model_name
-    from ..weights.sources import HubOptions, first_available
+    from ..weights.resolver import HF_HUB_PREFIX, fetch_weights, resolve_model_name
+    from ..weights.sources import HubOptions
     from ..zoo import is_pretrained_name
 
     if is_pretrained_name(args.repo_id):
-        resolved = resolve_model_name(args.repo_id)
         options = HubOptions(cache_dir=args.cache_dir, token=args.token, revision=args.revision,
                              endpoint=args.endpoint, local_files_only=args.local_files_only)
-        if not resolved.weights:
-            from ..errors import WeightsUnavailableError
-
-            raise WeightsUnavailableError(f"{resolved.entry.name} has no trained weights anywhere: its upstream "
-                                          f"published no checkpoint")
-        _, snapshot = first_available(resolved.weights, options, resolved.entry.name)
+        _, snapshot = fetch_weights(resolve_model_name(args.repo_id), options)
     else:
         repo_id, revision = parse_hub_name(args.repo_id.removeprefix(HF_HUB_PREFIX))
         snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir,

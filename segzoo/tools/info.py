@@ -20,9 +20,8 @@ def _weights(resolved: ResolvedModel, options: HubOptions) -> dict[str, Any]:
     if resolved.kind == "zoo":
         entry = resolved.entry
         upstream = next((s for s in resolved.weights if isinstance(s, UpstreamSource)), None)
-        # the source create_model(pretrained=True) takes: the first with a copy here, else the first
-        cached = [(source, source.cached_path(options)) for source in resolved.weights]
-        uses, path = next(((source, path) for source, path in cached if path), cached[0] if cached else (None, None))
+        uses = resolved.weights[0] if resolved.weights else None  # what create_model(pretrained=True) tries first
+        path = uses.cached_path(options) if uses is not None else None
         return {"source": "zoo", "repo_id": entry.hf_hub_id, "published": entry.published,
                 "revision": entry.revision, "sha256": entry.sha256,
                 "upstream_url": upstream.url() if upstream else None,

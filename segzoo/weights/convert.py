@@ -186,11 +186,7 @@ def convert_entry(state_dict: Mapping[str, Tensor], entry: PretrainedEntry) -> t
     Returns:
         The entry's config and the converted state dict (every key of that model).
     """
-    form = find_upstream(get_head(entry.config.head), entry.upstream, entry.variant)
-    source = _strip_wrapper(state_dict)
-    _check_tensors(source)
-    variant = get_layout(entry.upstream).detect(source)
-    _, converted, _ = _convert_to(source, entry.config.replace(provenance={}), form, variant, entry.name)
+    _, converted, _ = convert_upstream(state_dict, entry.upstream, entry=entry)
     return entry.config, converted
 
 
@@ -333,7 +329,6 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     if kind is not None and is_pretrained_name(kind):
         model, converted, report = convert_upstream(state_dict, SOURCES[source], entry=get_pretrained(kind),
                                                     num_classes=num_classes, class_names=class_names)
-        model.config = report.config = get_pretrained(kind).config  # class names and eval size too
     elif kind is not None:
         if SOURCES[source] != "reference":
             raise CheckpointError(f"{kind!r} is not a zoo name; kinds ({', '.join(list_kinds())}) are for "

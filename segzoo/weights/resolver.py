@@ -22,14 +22,14 @@ from typing import Optional
 
 from ..backbones import check_backbone_name
 from ..config import ModelConfig
-from ..errors import UnknownModelError, did_you_mean
-from ..registry import get_head, get_neck, list_heads, list_necks, split_head_prefix
+from ..errors import UnknownModelError, WeightsUnavailableError, did_you_mean
+from ..registry import get_head, list_heads, list_necks, neck_output_stride, split_head_prefix
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained, zoo_names
 from .hub import parse_hub_name
-from .sources import HubSource, LocalDirSource, UpstreamSource, WeightsSource
+from .sources import HubOptions, HubSource, LocalDirSource, UpstreamSource, WeightsSource, first_available
 
-__all__ = ["ResolvedModel", "resolve_model_name", "parse_model_name", "model_names", "LOCAL_DIR_PREFIX",
-           "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
+__all__ = ["ResolvedModel", "resolve_model_name", "fetch_weights", "parse_model_name", "model_names",
+           "LOCAL_DIR_PREFIX", "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -114,8 +114,19 @@ def _structure(head: str, backbone: str) -> tuple[str, dict]:
         if suffix in ("d8", "d16", "d32"):
             return stem, {"output_stride": int(suffix[1:])}
         if suffix in {info.name for info in list_necks()}:
-            return stem, {"neck": suffix, "output_stride": getattr(get_neck(suffix), "output_stride", None) or 8}
+            return stem, {"neck": suffix, "output_stride": neck_output_stride(suffix) or 8}
     return backbone, {"output_stride": getattr(get_head(head), "output_stride", None) or 8}
+
+
+def fetch_weights(resolved: ResolvedModel, options: HubOptions) -> tuple[WeightsSource, Path]:
+    """The local directory of a resolved name's weights, from the first of its sources that has them; a clear
+    ``WeightsUnavailableError`` for a zoo entry whose upstream published no checkpoint."""
+    if not resolved.weights:
+        entry = resolved.entry
+        raise WeightsUnavailableError(
+            f"{entry.name!r} has no trained weights anywhere: {entry.source or 'its upstream'} reports its results "
+            f"but no checkpoint was published. Use pretrained=False for the architecture.")
+    return first_available(resolved.weights, options, resolved.name)
 
 
 def resolve_model_name(name: str) -> ResolvedModel:

@@ -17,6 +17,7 @@ from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...registry import get_neck, list_heads
 from ...upstream import KeyRule, Upstream, conv_bn_act_keys, find_upstream
+from .backbone_depth import resnet_by_depth
 
 __all__ = ["SOURCE", "VARIANTS", "Kind", "reference_kinds", "kind_config", "config_for", "detect", "infer_backbone",
            "rules", "dropped"]
@@ -101,13 +102,7 @@ def detect(keys: Iterable[str]) -> str:
 
 def infer_backbone(keys: Iterable[str], variant: str) -> str:
     """The timm ResNet-v1s whose layer3 has as many blocks as the checkpoint's."""
-    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK[variant].match(key))}
-    depth = max(blocks) + 1 if blocks else 0
-    if depth not in _DEPTH_TO_BACKBONE:
-        raise CheckpointError(f"cannot infer the backbone from {depth} layer3 blocks (known: "
-                              f"{', '.join(f'{n} -> {name}' for n, name in _DEPTH_TO_BACKBONE.items())}); "
-                              f"pass backbone= explicitly")
-    return _DEPTH_TO_BACKBONE[depth]
+    return resnet_by_depth(keys, _LAYER3_BLOCK[variant], _DEPTH_TO_BACKBONE, "; pass backbone= explicitly")
 
 
 def _neck_rules(neck: str, variant: str) -> tuple[KeyRule, ...]:

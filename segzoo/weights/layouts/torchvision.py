@@ -12,6 +12,7 @@ from typing import Iterable
 from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...upstream import KeyRule, Upstream, conv_bn_act_keys
+from .backbone_depth import resnet_by_depth
 
 __all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "config_for"]
 
@@ -36,12 +37,7 @@ def detect(keys: Iterable[str]) -> str:
 
 def infer_backbone(keys: Iterable[str], variant: str = "torchvision") -> str:
     """The timm ResNet (v1b, torchvision's own) whose layer3 has as many blocks as the checkpoint's."""
-    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK.match(key))}
-    depth = max(blocks) + 1 if blocks else 0
-    if depth not in _DEPTH_TO_BACKBONE:
-        raise CheckpointError(f"cannot infer the backbone from {depth} layer3 blocks (known: "
-                              f"{', '.join(f'{n} -> {name}' for n, name in _DEPTH_TO_BACKBONE.items())})")
-    return _DEPTH_TO_BACKBONE[depth]
+    return resnet_by_depth(keys, _LAYER3_BLOCK, _DEPTH_TO_BACKBONE)
 
 
 def rules(form: Upstream, config: ModelConfig, variant: str = "torchvision") -> tuple[KeyRule, ...]:
