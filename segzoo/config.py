@@ -35,7 +35,15 @@ class ModelConfig:
         neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``).
         aux: Whether to build the auxiliary head (training only; it does not change eval outputs).
         head_kwargs: Extra keyword arguments of the head.
+        backbone_kwargs: Extra keyword arguments of ``timm.create_model`` for the backbone (mmsegmentation's
+            ResNet-18 with a deep stem is timm's ``resnet18`` with ``{"stem_type": "deep", "stem_width": 32}``).
+        block_dilations: Per ResNet stage (``"layer3"``, ``"layer4"``), the dilation of each block's first 3x3
+            convolution, its other 3x3 convolutions undilated: how mmsegmentation's ResNet dilates (its BasicBlocks
+            dilate only their first 3x3; its multi-grid gives the last stage's blocks 1, 2, 4). Empty: timm's own
+            dilation for ``output_stride``.
         class_names: Optional class names, ``num_classes`` of them.
+        palette: Optional RGB colour per class (``num_classes`` triples) for masks and overlays; without it the
+            palette of the zoo dataset with these class names, else a generic one (``segzoo.zoo.palette_for``).
         mean: Per-channel mean of the input normalisation (images in [0, 1]).
         std: Per-channel standard deviation of the input normalisation.
         align_corners: Bilinear upsampling mode everywhere (the reference uses True).
@@ -50,7 +58,10 @@ class ModelConfig:
     neck: Optional[str] = None
     aux: bool = False
     head_kwargs: dict[str, Any] = field(default_factory=dict)
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    block_dilations: dict[str, tuple[int, ...]] = field(default_factory=dict)
     class_names: Optional[tuple[str, ...]] = None
+    palette: Optional[tuple[tuple[int, int, int], ...]] = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     align_corners: bool = True
@@ -63,8 +74,12 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
-        if isinstance(self.head_kwargs, dict):
-            self.head_kwargs = {key: _as_tuples(value) for key, value in self.head_kwargs.items()}
+        if isinstance(self.palette, (list, tuple)):
+            self.palette = _as_tuples(self.palette)
+        for name in ("head_kwargs", "backbone_kwargs", "block_dilations"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, {key: _as_tuples(item) for key, item in value.items()})
         self.validate()
 
     def validate(self) -> None:
@@ -79,10 +94,20 @@ class ModelConfig:
             raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
         if self.neck is not None:
             self._validate_neck()
-        if not isinstance(self.head_kwargs, dict):
-            raise ConfigError(f"head_kwargs must be a dict, got {type(self.head_kwargs).__name__}")
+        for name in ("head_kwargs", "backbone_kwargs", "block_dilations"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        for stage, rates in self.block_dilations.items():
+            if stage not in ("layer1", "layer2", "layer3", "layer4") or not isinstance(rates, tuple) or not rates \
+                    or any(isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
+                raise ConfigError(f"block_dilations maps 'layer1'..'layer4' to one integer >= 1 per block, "
+                                  f"got {stage!r}: {rates!r}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ConfigError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}")
+        if self.palette is not None and (len(self.palette) != self.num_classes or any(
+                len(colour) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255
+                                        for c in colour) for colour in self.palette)):
+            raise ConfigError(f"palette must hold num_classes={self.num_classes} RGB triples of integers 0-255")
         for name in ("mean", "std"):
             if len(getattr(self, name)) != 3:
                 raise ConfigError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
@@ -110,6 +135,8 @@ class ModelConfig:
         for name in ("mean", "std", "input_size", "class_names"):
             if out[name] is not None:
                 out[name] = list(out[name])
+        if out["palette"] is not None:
+            out["palette"] = [list(colour) for colour in out["palette"]]
         return out
 
     @classmethod

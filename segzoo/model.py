@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import FEATURE_NAMES, create_backbone
+from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations
 from .config import ModelConfig
 from .errors import ConfigError
 from .layers import FCNBlock
@@ -49,7 +49,9 @@ class SegmentationModel(nn.Module):
         head_class = get_head(config.head)
         _check_head_kwargs(config.head, head_class, config.head_kwargs)
 
-        self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone)
+        self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone,
+                                             config.backbone_kwargs)
+        set_block_dilations(self.backbone, config.block_dilations)
         channels = dict(info.channels)
         self.neck = None
         if config.neck is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-__all__ = ["Upstream", "UpstreamFile", "PretrainedSpec", "KeyRule", "conv_bn_act_keys", "find_upstream"]
+__all__ = ["Upstream", "UpstreamFile", "PretrainedSpec", "KeyRule", "conv_bn_act_keys", "find_upstream", "hash_in_name"]
 
 KeyRule = tuple[str, str]  # (checkpoint module path regex, segzoo module path); groups may be used as \1
 
@@ -54,7 +54,8 @@ class UpstreamFile:
     """A trained checkpoint file where its upstream publishes it.
 
     Attributes:
-        host: Where it is: ``"torchvision"`` (download.pytorch.org) or ``"gdrive"`` (Google Drive); see
+        host: Where it is: ``"torchvision"`` (download.pytorch.org), ``"gdrive"`` (Google Drive) or
+            ``"openmmlab"`` (download.openmmlab.com/mmsegmentation); see
             ``segzoo.weights.download.HOSTS`` for their base URLs and the variables that set a mirror.
         path: The file's name under the host's base URL, or the Drive file id.
         sha256: Its sha256, or the prefix the upstream publishes in the file name (as ``torch.hub`` checks it);
@@ -90,6 +91,13 @@ class PretrainedSpec:
         base_model: The Hub id of the weights the upstream started from (ImageNet backbone), if known.
         metrics: Reported accuracy (``{"mIoU": 78.48, "eval": "single scale"}``; mIoU None where not reported).
         metrics_source: Where the metrics come from.
+        options: Head options of this entry over its form's (mmseg's per-config widths and rates).
+        backbone_kwargs: ``backbone_kwargs`` of its config (a v1c ResNet-18's deep stem).
+        block_dilations: ``block_dilations`` of its config (mmseg's ResNet-18 and multi-grid dilations).
+        carry_palette: Write the dataset's palette into the config (mmseg's official palettes, which differ
+            from segzoo's own for ADE20K).
+        inference: How the upstream evaluated it: ``{"mode": "whole"}`` or ``{"mode": "slide", "crop": (h, w),
+            "stride": (h, w)}`` (shown by ``segzoo info``, model cards and ``segzoo list --pretrained``).
     """
 
     name: str
@@ -109,6 +117,11 @@ class PretrainedSpec:
     base_model: Optional[str] = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     metrics_source: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    backbone_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    block_dilations: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    carry_palette: bool = False
+    inference: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def reference(cls, name: str, variant: str, dataset: str, miou: Optional[float], *,
@@ -142,7 +155,7 @@ class PretrainedSpec:
         prefix."""
         return cls(name=name, upstream="torchvision", variant=variant, backbone=backbone, dataset="coco_voc",
                    output_stride=8, align_corners=False,
-                   file=UpstreamFile("torchvision", file_name, _hash_in_name(file_name)),
+                   file=UpstreamFile("torchvision", file_name, hash_in_name(file_name)),
                    license="bsd-3-clause", base_model=f"timm/{backbone}.tv_in1k",
                    terms="torchvision's BSD-3-Clause licence; trained on COCO (annotations CC BY 4.0, images "
                          "under their Flickr licences), whose terms the weights may carry.",
@@ -150,7 +163,7 @@ class PretrainedSpec:
                    metrics_source="torchvision's weights enum (COCO val2017, the 20 VOC categories)")
 
 
-def _hash_in_name(file_name: str) -> Optional[str]:
+def hash_in_name(file_name: str) -> Optional[str]:
     """The sha256 prefix torchvision (and torch.hub) put in a file name: ``fcn_resnet50_coco-1167a1af.pth``."""
     stem = file_name.rsplit(".", 1)[0]
     prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""

@@ -7,6 +7,7 @@ timm's own, so its state-dict keys are timm's keys and timm checkpoints load unc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from torch import nn
 
@@ -50,13 +51,15 @@ def check_backbone_name(name: str, context: str = "") -> None:
                             f"{did_you_mean(name, timm.list_models())}")
 
 
-def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False) -> tuple[nn.Module, BackboneInfo]:
+def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False,
+                    timm_kwargs: Optional[Mapping[str, Any]] = None) -> tuple[nn.Module, BackboneInfo]:
     """Build a timm feature extractor giving the last four feature levels.
 
     Args:
         name: A timm model name (optionally ``name.tag``) that supports ``features_only``.
         output_stride: 8 or 16 dilate the last stages (the reference "dilated" backbones); 32 is plain.
         pretrained: Load timm's ImageNet weights (the GluonCV tag for ResNet-v1b/v1s, see ``pretrained_tag``).
+        timm_kwargs: More arguments of ``timm.create_model`` (``stem_type``, ``drop_path_rate``, ...).
 
     Returns:
         The timm module (forward returns a list of 4 tensors) and its ``BackboneInfo``.
@@ -66,7 +69,10 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
     check_backbone_name(name)
     import timm
 
-    kwargs = dict(features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
+    reserved = sorted({"features_only", "out_indices", "pretrained", "output_stride"} & set(timm_kwargs or {}))
+    if reserved:
+        raise ConfigError(f"backbone_kwargs may not set {', '.join(reserved)}: segzoo sets them from the config")
+    kwargs = dict(timm_kwargs or {}, features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
     if output_stride != 32:  # many timm models do not take the argument at all; 32 is their default
         kwargs["output_stride"] = output_stride
     model_name = pretrained_tag(name) if pretrained else name
@@ -77,6 +83,9 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
             f"Could not load ImageNet weights for backbone {name!r} (timm {model_name!r}): "
             f"{type(err).__name__}: {err}") from err
     except TypeError as err:
+        if "unexpected keyword" in str(err) and timm_kwargs:
+            raise ConfigError(f"Backbone {name!r} does not accept backbone_kwargs {dict(timm_kwargs)!r}: "
+                              f"{err}") from err
         if "output_stride" in str(err):
             raise ConfigError(f"Backbone {name!r} does not support output_stride={output_stride}; use 32") from err
         raise

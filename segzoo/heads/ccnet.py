@@ -7,6 +7,7 @@ from ..errors import ConfigError
 from ..layers import ConvBnAct, CrissCrossAttention, concat_channels
 from ..upstream import PretrainedSpec, Upstream
 from .base import SegmentationHead
+from .mmseg_zoo import mmseg_pretrained
 
 __all__ = ["CCNetHead"]
 
@@ -35,9 +36,21 @@ class CCNetHead(SegmentationHead):
 
     in_features = ("c4",)
     # The reference zoo lists a VOC model with its defaults but published no checkpoint.
-    upstreams = (Upstream("reference", "ccnet"),)
+    upstreams = (
+        Upstream("reference", "ccnet"),
+        # mmseg's CCHead (an FCNHead): convs.0 -> mmcv's CrissCrossAttention (cca) x recurrence -> convs.1,
+        # conv_cat over the input and that, conv_seg
+        Upstream("mmseg", "ccnet", options={"recurrence": 2}, classifier="decode_head.conv_seg.weight", rules=(
+            (r"decode_head\.convs\.0", "head.conva"), (r"decode_head\.convs\.1", "head.convb"),
+            (r"decode_head\.cca\.query_conv", "head.attention.query"),
+            (r"decode_head\.cca\.key_conv", "head.attention.key"),
+            (r"decode_head\.cca\.value_conv", "head.attention.value"),
+            (r"decode_head\.cca\.gamma\.scale", "head.attention.gamma"),
+            (r"decode_head\.conv_cat", "head.bottleneck"), (r"decode_head\.conv_seg", "head.classifier"))),
+    )
     pretrained = (PretrainedSpec.reference("ccnet_resnet101s_jpu.ref_voc", "ccnet", "voc", None,
-                                           short_name="ccnet_resnet101_voc"),)
+                                           short_name="ccnet_resnet101_voc"),
+                  *mmseg_pretrained("ccnet"))
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  recurrence: int = 2, activation: str = "relu"):

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from ..layers import ChannelAttention, ConvBnAct, spatial_attention
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
+from .mmseg_zoo import mmseg_pretrained
 
 __all__ = ["PositionAttention", "DANetHead"]
 
@@ -74,12 +75,27 @@ class DANetHead(SegmentationHead):
                      + conv_bn_act_keys(r"head\.conv51", "head.conv51")
                      + conv_bn_act_keys(r"head\.conv52", "head.conv52")
                      + ((r"head\.conv8\.1", "head.classifier"),))),
+        # mmseg's DAHead: pam/cam branches (in_conv, attention, out_conv) with their own classifiers (the extra
+        # outputs of deep supervision), conv_seg on the sum; softmax over the keys
+        Upstream("mmseg", "danet", options={"softmax_over": "keys", "deep_supervision": True},
+                 classifier="decode_head.conv_seg.weight", rules=(
+                     (r"decode_head\.pam_in_conv", "head.conv5a"), (r"decode_head\.cam_in_conv", "head.conv5c"),
+                     (r"decode_head\.pam\.query_project", "head.position_attention.query"),
+                     (r"decode_head\.pam\.key_project", "head.position_attention.key"),
+                     (r"decode_head\.pam\.value_project", "head.position_attention.value"),
+                     (r"decode_head\.pam\.gamma\.scale", "head.position_attention.gamma"),
+                     (r"decode_head\.cam\.gamma\.scale", "head.channel_attention.gamma"),
+                     (r"decode_head\.pam_out_conv", "head.conv51"), (r"decode_head\.cam_out_conv", "head.conv52"),
+                     (r"decode_head\.pam_conv_seg", "head.position_classifier"),
+                     (r"decode_head\.cam_conv_seg", "head.channel_classifier"),
+                     (r"decode_head\.conv_seg", "head.classifier"))),
     )
     pretrained = (
         PretrainedSpec.reference("danet_resnet101s_jpu.ref_voc", "danet", "voc", 78.72, pixacc=94.85,
                                  short_name="danet_resnet101_voc", drive_id="1jS69enf_dyn8l27DfMDuzt_ulva7KSWt"),
         PretrainedSpec.reference("danet_resnet101s_jpu.ref_citys", "danet", "citys", None,
                                  short_name="danet_resnet101_citys"),
+        *mmseg_pretrained("danet"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -4,30 +4,48 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from ..layers import ConvBnAct, concat_channels
 from ..upstream import KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
+from .mmseg_zoo import mmseg_pretrained
+from .options import check_bool, check_int
 
 __all__ = ["ASPP", "DeepLabV3Head"]
 
 
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: a 1x1 branch, one 3x3 branch per rate and an image-pooling branch,
-    concatenated and projected by a 1x1 ConvBnAct."""
+    concatenated and projected by a 1x1 ConvBnAct.
 
-    def __init__(self, in_channels: int, channels: int = 256, rates=(12, 24, 36)):
+    Args:
+        in_channels: Input channels.
+        channels: Width of each branch (and of the projection).
+        rates: Dilation of each 3x3 branch.
+        pool_first: Put the image-pooling branch first in the concatenation (mmsegmentation) instead of last.
+        project: Project the concatenation by a 1x1 ConvBnAct (the paper, the reference, torchvision); without
+            it the output is the concatenation itself (mmsegmentation, whose head fuses it by a 3x3 layer).
+    """
+
+    def __init__(self, in_channels: int, channels: int = 256, rates=(12, 24, 36), pool_first: bool = False,
+                 project: bool = True):
         super().__init__()
+        self.pool_first = pool_first
         self.conv1x1 = ConvBnAct(in_channels, channels, kernel_size=1)
         self.atrous = nn.ModuleList(ConvBnAct(in_channels, channels, dilation=rate) for rate in rates)
         self.pool_conv = ConvBnAct(in_channels, channels, kernel_size=1)
-        self.project = ConvBnAct(channels * (len(rates) + 2), channels, kernel_size=1)
+        concatenated = channels * (len(rates) + 2)
+        self.project = ConvBnAct(concatenated, channels, kernel_size=1) if project else None
+        self.out_channels = channels if project else concatenated
 
     def forward(self, x: Tensor) -> Tensor:
         # The pooled branch is 1x1, so "upsampling" it is a broadcast: exact for any interpolation mode, and
         # free of the adaptive-pooling shapes that break ONNX export with dynamic sizes.
         pooled = self.pool_conv(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, *x.shape[-2:])
-        branches = [self.conv1x1(x), *(branch(x) for branch in self.atrous), pooled]
-        return self.project(concat_channels(branches))
+        branches = [self.conv1x1(x), *(branch(x) for branch in self.atrous)]
+        branches = [pooled, *branches] if self.pool_first else [*branches, pooled]
+        out = concat_channels(branches)
+        return self.project(out) if self.project is not None else out
 
 
 def _aspp_keys(branch: str, pool: str, project: str) -> tuple[KeyRule, ...]:
@@ -43,6 +61,9 @@ def _aspp_keys(branch: str, pool: str, project: str) -> tuple[KeyRule, ...]:
 class DeepLabV3Head(SegmentationHead):
     """ASPP -> Dropout(0.5) -> 3x3 ConvBnAct -> Dropout(0.1) -> 1x1 classifier.
 
+    mmsegmentation's form (``pool_first=True, project=False, channels=512``) concatenates the image-pooling
+    branch first and fuses the concatenation by the 3x3 layer directly, without the 1x1 projection.
+
     Args:
         in_channels: Channels per feature; reads ``c4``.
         num_classes: Number of classes.
@@ -50,6 +71,9 @@ class DeepLabV3Head(SegmentationHead):
         rates: Atrous rates: (12, 24, 36) at output stride 8 (default, the reference); the paper halves them
             to (6, 12, 18) at output stride 16.
         channels: ASPP width.
+        pool_first: The image-pooling branch first in the concatenation (mmseg).
+        project: The ASPP's 1x1 projection of the concatenation (False in mmseg).
+        aspp_dropout: Dropout after the ASPP (0.5; mmseg has none).
     """
 
     citation = """@article{chen2017deeplabv3,
@@ -71,6 +95,15 @@ class DeepLabV3Head(SegmentationHead):
             _aspp_keys(r"classifier\.0\.convs\.{}", r"classifier\.0\.convs\.4", r"classifier\.0\.project")
             + ((r"classifier\.1", "head.block.conv"), (r"classifier\.2", "head.block.bn"),
                (r"classifier\.4", "head.classifier")))),
+        # mmseg's ASPPHead: image_pool = Sequential(pool, ConvModule), aspp_modules.0 (1x1), .1-3 (atrous),
+        # bottleneck (3x3 straight from the concatenation), conv_seg; 512 channels, the pooled branch first
+        Upstream("mmseg", "deeplabv3", options={"channels": 512, "pool_first": True, "project": False,
+                                                "aspp_dropout": 0.0},
+                 classifier="decode_head.conv_seg.weight", rules=(
+                     (r"decode_head\.image_pool\.1", "head.aspp.pool_conv"),
+                     (r"decode_head\.aspp_modules\.0", "head.aspp.conv1x1"),
+                     *((rf"decode_head\.aspp_modules\.{i + 1}", f"head.aspp.atrous.{i}") for i in range(3)),
+                     (r"decode_head\.bottleneck", "head.block"), (r"decode_head\.conv_seg", "head.classifier"))),
     )
     pretrained = (
         PretrainedSpec.reference("deeplabv3_resnet101s_jpu.ref_voc", "deeplabv3", "voc", 78.75, pixacc=94.81,
@@ -84,14 +117,21 @@ class DeepLabV3Head(SegmentationHead):
                                    "deeplabv3_resnet50_coco-cd0a2569.pth"),
         PretrainedSpec.torchvision("deeplabv3_resnet101.tv_coco_voc", "deeplabv3", "resnet101", 67.4, 92.4,
                                    "deeplabv3_resnet101_coco-586e9e4e.pth"),
+        *mmseg_pretrained("deeplabv3"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
-                 rates=(12, 24, 36), channels: int = 256):
+                 rates=(12, 24, 36), channels: int = 256, pool_first: bool = False, project: bool = True,
+                 aspp_dropout: float = 0.5):
         super().__init__()
-        self.aspp = ASPP(in_channels["c4"], channels, rates)
-        self.aspp_dropout = nn.Dropout(0.5)
-        self.block = ConvBnAct(channels, channels)
+        check_int("DeepLabV3", channels=channels, minimum=1)
+        if not isinstance(rates, (tuple, list)) or not rates or any(
+                isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
+            raise ConfigError(f"DeepLabV3 rates must be a non-empty sequence of integers >= 1, got {rates!r}")
+        check_bool("DeepLabV3", pool_first=pool_first, project=project)
+        self.aspp = ASPP(in_channels["c4"], channels, rates, pool_first=pool_first, project=project)
+        self.aspp_dropout = nn.Dropout(aspp_dropout)
+        self.block = ConvBnAct(self.aspp.out_channels, channels)
         self.dropout = nn.Dropout(0.1)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 

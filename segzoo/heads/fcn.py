@@ -2,13 +2,22 @@
 in the form the reference and FastFCN use: one FCN block on the last feature map."""
 from __future__ import annotations
 
+from typing import Optional
+
 from torch import Tensor
 
+from ..errors import ConfigError
 from ..layers import FCNBlock
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
+from .mmseg_zoo import mmseg_pretrained
+from .options import check_bool, check_int
 
 __all__ = ["FCNHead"]
+
+MMSEG_FCN_RULES = ((r"decode_head\.convs\.0", "head.fcn.block"),
+                   *((rf"decode_head\.convs\.{i + 1}", f"head.fcn.more.{i}") for i in range(3)),
+                   (r"decode_head\.conv_cat", "head.fcn.conv_cat"), (r"decode_head\.conv_seg", "head.fcn.classifier"))
 
 
 class FCNHead(SegmentationHead):
@@ -35,6 +44,11 @@ class FCNHead(SegmentationHead):
         # torchvision's FCNHead: classifier = Sequential(conv, bn, relu, dropout, conv)
         Upstream("torchvision", "fcn", rules=conv_bn_act_keys(r"classifier", "head.fcn.block")
                  + ((r"classifier\.4", "head.fcn.classifier"),), classifier="classifier.4.weight"),
+        # mmseg's FCNHead: convs.0..n-1 (ConvModule conv/bn), conv_cat, conv_seg; the fcn-d6 models dilate the convs
+        Upstream("mmseg", "fcn", options={"num_convs": 2, "concat_input": True}, rules=MMSEG_FCN_RULES,
+                 classifier="decode_head.conv_seg.weight"),
+        Upstream("mmseg", "fcn_d6", options={"num_convs": 2, "concat_input": True, "dilation": 6},
+                 rules=MMSEG_FCN_RULES, classifier="decode_head.conv_seg.weight"),
     )
     pretrained = (
         PretrainedSpec.reference("fcn_resnet101s_jpu.ref_voc", "fcn", "voc", 76.89, pixacc=94.50,
@@ -45,12 +59,22 @@ class FCNHead(SegmentationHead):
                                    "fcn_resnet50_coco-1167a1af.pth"),
         PretrainedSpec.torchvision("fcn_resnet101.tv_coco_voc", "fcn", "resnet101", 63.7, 91.9,
                                    "fcn_resnet101_coco-7ecb50ca.pth"),
+        *mmseg_pretrained("fcn"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, channels: Optional[int] = None, num_convs: int = 1, kernel_size: int = 3,
+                 dilation: int = 1, concat_input: bool = False):
         super().__init__()
-        self.fcn = FCNBlock(in_channels["c4"], num_classes, dropout=dropout)
+        check_int("FCN", channels=channels, minimum=1, optional=True)
+        check_int("FCN", num_convs=num_convs, dilation=dilation, minimum=1)
+        check_int("FCN", kernel_size=kernel_size, minimum=1)
+        if kernel_size % 2 == 0:
+            raise ConfigError(f"FCN kernel_size must be odd (the output keeps its size), got {kernel_size}")
+        check_bool("FCN", concat_input=concat_input)
+        self.fcn = FCNBlock(in_channels["c4"], num_classes, hidden_channels=channels, dropout=dropout,
+                            num_convs=num_convs, kernel_size=kernel_size, dilation=dilation,
+                            concat_input=concat_input)
 
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> Tensor:
         return self.fcn(features["c4"])

@@ -9,6 +9,7 @@ from ..layers import ConvBnAct, concat_channels
 from ..layers.tracing import is_exporting
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
+from .mmseg_zoo import mmseg_pretrained
 
 __all__ = ["PyramidPooling", "PSPHead"]
 
@@ -84,6 +85,11 @@ class PSPHead(SegmentationHead):
                  rules=tuple(rule for i in range(4)
                              for rule in conv_bn_act_keys(rf"head\.psp\.conv{i + 1}", f"head.pyramid.branches.{i}"))
                  + conv_bn_act_keys(r"head\.block", "head.bottleneck") + ((r"head\.block\.4", "head.classifier"),)),
+        # mmseg's PSPHead: psp_modules.i = Sequential(pool, ConvModule), bottleneck, conv_seg
+        Upstream("mmseg", "pspnet", options={"bins": (1, 2, 3, 6)}, classifier="decode_head.conv_seg.weight",
+                 rules=((r"decode_head\.psp_modules\.(\d+)\.1", r"head.pyramid.branches.\1"),
+                        (r"decode_head\.bottleneck", "head.bottleneck"),
+                        (r"decode_head\.conv_seg", "head.classifier"))),
     )
     pretrained = (
         PretrainedSpec.reference("pspnet_resnet101s_jpu.ref_voc", "psp", "voc", 78.48, pixacc=94.77,
@@ -93,6 +99,7 @@ class PSPHead(SegmentationHead):
                                  drive_id="1g40cVTJRCHLBKwVqjev4yQA5YflQwhrv"),
         PretrainedSpec.reference("pspnet_resnet101s_jpu.ref_citys", "psp", "citys", 78.62, pixacc=96.09,
                                  short_name="pspnet_resnet101_citys", drive_id="1qJVXevkErgVvsa4x8mCvAdMlCIuVMJ1C"),
+        *mmseg_pretrained("pspnet"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

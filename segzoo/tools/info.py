@@ -85,7 +85,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines = [
         f"{info['name']}" + (f" (zoo name {zoo_name})" if zoo_name and zoo_name != info["name"] else ""),
         f"  head            {config['head']} {config['head_kwargs'] or ''}".rstrip(),
-        f"  backbone        {config['backbone']} ({structure}){', aux head' if config['aux'] else ''}",
+        f"  backbone        {config['backbone']} {config.get('backbone_kwargs') or ''}".rstrip()
+        + f" ({structure}){', aux head' if config['aux'] else ''}",
         f"  classes         {config['num_classes']}"
         + (f": {', '.join(info['classes'])}" if info["classes"] else ""),
         f"  preprocessing   mean {config['mean']}, std {config['std']}, align_corners={config['align_corners']}",

@@ -33,7 +33,7 @@ __all__ = ["ConversionReport", "convert_state_dict", "convert_entry", "convert_u
            "load_source_state_dict", "list_kinds", "SOURCES"]
 
 # What `segzoo convert --from` takes: each upstream layout (PyTorch-Encoding is the reference layout's variant).
-SOURCES = {"reference": "reference", "encoding": "reference", "torchvision": "torchvision"}
+SOURCES = {"reference": "reference", "encoding": "reference", "torchvision": "torchvision", "mmseg": "mmseg"}
 
 
 def list_kinds() -> list[str]:
@@ -140,6 +140,7 @@ def _convert_to(source: Mapping[str, Tensor], config: ModelConfig, form: Upstrea
                 what: str) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
     """Place every key of ``source`` (in the layout ``variant`` of ``form.source``) onto a model of ``config``."""
     layout = get_layout(form.source)
+    source = layout.prepare(source)
     model = SegmentationModel(config).eval()
     converted, shared, dropped, problems = _place(source, model.state_dict(), layout.rules(form, config, variant),
                                                   layout.dropped(variant), form.shared)

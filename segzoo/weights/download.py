@@ -42,6 +42,8 @@ HOSTS = {host.key: host for host in (
     UpstreamHost("torchvision", "SEGZOO_TORCHVISION_URL", "https://download.pytorch.org/models/"),
     # The reference zoo's files are on Google Drive; a mirror serves them as <base>/<Drive file id>.
     UpstreamHost("gdrive", "SEGZOO_GDRIVE_URL", None),
+    # mmsegmentation's model zoo; paths keep its folders (v0.5/pspnet/<config>/<file>.pth)
+    UpstreamHost("openmmlab", "SEGZOO_OPENMMLAB_URL", "https://download.openmmlab.com/mmsegmentation/"),
 )}
 
 

@@ -55,6 +55,45 @@ DATASETS: dict[str, ZooDataset] = {dataset.key: dataset for dataset in (
 )}
 
 
+# mmsegmentation's datasets: class names and palettes as mmseg's dataset classes define them (``mmseg_datasets.json``,
+# read on first use), the split its model zoo reports, the size its models are evaluated at, the Hub dataset id.
+_MMSEG_DATASETS = (  # (key, name in mmseg's model zoo, evaluation split, evaluation size, Hub id)
+    ("mmseg_cityscapes", "Cityscapes", "Cityscapes val", (1024, 2048), "cityscapes"),
+    ("mmseg_ade20k", "ADE20K", "ADE20K val (short side 512)", (512, 512), "ade20k"),
+    ("mmseg_voc_aug", "Pascal VOC 2012 + Aug", "Pascal VOC 2012 val (short side 512)", (512, 512), "pascal-voc-2012"),
+    ("mmseg_context", "Pascal Context", "Pascal Context val (60 classes)", (480, 480), "pascal-context"),
+    ("mmseg_context59", "Pascal Context 59", "Pascal Context val (59 classes)", (480, 480), "pascal-context"),
+    ("mmseg_coco_stuff164k", "COCO-Stuff 164k", "COCO-Stuff 164k val", (512, 512), "coco-stuff"),
+    ("mmseg_coco_stuff10k", "COCO-Stuff 10k", "COCO-Stuff 10k test", (512, 512), "coco-stuff"),
+    ("mmseg_loveda", "LoveDA", "LoveDA val", (1024, 1024), "loveda"),
+    ("mmseg_potsdam", "Potsdam", "ISPRS Potsdam test", (512, 512), "isprs-potsdam"),
+    ("mmseg_vaihingen", "Vaihingen", "ISPRS Vaihingen test", (512, 512), "isprs-vaihingen"),
+    ("mmseg_isaid", "iSAID", "iSAID val", (896, 896), "isaid"),
+)
+
+
+def _mmseg_facts() -> dict:
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("segzoo.zoo").joinpath("mmseg_datasets.json").read_text())
+
+
+def _mmseg_datasets() -> dict[str, ZooDataset]:
+    facts = _mmseg_facts()
+    datasets = {}
+    for key, name, split, size, hub_id in _MMSEG_DATASETS:
+        palette = np.asarray(facts[name]["palette"], dtype=np.uint8)
+        datasets[key] = ZooDataset(
+            key, split, size, tuple(facts[name]["classes"]), lambda palette=palette: palette.copy(), hub_id,
+            f"mmsegmentation's recipe for {name} (its config of the model: SGD, poly schedule, aux loss weight 0.4, "
+            "SyncBN, random scale 0.5-2.0, crop, flip, photometric distortion).")
+    return datasets
+
+
+DATASETS.update(_mmseg_datasets())
+
+
 def get_dataset(key: str) -> ZooDataset:
     """The zoo dataset ``key``; ``UnknownModelError`` with the known keys otherwise."""
     if key not in DATASETS:
@@ -72,12 +111,15 @@ def dataset_of_classes(class_names: Optional[tuple[str, ...]], num_classes: int)
 
 
 def palette_for(config) -> np.ndarray:
-    """The palette of a model's dataset, from its config's ``class_names`` (or ``num_classes`` without names).
+    """The palette of a model: its config's ``palette`` when it has one (mmseg's zoo entries: their dataset's
+    official palette), else its dataset's, from its ``class_names`` (or ``num_classes`` without names).
 
     VOC's 21 classes -> ``voc_palette()``, Cityscapes' 19 -> ``cityscapes_palette()``, ADE20K's 150 ->
     ``ade20k_palette()``; anything else (including other names for 21 / 19 / 150 classes) ->
     ``generic_palette(num_classes)``.
     """
+    if getattr(config, "palette", None) is not None:
+        return np.asarray(config.palette, dtype=np.uint8)
     names = tuple(config.class_names) if config.class_names is not None else None
     dataset = dataset_of_classes(names, config.num_classes)
     return dataset.palette() if dataset is not None else generic_palette(config.num_classes)

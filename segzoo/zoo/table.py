@@ -51,6 +51,7 @@ class PretrainedEntry:
         license: The weights' licence (a Hub licence id).
         terms: The licence and the training data's terms, in words.
         base_model: The Hub id of the weights the upstream started from, if known.
+        inference: How the upstream evaluated it (``{"mode": "slide", "crop": ..., "stride": ...}``), if stated.
     """
 
     name: str
@@ -68,6 +69,7 @@ class PretrainedEntry:
     license: str = "unknown"
     terms: str = ""
     base_model: Optional[str] = None
+    inference: dict[str, Any] = field(default_factory=dict)
 
     @property
     def published(self) -> bool:
@@ -84,16 +86,18 @@ def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry
     dataset = get_dataset(spec.dataset)
     options = find_upstream(head_class, spec.upstream, spec.variant).options
     config = ModelConfig(head=head, backbone=spec.backbone, num_classes=len(dataset.class_names), aux=spec.aux,
-                         output_stride=spec.output_stride, neck=spec.neck, head_kwargs=dict(options),
-                         class_names=dataset.class_names, input_size=spec.input_size or dataset.input_size,
-                         align_corners=spec.align_corners)
+                         output_stride=spec.output_stride, neck=spec.neck, head_kwargs={**options, **spec.options},
+                         backbone_kwargs=dict(spec.backbone_kwargs), block_dilations=dict(spec.block_dilations),
+                         class_names=dataset.class_names,
+                         palette=tuple(map(tuple, dataset.palette().tolist())) if spec.carry_palette else None,
+                         input_size=spec.input_size or dataset.input_size, align_corners=spec.align_corners)
     metrics = dict(spec.metrics)
     metrics = {"mIoU": metrics.pop("mIoU", None), "split": dataset.eval_split, **metrics}
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
                            hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
                            upstream=spec.upstream, variant=spec.variant, file=spec.file,
                            short_names=tuple(spec.short_names), license=spec.license, terms=spec.terms,
-                           base_model=spec.base_model)
+                           base_model=spec.base_model, inference=dict(spec.inference))
 
 
 _cache: tuple[int, dict[str, PretrainedEntry], dict[str, str]] = (-1, {}, {})

@@ -77,7 +77,7 @@ def test_wrong_input_shape_is_named():
 
 
 def test_unknown_head_argument_is_named():
-    with pytest.raises(ConfigError, match="head 'fcn' does not accept argument.*bins.*accepts: dropout"):
+    with pytest.raises(ConfigError, match="head 'fcn' does not accept argument.*bins.*accepts: channels, .*dropout"):
         create_model("fcn_resnet18", bins=(1, 2))
 
 

@@ -20,7 +20,7 @@ from ...upstream import KeyRule, Upstream, conv_bn_act_keys, find_upstream
 from .backbone_depth import resnet_by_depth
 
 __all__ = ["SOURCE", "VARIANTS", "Kind", "reference_kinds", "kind_config", "config_for", "detect", "infer_backbone",
-           "rules", "dropped"]
+           "rules", "dropped", "prepare"]
 
 SOURCE = "reference"
 VARIANTS = ("reference", "encoding")  # the two key layouts of this upstream's checkpoints
@@ -121,3 +121,8 @@ def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, .
 def dropped(variant: str) -> tuple[str, ...]:
     """Checkpoint modules deliberately left out (the ImageNet classifier)."""
     return _DROPPED[variant]
+
+
+def prepare(state_dict):
+    """Nothing to fix: this upstream stores every tensor as segzoo does."""
+    return dict(state_dict)

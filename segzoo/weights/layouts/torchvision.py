@@ -14,7 +14,7 @@ from ...errors import CheckpointError
 from ...upstream import KeyRule, Upstream, conv_bn_act_keys
 from .backbone_depth import resnet_by_depth
 
-__all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "config_for"]
+__all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "prepare", "config_for"]
 
 SOURCE = "torchvision"
 VARIANTS = ("torchvision",)
@@ -54,3 +54,8 @@ def config_for(head: str, form: Upstream, backbone: str, num_classes: int, keys:
     """torchvision's recipe: output stride 8, aux head, ``align_corners=False``, evaluated at 520."""
     return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, aux=True, output_stride=8,
                        align_corners=False, head_kwargs=dict(form.options), input_size=(520, 520))
+
+
+def prepare(state_dict):
+    """Nothing to fix: this upstream stores every tensor as segzoo does."""
+    return dict(state_dict)

@@ -1,0 +1,88 @@
+"""mmsegmentation's checkpoint layout (``backbone.*``, ``decode_head.*``, ``auxiliary_head.*``).
+
+An mmseg checkpoint is ``{"meta": ..., "state_dict": ...}`` (sometimes with optimizer state; only the state dict
+is read). Its backbone is mmseg's ResNet: ``ResNetV1c`` keeps its deep stem as ``backbone.stem.{0,1,3,4,6,7}``
+(conv, bn, relu, ...), ``ResNet`` (v1b) as ``backbone.conv1`` / ``backbone.bn1``; the residual stages carry the very
+key names timm uses. The aux head is an ``FCNHead`` with one conv (``auxiliary_head.convs.0``,
+``auxiliary_head.conv_seg``). What differs per head is declared by the head itself (``upstreams`` with source
+``"mmseg"``). mmcv's ``Scale`` stores attention scales 0-d (``decode_head.pam.gamma.scale``); segzoo's are
+``(1,)``: ``prepare`` reshapes them, nothing else is touched.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Mapping
+
+from torch import Tensor
+
+from ...backbones import resnet_style
+from ...config import ModelConfig
+from ...errors import CheckpointError
+from ...upstream import KeyRule, Upstream
+
+__all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "config_for", "prepare"]
+
+SOURCE = "mmseg"
+VARIANTS = ("mmseg",)
+_STEM = tuple((rf"backbone\.stem\.{i}", f"backbone.conv1.{i}") for i in (0, 1, 3, 4, 6)) + (
+    (r"backbone\.stem\.7", "backbone.bn1"),)
+_BACKBONE = _STEM + ((r"backbone", "backbone"),)
+_AUX = ((r"auxiliary_head\.convs\.0", "aux_head.block"), (r"auxiliary_head\.conv_seg", "aux_head.classifier"))
+_LAYER3_BLOCK = re.compile(r"backbone\.layer3\.(\d+)\.")
+# (bottleneck blocks?, layer3 blocks) -> depth
+_DEPTHS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True, 36): 152}
+
+
+def detect(keys: Iterable[str]) -> str:
+    """``"mmseg"`` when the keys are an mmseg segmentor's (``backbone.*`` and ``decode_head.*``)."""
+    keys = list(keys)
+    if not (any(key.startswith("backbone.") for key in keys) and any(key.startswith("decode_head.") for key in keys)):
+        raise CheckpointError("not an mmsegmentation checkpoint: expected keys under 'backbone.' and 'decode_head.'")
+    return "mmseg"
+
+
+def backbone_of(keys: Iterable[str]) -> tuple[str, dict]:
+    """The timm ResNet (name, ``backbone_kwargs``) of an mmseg ResNet checkpoint: v1c with a ``stem``, else v1b;
+    the depth from the block type and layer3's block count."""
+    keys = list(keys)
+    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK.match(key))}
+    bottleneck = any(key.startswith("backbone.layer1.0.conv3.") for key in keys)
+    depth = _DEPTHS.get((bottleneck, max(blocks) + 1 if blocks else 0))
+    if depth is None:
+        raise CheckpointError(f"cannot infer the backbone: {len(blocks)} layer3 blocks of "
+                              f"{'bottleneck' if bottleneck else 'basic'} type is no ResNet segzoo knows; "
+                              "convert with --model <zoo name>")
+    return resnet_style(depth, "c" if any(key.startswith("backbone.stem.") for key in keys) else "b")
+
+
+def infer_backbone(keys: Iterable[str], variant: str = "mmseg") -> str:
+    """The timm ResNet of the checkpoint (see ``backbone_of``; ``config_for`` adds its ``backbone_kwargs``)."""
+    return backbone_of(keys)[0]
+
+
+def rules(form: Upstream, config: ModelConfig, variant: str = "mmseg") -> tuple[KeyRule, ...]:
+    """Every key rule of an mmseg checkpoint of this head form: backbone, aux head, head."""
+    return _BACKBONE + _AUX + form.rules
+
+
+def dropped(variant: str = "mmseg") -> tuple[str, ...]:
+    return ()
+
+
+def prepare(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """mmcv's 0-d ``Scale`` parameters (``*.gamma.scale``) as the ``(1,)`` tensors segzoo's attention keeps."""
+    return {key: value.reshape(1) if key.endswith(".scale") and value.dim() == 0 else value
+            for key, value in state_dict.items()}
+
+
+def config_for(head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str] = (),
+               variant: str = "mmseg") -> ModelConfig:
+    """mmseg's most common recipe, for a checkpoint converted without its zoo name: output stride 8,
+    ``align_corners=False``, an aux head when the checkpoint has one. Options the keys cannot tell (dilations of
+    a ``-d16`` model, ``align_corners=True`` of the 769x769 ones) need the zoo name (``--model``)."""
+    keys = list(keys)
+    name, kwargs = backbone_of(keys) if keys else (backbone, {})
+    return ModelConfig(head=head, backbone=backbone, backbone_kwargs=kwargs if name == backbone else {},
+                       num_classes=num_classes, aux=any(key.startswith("auxiliary_head.") for key in keys),
+                       output_stride=8, align_corners=False, head_kwargs=dict(form.options),
+                       input_size=(512, 1024))
