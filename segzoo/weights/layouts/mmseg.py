@@ -61,8 +61,9 @@ def infer_backbone(keys: Iterable[str], variant: str = "mmseg") -> str:
 
 
 def rules(form: Upstream, config: ModelConfig, variant: str = "mmseg") -> tuple[KeyRule, ...]:
-    """Every key rule of an mmseg checkpoint of this head form: backbone, aux head, head."""
-    return _BACKBONE + _AUX + form.rules
+    """Every key rule of an mmseg checkpoint of this head form: the head's own first (BiSeNetV1 keeps its paths
+    and the ResNet inside ``backbone.``), then the backbone and the aux head."""
+    return form.rules + _BACKBONE + _AUX
 
 
 def dropped(variant: str = "mmseg") -> tuple[str, ...]:
