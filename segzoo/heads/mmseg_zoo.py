@@ -24,7 +24,7 @@ from typing import Any, Optional
 from ..backbones import contracted_dilations, resnet_style
 from ..upstream import PretrainedSpec, UpstreamFile, hash_in_name
 
-__all__ = ["mmseg_pretrained", "left_out", "MMSEG_DATASETS", "BASE_URL"]
+__all__ = ["mmseg_pretrained", "mmseg_spec", "left_out", "MMSEG_DATASETS", "BASE_URL"]
 
 BASE_URL = "https://download.openmmlab.com/mmsegmentation/"
 # mmseg 1.2.2's pspnet metafile mistypes the host of one file; every other file is under BASE_URL
@@ -106,6 +106,7 @@ def _inference(test_cfg: dict) -> dict[str, Any]:
     return {"mode": "whole"}
 
 
+@lru_cache(maxsize=None)
 def _usual_crops() -> dict[str, str]:
     crops: dict[str, Counter] = {}
     for record in _facts():
@@ -115,61 +116,79 @@ def _usual_crops() -> dict[str, str]:
     return {dataset: counts.most_common(1)[0][0] for dataset, counts in crops.items()}
 
 
+def mmseg_spec(record: dict, *, head_name: Optional[str] = None, usual_crop: Optional[str] = None
+               ) -> tuple[Optional[PretrainedSpec], str]:
+    """The zoo entry of one checkpoint record of ``mmseg_zoo.json`` (its format), or (None, why it is left out).
+
+    Args:
+        record: The checkpoint's facts.
+        head_name: The registered head name the entry's name starts with (default segzoo's own head for the
+            record's mmseg head; a plug-in subclassing that head passes its own).
+        usual_crop: The dataset's usual training crop (``"512x1024"``), left out of the tag; default that of
+            mmseg's zoo.
+    """
+    name, mmseg_head = record["name"], record["head"]
+    if mmseg_head not in _HEADS:
+        return None, f"segzoo has no {mmseg_head} head in mmseg's form yet"
+    if record["dataset"] not in MMSEG_DATASETS:
+        return None, f"dataset {record['dataset']!r}: its class list does not match the checkpoint"
+    head, variant = _HEADS[mmseg_head]
+    if name.startswith("fcn-d6"):
+        variant = "fcn_d6"
+    backbone, why = _backbone(record)
+    options, why_not = _options(record, head) if backbone else ({}, "")
+    match = _NAME.match(name)
+    if not backbone or why_not or not match:
+        return None, why or why_not or "its name does not follow mmseg's naming scheme"
+    url = record["weights"]
+    for mistyped in _MISTYPED_HOSTS:
+        url = BASE_URL + url[len(mistyped):] if url.startswith(mistyped) else url
+    if not url.startswith(BASE_URL):
+        return None, f"its file is not on mmseg's download server: {url}"
+    dataset = MMSEG_DATASETS[record["dataset"]]
+    # what tells two checkpoints of one architecture apart besides dataset, schedule and crop: "rsb" (a ResNet
+    # strikes back backbone), "in1k-pre" (ImageNet-pretrained), "adamw", "amp"
+    arch_parts = match["arch"].split("_")
+    backbone_token = re.match(r"r\d+b?-d\d+(?:-mg\d+)?-?(?P<rest>.*)", arch_parts[1]) if len(arch_parts) > 1 else None
+    extras = ([backbone_token["rest"].replace("-", "_")] if backbone_token and backbone_token["rest"] else []) \
+        + arch_parts[2:] + [part for part in match["extra"].split("-") if part]
+    usual_crop = usual_crop or _usual_crops()[record["dataset"]]
+    crop = "" if match["crop"] == usual_crop else f"_{match['crop']}"
+    tag = f"{dataset}_{match['schedule']}{crop}" + "".join(f"_{part}" for part in extras)
+    architecture = f"{head_name or head}{'_d6' if variant == 'fcn_d6' else ''}_{backbone.architecture}"
+    file_path = url[len(BASE_URL):]
+    inference = _inference(record["test_cfg"])
+    return PretrainedSpec(
+        name=f"{architecture}.{tag}", upstream="mmseg", variant=variant, backbone=backbone.timm_name,
+        backbone_kwargs=backbone.kwargs, block_dilations=backbone.block_dilations,
+        dataset=dataset, output_stride=backbone.output_stride, aux=bool(record["has_auxiliary_head"]),
+        align_corners=bool(record["decode_head"]["align_corners"]),
+        file=UpstreamFile("openmmlab", file_path, hash_in_name(file_path.rsplit("/", 1)[-1])),
+        license="apache-2.0", terms=_TERMS, options=options, carry_palette=True, inference=inference,
+        metrics={"mIoU": record["mIoU"], "mIoU_ms_flip": record.get("mIoU_ms_flip"),
+                 "eval": f"single scale ({inference['mode']})"},
+        metrics_source=f"mmsegmentation 1.2.2's metafile for {record['config']} ({name})"), ""
+
+
 @lru_cache(maxsize=None)
 def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str], ...]]:
     """(entries per mmseg head, (checkpoint, why left out) pairs)."""
-    usual_crop = _usual_crops()
     specs: dict[str, list[PretrainedSpec]] = {}
     skipped: list[tuple[str, str]] = []
     names = Counter(record["name"] for record in _facts())
     for record in _facts():
         name = record["name"]
-        mmseg_head = record["head"]
-        if mmseg_head not in _HEADS:
-            skipped.append((name, f"segzoo has no {mmseg_head} head in mmseg's form yet"))
-            continue
-        if names[name] > 1 and name.split("_4x")[0] not in record["weights"].rsplit("/", 1)[-1]:
+        if names[name] > 1 and name.split("_4x")[0] not in record["weights"].rsplit("/", 1)[-1] \
+                and record["head"] in _HEADS:
             # mmseg's metafile lists two files under one name; the one named after another config is left out
             skipped.append((name, f"mmseg lists {record['weights'].rsplit('/', 1)[-1]} under this name too, a file "
                                   "named after another config; only the file named after this one is kept"))
             continue
-        if record["dataset"] not in MMSEG_DATASETS:
-            skipped.append((name, f"dataset {record['dataset']!r}: its class list does not match the checkpoint"))
-            continue
-        head, variant = _HEADS[mmseg_head]
-        if name.startswith("fcn-d6"):
-            variant = "fcn_d6"
-        backbone, why = _backbone(record)
-        options, why_not = _options(record, head) if backbone else ({}, "")
-        match = _NAME.match(name)
-        if not backbone or why_not or not match:
-            skipped.append((name, why or why_not or "its name does not follow mmseg's naming scheme"))
-            continue
-        dataset = MMSEG_DATASETS[record["dataset"]]
-        extras = [part for part in match["arch"].split("_")[2:]] + [p for p in match["extra"].split("-") if p]
-        if "in1k-pre" in match["arch"]:
-            extras.append("in1k_pre")
-        crop = "" if match["crop"] == usual_crop[record["dataset"]] else f"_{match['crop']}"
-        tag = "_".join([dataset, match["schedule"]]) + crop + "".join(f"_{part}" for part in extras)
-        architecture = f"{head}{'_d6' if variant == 'fcn_d6' else ''}_{backbone.architecture}"
-        url = record["weights"]
-        for mistyped in _MISTYPED_HOSTS:
-            url = BASE_URL + url[len(mistyped):] if url.startswith(mistyped) else url
-        if not url.startswith(BASE_URL):
-            skipped.append((name, f"its file is not on mmseg's download server: {url}"))
-            continue
-        file_path = url[len(BASE_URL):]
-        specs.setdefault(mmseg_head, []).append(PretrainedSpec(
-            name=f"{architecture}.{tag}", upstream="mmseg", variant=variant, backbone=backbone.timm_name,
-            backbone_kwargs=backbone.kwargs, block_dilations=backbone.block_dilations,
-            dataset=dataset, output_stride=backbone.output_stride, aux=bool(record["has_auxiliary_head"]),
-            align_corners=bool(record["decode_head"]["align_corners"]),
-            file=UpstreamFile("openmmlab", file_path, hash_in_name(file_path.rsplit("/", 1)[-1])),
-            license="apache-2.0", terms=_TERMS, options=options, carry_palette=True,
-            inference=_inference(record["test_cfg"]),
-            metrics={"mIoU": record["mIoU"], "mIoU_ms_flip": record.get("mIoU_ms_flip"),
-                     "eval": f"single scale ({_inference(record['test_cfg'])['mode']})"},
-            metrics_source=f"mmsegmentation 1.2.2's metafile for {record['config']} ({name})"))
+        spec, why = mmseg_spec(record)
+        if spec is None:
+            skipped.append((name, why))
+        else:
+            specs.setdefault(record["head"], []).append(spec)
     return _with_short_names(specs), tuple(skipped)
 
 

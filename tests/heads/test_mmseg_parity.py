@@ -10,21 +10,14 @@ tolerance is 1e-4 of the reference's largest magnitude (and at least 1e-4).
 """
 from __future__ import annotations
 
-import gzip
-import json
-from functools import lru_cache
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 
 from segzoo.backbones import FEATURE_NAMES
 from segzoo.weights.convert import convert_upstream
 from segzoo.zoo import get_pretrained, list_pretrained
-from support.seeded_weights import seeded_value
+from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "mmseg"
 # mmseg configs whose heads segzoo has in mmseg's form (the others serve the heads still to come)
 CASES = {
     "fcn_r50-d8_4xb2-40k_cityscapes-512x1024": "fcn_resnet50c_d8.mmseg_cityscapes_40k",
@@ -43,29 +36,6 @@ CASES = {
 AUX_DIFFERS = {"fcn-d6_r50-d16_4xb2-40k_cityscapes-512x1024"}
 
 
-@lru_cache(maxsize=None)
-def _reference() -> dict[str, np.ndarray]:
-    with np.load(DATA / "reference.npz") as data:
-        return {key: data[key] for key in data.files}
-
-
-@lru_cache(maxsize=None)
-def _layouts() -> dict[str, dict[str, list]]:
-    with gzip.open(DATA / "key_layouts.json.gz", "rt") as file:
-        return json.load(file)
-
-
-def seeded_state_dict(layout: dict[str, list]) -> dict[str, torch.Tensor]:
-    """The state dict the reference ran with, in mmseg's layout."""
-    return {key: torch.from_numpy(seeded_value(key, tuple(shape), dtype)) for key, (shape, dtype) in layout.items()}
-
-
-def _within(actual: torch.Tensor, expected: np.ndarray) -> tuple[float, float]:
-    """(max |difference|, allowed): 1e-4 of the reference's largest magnitude, at least 1e-4."""
-    difference = float((actual.detach() - torch.from_numpy(expected)).abs().max())
-    return difference, 1e-4 * max(1.0, float(np.abs(expected).max()))
-
-
 def test_every_case_is_an_entry_made_from_that_config():
     for mmseg_name, zoo_name in CASES.items():
         entry = get_pretrained(zoo_name)
@@ -75,18 +45,19 @@ def test_every_case_is_an_entry_made_from_that_config():
 @pytest.mark.parametrize("mmseg_name", sorted(CASES))
 def test_converted_model_reproduces_mmseg(mmseg_name):
     entry = get_pretrained(CASES[mmseg_name])
-    model, converted, report = convert_upstream(seeded_state_dict(_layouts()[mmseg_name]), "mmseg", entry=entry)
+    model, converted, report = convert_upstream(seeded_state_dict(mmseg_name), "mmseg", entry=entry)
     assert report.placed == len(model.state_dict()) and not report.dropped
     model.load_state_dict(converted, strict=True)
     model.eval()
-    image = torch.from_numpy(_reference()["input"])
+    image = torch.from_numpy(reference_outputs()["input"])
     with torch.no_grad():
         logits = model(image)
-        difference, allowed = _within(logits, _reference()[f"{mmseg_name}/logits"])
+        difference, allowed = max_difference(logits, reference_outputs()[f"{mmseg_name}/logits"])
         assert difference <= allowed, f"{mmseg_name}: logits differ by {difference:.3g} (allowed {allowed:.3g})"
         if mmseg_name not in AUX_DIFFERS:
             features = dict(zip(FEATURE_NAMES, model.backbone(image)))
-            difference, allowed = _within(model.aux_head(features["c3"]), _reference()[f"{mmseg_name}/aux"])
+            aux = model.aux_head(features["c3"])
+            difference, allowed = max_difference(aux, reference_outputs()[f"{mmseg_name}/aux"])
             assert difference <= allowed, f"{mmseg_name}: aux logits differ by {difference:.3g}"
 
 
@@ -96,15 +67,15 @@ def test_the_layout_checks_catch_a_wrong_structure():
     from segzoo.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match=r"(?s)keys that cannot be placed .*backbone\.conv1\.weight"):
-        convert_upstream(seeded_state_dict(_layouts()["pspnet_r18b-d8_4xb2-80k_cityscapes-512x1024"]), "mmseg",
+        convert_upstream(seeded_state_dict("pspnet_r18b-d8_4xb2-80k_cityscapes-512x1024"), "mmseg",
                          entry=get_pretrained("pspnet_resnet18c_d8.mmseg_cityscapes_80k"))
     name = "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"
-    model, converted, _ = convert_upstream(seeded_state_dict(_layouts()[name]), "mmseg",
+    model, converted, _ = convert_upstream(seeded_state_dict(name), "mmseg",
                                            entry=get_pretrained("fcn_d6_resnet50c_d16.mmseg_cityscapes_40k"))
     model.load_state_dict(converted)
     with torch.no_grad():
-        difference, allowed = _within(model.eval()(torch.from_numpy(_reference()["input"])),
-                                      _reference()[f"{name}/logits"])
+        difference, allowed = max_difference(model.eval()(torch.from_numpy(reference_outputs()["input"])),
+                                      reference_outputs()[f"{name}/logits"])
     assert difference > 100 * allowed
 
 
