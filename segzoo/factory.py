@@ -29,17 +29,21 @@ from .zoo import list_pretrained, zoo_names
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
 
-def list_models(pattern: Optional[str] = None, pretrained: bool = False) -> list[str]:
+def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filters: Optional[str]) -> list[str]:
     """Model names, optionally filtered by an fnmatch ``pattern`` (``"fcn_*"``, ``"*_voc"``).
 
     Args:
         pattern: fnmatch pattern.
         pretrained: Only the zoo names (which have published weights or will).
+        **filters: With ``pretrained``: ``head``, ``backbone``, ``dataset``, ``source`` patterns (see
+            ``segzoo.zoo.list_pretrained``).
 
     Generic names are each head on each of ``LISTED_BACKBONES``; any other timm feature model can be
     used too (``fcn_convnext_tiny``).
     """
-    names = list_pretrained() if pretrained else model_names()
+    if filters and not pretrained:
+        raise TypeError(f"list_models: {', '.join(sorted(filters))} filter(s) the zoo; pass pretrained=True")
+    names = list_pretrained(**filters) if pretrained else model_names()
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 

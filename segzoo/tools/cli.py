@@ -16,6 +16,10 @@ def _add_list(commands) -> None:
     parser.add_argument("--pretrained", action="store_true",
                         help="the zoo: each entry's name, short names, dataset, reported mIoU, where its weights "
                              "are and their licence")
+    for field, example in (("head", "pspnet"), ("backbone", "'resnet101*'"), ("dataset", "'*cityscapes*'"),
+                           ("source", "mmseg, torchvision or reference")):
+        parser.add_argument(f"--{field}", metavar="PATTERN",
+                            help=f"with --pretrained: only entries whose {field} matches (e.g. {example})")
     parser.add_argument("--heads", action="store_true",
                         help="list the heads with the distribution and version providing each")
     parser.add_argument("--necks", action="store_true",
@@ -34,8 +38,17 @@ def _run_list(args) -> int:
         return 0
     from ..factory import list_models
 
+    filters = {field: getattr(args, field) for field in ("head", "backbone", "dataset", "source")
+               if getattr(args, field) is not None}
+    if filters and not args.pretrained:
+        print(f"error: --{', --'.join(filters)} filter the zoo: add --pretrained", file=sys.stderr)
+        return 2
     if args.pretrained:
-        print(_zoo_table(list_models(args.pattern, pretrained=True)))
+        names = list_models(args.pattern, pretrained=True, **filters)
+        if not names:
+            print("no zoo entry matches", file=sys.stderr)
+            return 1
+        print(_zoo_table(names))
     else:
         print("\n".join(list_models(args.pattern)))
     return 0
@@ -44,13 +57,13 @@ def _run_list(args) -> int:
 def _zoo_table(names: list[str]) -> str:
     from ..zoo import get_pretrained
 
-    rows = [("name", "also", "dataset", "mIoU", "weights", "licence")]
+    rows = [("name", "also", "dataset", "mIoU", "source", "weights", "licence")]
     for name in names:
         entry = get_pretrained(name)
         miou = entry.metrics.get("mIoU")
         weights = "segzoo mirror" if entry.published else (entry.file.host if entry.file else "none published")
         rows.append((name, ",".join(entry.short_names), entry.dataset, "-" if miou is None else f"{miou:g}",
-                     weights, entry.license))
+                     entry.upstream, weights, entry.license))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
@@ -371,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     except SegzooError as err:  # a clear message, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`segzoo list | head`): stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

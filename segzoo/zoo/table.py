@@ -182,7 +182,18 @@ def zoo_names() -> list[str]:
     return sorted(_table()[1])
 
 
-def list_pretrained(pattern: Optional[str] = None) -> list[str]:
-    """Zoo names, optionally filtered by an fnmatch pattern (``"*_voc"``)."""
-    names = sorted(zoo_entries())
-    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+def list_pretrained(pattern: Optional[str] = None, *, head: Optional[str] = None, backbone: Optional[str] = None,
+                    dataset: Optional[str] = None, source: Optional[str] = None) -> list[str]:
+    """Zoo names, optionally filtered: by an fnmatch ``pattern`` on the name (``"*_voc"``), and by fnmatch patterns
+    on the entry's head (registered name, ``"pspnet"``), timm backbone (``"resnet101*"``), dataset key
+    (``"mmseg_cityscapes"``, ``"*ade*"``) and upstream source (``"mmseg"``, ``"torchvision"``, ``"reference"``)."""
+    filters = {"head": head, "backbone": backbone, "dataset": dataset, "source": source}
+    chosen = []
+    for name, entry in sorted(zoo_entries().items()):
+        fields = {"head": entry.config.head, "backbone": entry.config.backbone, "dataset": entry.dataset,
+                  "source": entry.upstream}
+        if pattern and not fnmatch.fnmatch(name, pattern):
+            continue
+        if all(value is None or fnmatch.fnmatch(fields[key], value) for key, value in filters.items()):
+            chosen.append(name)
+    return chosen
