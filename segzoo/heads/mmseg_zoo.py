@@ -38,7 +38,7 @@ MMSEG_DATASETS = {
 }
 # mmseg's decode heads segzoo builds: mmseg head -> (segzoo head, upstream form)
 _HEADS = {"fcn": ("fcn", "fcn"), "pspnet": ("pspnet", "pspnet"), "deeplabv3": ("deeplabv3", "deeplabv3"),
-          "danet": ("danet", "danet"), "ccnet": ("ccnet", "ccnet")}
+          "danet": ("danet", "danet"), "ccnet": ("ccnet", "ccnet"), "bisenetv1": ("bisenet", "bisenetv1")}
 _STRIDES_TO_OUTPUT_STRIDE = {(1, 2, 1, 1): 8, (1, 2, 2, 1): 16, (1, 2, 2, 2): 32}
 _NAME = re.compile(r"^(?P<arch>.+?)_(?P<gpus>\d+xb\d+)-(?P<extra>(?:[a-z0-9]+-)*?)(?P<schedule>\d+k)_"
                    r"(?P<data>[\w-]+?)-(?P<crop>\d+x\d+)$")
@@ -63,6 +63,8 @@ class _Backbone:
 def _backbone(record: dict) -> tuple[Optional[_Backbone], str]:
     """An mmseg ResNet record's backbone as segzoo builds it, or (None, why not)."""
     backbone = record["backbone"]
+    if backbone.get("type") == "BiSeNetV1":  # its context path holds the ResNet
+        backbone = backbone["backbone_cfg"]
     if backbone.get("type") not in ("ResNetV1c", "ResNet"):
         return None, f"backbone {backbone.get('type')} is not a ResNet segzoo builds yet"
     if tuple(backbone["strides"]) not in _STRIDES_TO_OUTPUT_STRIDE or backbone.get("contract_dilation") is False:
@@ -80,6 +82,13 @@ def _backbone(record: dict) -> tuple[Optional[_Backbone], str]:
 def _options(record: dict, head: str) -> tuple[dict[str, Any], str]:
     """The entry's head options over its form's, or why the record cannot be built."""
     decode = record["decode_head"]
+    if head == "bisenet":
+        widths = record["backbone"]
+        # mmseg's aux heads are half as wide as the context path (64 for R18's 128, 256 for R50's 512)
+        context = widths["context_channels"][0]
+        return {"spatial_channels": tuple(widths["spatial_channels"]), "context_channels": context,
+                "fusion_channels": widths["out_channels"], "head_channels": decode["channels"],
+                "aux_channels": context // 2}, ""
     quarter = decode["in_channels"] // 4
     if head == "fcn":
         return {"channels": decode["channels"], "num_convs": decode["num_convs"],
@@ -178,7 +187,7 @@ def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str],
     names = Counter(record["name"] for record in _facts())
     for record in _facts():
         name = record["name"]
-        if names[name] > 1 and name.split("_4x")[0] not in record["weights"].rsplit("/", 1)[-1] \
+        if names[name] > 1 and _plain(name.split("_4x")[0]) not in _plain(record["weights"].rsplit("/", 1)[-1]) \
                 and record["head"] in _HEADS:
             # mmseg's metafile lists two files under one name; the one named after another config is left out
             skipped.append((name, f"mmseg lists {record['weights'].rsplit('/', 1)[-1]} under this name too, a file "
@@ -188,8 +197,21 @@ def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str],
         if spec is None:
             skipped.append((name, why))
         else:
-            specs.setdefault(record["head"], []).append(spec)
-    return _with_short_names(specs), tuple(skipped)
+            specs.setdefault(record["head"], []).append((spec, _NAME.match(name)["gpus"]))
+    return _with_short_names(_batch_told_apart(specs)), tuple(skipped)
+
+
+def _plain(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _batch_told_apart(specs: dict[str, list[tuple[PretrainedSpec, str]]]) -> dict[str, list[PretrainedSpec]]:
+    """Checkpoints that differ only in their batch (BiSeNetV1's 4xb4 and 4xb8) get it in their tag."""
+    import dataclasses
+
+    counts = Counter(spec.name for entries in specs.values() for spec, _ in entries)
+    return {head: [dataclasses.replace(spec, name=f"{spec.name}_{gpus}") if counts[spec.name] > 1 else spec
+                   for spec, gpus in entries] for head, entries in specs.items()}
 
 
 def _with_short_names(specs: dict[str, list[PretrainedSpec]]) -> dict[str, list[PretrainedSpec]]:

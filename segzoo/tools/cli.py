@@ -139,10 +139,11 @@ def _add_convert(commands) -> None:
 
     parser = commands.add_parser(
         "convert",
-        help="convert an upstream .pth checkpoint (reference, PyTorch-Encoding, torchvision) to segzoo files",
+        help="convert an upstream .pth checkpoint (reference, PyTorch-Encoding, torchvision, mmseg) to segzoo files",
         description="Convert an upstream .pth checkpoint to segzoo's model.safetensors + config.json, loadable "
                     "with create_model('local-dir:OUT_DIR'): the reference zoo's (base*/JPU.), PyTorch-Encoding / "
-                    "FastFCN's (pretrained./jpu.) or torchvision's segmentation models' (backbone./classifier.). "
+                    "FastFCN's (pretrained./jpu.), torchvision's segmentation models' (backbone./classifier.) or "
+                    "mmsegmentation's (backbone./decode_head./auxiliary_head.; meta and optimizer state ignored). "
                     "Every key must be placed and every shape must fit; the .pth is read with "
                     "torch.load(weights_only=True), never unpickling code.")
     parser.add_argument("src", help="the .pth checkpoint")
@@ -152,7 +153,7 @@ def _add_convert(commands) -> None:
                              "PyTorch-Encoding variant, detected from the keys either way)")
     parser.add_argument("--model", metavar="NAME",
                         help="the zoo name the file is (its entry gives what the keys cannot tell: PSP bins, DANet's "
-                             "softmax axis, align_corners, class names), or a reference kind ("
+                             "softmax axis, dilations, align_corners, class names and palette), or a reference kind ("
                              + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
     parser.add_argument("--num-classes", type=int, help="number of classes (default: from the classifier)")

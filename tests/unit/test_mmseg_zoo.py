@@ -16,7 +16,7 @@ from segzoo.zoo import get_pretrained, list_pretrained
 from segzoo.zoo.datasets import DATASETS
 from support.mmseg_reference import key_layouts
 
-HEADS = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet")
+HEADS = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenet")
 
 
 def mmseg_names(head: str = "*") -> list[str]:
@@ -26,15 +26,18 @@ def mmseg_names(head: str = "*") -> list[str]:
 def test_every_checkpoint_of_the_built_heads_is_an_entry_or_left_out_with_its_reason():
     counts = Counter(get_pretrained(name).config.head for name in mmseg_names())
     assert {head: counts[head] for head in HEADS} == {"fcn": 41, "pspnet": 53, "deeplabv3": 41, "danet": 16,
-                                                      "ccnet": 16}
-    records = [record for record in _facts() if record["head"] in HEADS]
-    assert len(records) == 168
-    skipped = [(name, why) for name, why in left_out() if name.split("_")[0].split("-")[0] in HEADS]
-    assert skipped == [("pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024",
-                        "mmseg lists pspnet_r50-d32_512x1024_80k_cityscapes_20220316_224840-9092b254.pth under this "
-                        "name too, a file named after another config; only the file named after this one is kept")]
+                                                      "ccnet": 16, "bisenet": 10}
+    mmseg_heads = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenetv1")
+    assert len([record for record in _facts() if record["head"] in mmseg_heads]) == 179
+    skipped = [(name, why) for name, why in left_out() if name.split("_")[0].split("-")[0] in mmseg_heads]
+    also = "under this name too, a file named after another config; only the file named after this one is kept"
+    assert skipped == [
+        ("pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024",
+         f"mmseg lists pspnet_r50-d32_512x1024_80k_cityscapes_20220316_224840-9092b254.pth {also}"),
+        ("bisenetv1_r50-d32-in1k-pre_4xb4-160k_coco-stuff164k-512x512",
+         f"mmseg lists bisenetv1_r101-d32_lr5e-3_4x4_512x512_160k_coco-stuff164k_20211102_164147-c6b32c3b.pth {also}")]
     sources = Counter(re.search(r"\((.+)\)$", get_pretrained(name).source)[1] for name in mmseg_names())
-    assert len(sources) == 167 and max(sources.values()) == 1  # one entry per checkpoint
+    assert len(sources) == 177 and max(sources.values()) == 1  # one entry per checkpoint
 
 
 def test_the_facts_reach_the_entries():
@@ -43,11 +46,12 @@ def test_the_facts_reach_the_entries():
     assert get_pretrained("pspnet_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 79.76
     assert get_pretrained("danet_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 80.41
     assert get_pretrained("deeplabv3_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 80.20
-    facts = {record["name"]: record for record in _facts()}
+    facts = {record["weights"].rsplit("/", 1)[-1]: record for record in _facts()}
     datasets = json.loads((resources.files("segzoo.zoo") / "mmseg_datasets.json").read_text())
     for name in mmseg_names():
         entry = get_pretrained(name)
-        record = facts[re.search(r"\((.+)\)$", entry.source)[1]]
+        record = facts[entry.file.path.rsplit("/", 1)[-1]]
+        assert entry.source.endswith(f"({record['name']})")
         assert entry.metrics["mIoU"] == record["mIoU"] and entry.metrics["mIoU_ms_flip"] == record["mIoU_ms_flip"]
         assert entry.file.host == "openmmlab" and record["weights"].endswith("/" + entry.file.path)
         assert re.fullmatch(r"[0-9a-f]{8}", entry.file.sha256) and entry.file.path.endswith(f"-{entry.file.sha256}.pth")
@@ -97,7 +101,8 @@ REFERENCES = {("fcn", "basic"): "fcn_r18-d8_4xb2-80k_cityscapes-512x1024",
               ("pspnet", "bottleneck"): "pspnet_r50-d8_4xb2-40k_cityscapes-512x1024",
               ("deeplabv3", "bottleneck"): "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024",
               ("danet", "bottleneck"): "danet_r50-d8_4xb2-40k_cityscapes-512x1024",
-              ("ccnet", "bottleneck"): "ccnet_r50-d8_4xb2-40k_cityscapes-512x1024"}
+              ("ccnet", "bottleneck"): "ccnet_r50-d8_4xb2-40k_cityscapes-512x1024",
+              ("bisenetv1", "basic"): "bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024"}
 R50_STEM_V1C = "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"
 R50_STEM_V1B = "pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024"
 LAYER3_BLOCKS = {"resnet18": 2, "resnet50": 6, "resnet50c": 6, "resnet101": 23, "resnet101c": 23}
@@ -112,8 +117,9 @@ def entry_layout(entry) -> dict[str, tuple]:
     v1c = bool(config.backbone_kwargs) or config.backbone.endswith("c")
     stem_source = key_layouts()[R50_STEM_V1C if v1c else R50_STEM_V1B]
     stem = ("backbone.stem.", "backbone.conv1.", "backbone.bn1.")
-    layout = {k: v for k, v in layout.items() if not k.startswith(stem)}
-    layout.update({k: tuple(s) for k, (s, _) in stem_source.items() if k.startswith(stem)})
+    if entry.variant != "bisenetv1":  # BiSeNetV1's ResNet is always v1b, inside its context path
+        layout = {k: v for k, v in layout.items() if not k.startswith(stem)}
+        layout.update({k: tuple(s) for k, (s, _) in stem_source.items() if k.startswith(stem)})
     # layer3 depth: blocks 1.. repeat block 1's keys
     blocks = LAYER3_BLOCKS[config.backbone]
     block1 = {k[len("backbone.layer3.1."):]: v for k, v in layout.items() if k.startswith("backbone.layer3.1.")}
@@ -130,8 +136,9 @@ def entry_layout(entry) -> dict[str, tuple]:
 def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
     """One entry per structure (classes and align_corners aside: neither changes a key), on the meta device: built,
     run on a small input, and converted from its layout with every key placed and every shape checked. The
-    ResNet-18 DeepLabV3 entries have no reference layout of their head width (their backbone is fcn's / pspnet's
-    ResNet-18, their head DeepLabV3's)."""
+    ResNet-18 DeepLabV3 entries and the ResNet-50 / 101 BiSeNetV1 ones have no reference layout of their widths
+    (their backbone is covered by the others', their head's rules by the ResNet-50 DeepLabV3 and ResNet-18
+    BiSeNetV1 ones)."""
     structures: dict[str, str] = {}
     for name in mmseg_names():
         config = get_pretrained(name).config.to_dict()
@@ -150,4 +157,30 @@ def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
             _, converted, report = convert_upstream(source, "mmseg", entry=entry)
         assert report.placed == len(source) == len(model.state_dict()), name
         checked += 1
-    assert checked == 26 and all(name.startswith("deeplabv3_resnet18") for name in without_reference)
+    assert checked == 27 and all(name.startswith(("deeplabv3_resnet18", "bisenet_resnet50", "bisenet_resnet101"))
+                                 for name in without_reference)
+
+
+def test_segzoo_convert_from_mmseg_with_and_without_the_zoo_name(tmp_path, capsys):
+    """``segzoo convert --from mmseg FILE OUT --model NAME``: the entry's recipe (classes, palette, dilations); without
+    --model, what the keys tell (here the same network). Both reproduce mmseg's outputs from local-dir:OUT."""
+    from segzoo.tools.cli import main
+    from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
+
+    reference = "fcn_r18-d8_4xb2-80k_cityscapes-512x1024"
+    torch.save({"meta": {"CLASSES": ["road"], "iter": 80000}, "state_dict": seeded_state_dict(reference)},
+               tmp_path / "fcn_r18.pth")
+    for out, extra in (("named", ["--model", "fcn_resnet18c_d8.mmseg_cityscapes_80k"]), ("inferred", [])):
+        assert main(["convert", "--from", "mmseg", str(tmp_path / "fcn_r18.pth"), str(tmp_path / out), *extra]) == 0
+        assert "160 keys placed" in capsys.readouterr().out
+        model = segzoo.create_model(f"local-dir:{tmp_path / out}").eval()
+        assert model.config.block_dilations == {"layer3": (1, 2), "layer4": (2, 4)}
+        with torch.no_grad():
+            difference, allowed = max_difference(model(torch.from_numpy(reference_outputs()["input"])),
+                                                 reference_outputs()[f"{reference}/logits"])
+        assert difference <= allowed, (out, difference)
+    assert segzoo.create_model(f"local-dir:{tmp_path / 'named'}").config.class_names[0] == "road"
+    # the wrong zoo name: its keys do not fit, and the error says which
+    assert main(["convert", "--from", "mmseg", str(tmp_path / "fcn_r18.pth"), str(tmp_path / "bad"),
+                 "--model", "pspnet_resnet18c_d8.mmseg_cityscapes_80k"]) == 1
+    assert "keys that cannot be placed" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -15,9 +15,10 @@ from typing import Iterable, Mapping
 
 from torch import Tensor
 
-from ...backbones import resnet_style
+from ...backbones import contracted_dilations, resnet_style
 from ...config import ModelConfig
 from ...errors import CheckpointError
+from ...registry import get_head
 from ...upstream import KeyRule, Upstream
 
 __all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "config_for", "prepare"]
@@ -28,7 +29,10 @@ _STEM = tuple((rf"backbone\.stem\.{i}", f"backbone.conv1.{i}") for i in (0, 1, 3
     (r"backbone\.stem\.7", "backbone.bn1"),)
 _BACKBONE = _STEM + ((r"backbone", "backbone"),)
 _AUX = ((r"auxiliary_head\.convs\.0", "aux_head.block"), (r"auxiliary_head\.conv_seg", "aux_head.classifier"))
-_LAYER3_BLOCK = re.compile(r"backbone\.layer3\.(\d+)\.")
+# mmseg's stage dilations at each output stride (its -d8, -d16 and plain configs)
+_MMSEG_DILATIONS = {8: (1, 1, 2, 4), 16: (1, 1, 1, 2), 32: (1, 1, 1, 1)}
+# the ResNet: the backbone itself, or inside BiSeNetV1's context path
+_RESNET_PREFIXES = ("backbone.", "backbone.context_path.backbone.")
 # (bottleneck blocks?, layer3 blocks) -> depth
 _DEPTHS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True, 36): 152}
 
@@ -44,15 +48,23 @@ def detect(keys: Iterable[str]) -> str:
 def backbone_of(keys: Iterable[str]) -> tuple[str, dict]:
     """The timm ResNet (name, ``backbone_kwargs``) of an mmseg ResNet checkpoint: v1c with a ``stem``, else v1b;
     the depth from the block type and layer3's block count."""
+    return resnet_style(*_resnet_of(keys))
+
+
+def _resnet_of(keys: Iterable[str]) -> tuple[int, str]:
+    """(depth, style) of the checkpoint's ResNet."""
     keys = list(keys)
-    blocks = {int(match.group(1)) for key in keys if (match := _LAYER3_BLOCK.match(key))}
-    bottleneck = any(key.startswith("backbone.layer1.0.conv3.") for key in keys)
+    prefix = next((p for p in reversed(_RESNET_PREFIXES) if any(key.startswith(p + "layer1.") for key in keys)),
+                  _RESNET_PREFIXES[0])
+    layer3 = re.compile(re.escape(prefix) + r"layer3\.(\d+)\.")
+    blocks = {int(match.group(1)) for key in keys if (match := layer3.match(key))}
+    bottleneck = any(key.startswith(prefix + "layer1.0.conv3.") for key in keys)
     depth = _DEPTHS.get((bottleneck, max(blocks) + 1 if blocks else 0))
     if depth is None:
         raise CheckpointError(f"cannot infer the backbone: {len(blocks)} layer3 blocks of "
                               f"{'bottleneck' if bottleneck else 'basic'} type is no ResNet segzoo knows; "
                               "convert with --model <zoo name>")
-    return resnet_style(depth, "c" if any(key.startswith("backbone.stem.") for key in keys) else "b")
+    return depth, "c" if any(key.startswith(prefix + "stem.") for key in keys) else "b"
 
 
 def infer_backbone(keys: Iterable[str], variant: str = "mmseg") -> str:
@@ -78,12 +90,17 @@ def prepare(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 def config_for(head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str] = (),
                variant: str = "mmseg") -> ModelConfig:
-    """mmseg's most common recipe, for a checkpoint converted without its zoo name: output stride 8,
-    ``align_corners=False``, an aux head when the checkpoint has one. Options the keys cannot tell (dilations of
-    a ``-d16`` model, ``align_corners=True`` of the 769x769 ones) need the zoo name (``--model``)."""
+    """mmseg's most common recipe, for a checkpoint converted without its zoo name: output stride 8 (or the
+    head's own: BiSeNetV1's 32), ``align_corners=False``, an aux head when the checkpoint has one. What the keys
+    cannot tell (a ``-d16`` model's dilations, the 769x769 models' ``align_corners=True``, other widths than the
+    form's) needs the zoo name (``--model``)."""
     keys = list(keys)
-    name, kwargs = backbone_of(keys) if keys else (backbone, {})
+    depth, style = _resnet_of(keys)
+    name, kwargs = resnet_style(depth, style)
+    output_stride = getattr(get_head(head), "output_stride", None) or 8
+    dilations = contracted_dilations(depth, _MMSEG_DILATIONS[output_stride], output_stride)
     return ModelConfig(head=head, backbone=backbone, backbone_kwargs=kwargs if name == backbone else {},
+                       block_dilations=dilations,
                        num_classes=num_classes, aux=any(key.startswith("auxiliary_head.") for key in keys),
-                       output_stride=8, align_corners=False, head_kwargs=dict(form.options),
+                       output_stride=output_stride, align_corners=False, head_kwargs=dict(form.options),
                        input_size=(512, 1024))
