@@ -17,6 +17,7 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
+from segzoo.inference.tta import recipe_options
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
 
 
@@ -36,6 +37,9 @@ def parse_args():
     add("--flip", action="store_true", help="also average the left-right mirrored image")
     add("--window", type=int, help="sliding-window size (windows every 2/3 of it, or --stride)")
     add("--stride", type=int)
+    add("--no-recipe", dest="recipe", action="store_false",
+        help="ignore the model's recipe (config.inference: mmseg's entries rescale to their test size and some "
+             "slide); the default follows it unless --window is given")
     add("--workers", type=int, default=2)
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
@@ -54,18 +58,22 @@ def main():
         raise SystemExit(f"{args.model} predicts {config.num_classes} classes but {args.dataset} has "
                          f"{dataset.num_classes}: evaluate it on a dataset with its classes")
     batches = eval_loader(dataset, rank=ctx.rank, world_size=ctx.world_size, workers=args.workers)
+    # as the model's upstream measured its mIoU (config.inference), unless a window is asked for
+    options = ({"window": args.window, "stride": args.stride} if args.window or not args.recipe
+               else recipe_options(config))
     start = time.perf_counter()
     metrics = evaluate(model, batches, dataset.num_classes, device=ctx.device, ignore_index=dataset.ignore_index,
-                       scales=args.scales, flip=args.flip, window=args.window, stride=args.stride,
-                       progress=ctx.is_main)
+                       scales=args.scales, flip=args.flip, progress=ctx.is_main, **options)
     seconds = time.perf_counter() - start
     if ctx.is_main:
         print(f"{args.model} on {args.dataset} {args.split} ({len(dataset)} images, {ctx.world_size} process(es), "
-              f"scales {args.scales}{', flip' if args.flip else ''}, {seconds:.1f} s)")
+              f"scales {args.scales}{', flip' if args.flip else ''}"
+              f"{', ' + str(options) if options.get('window') or options.get('resize') else ''}, {seconds:.1f} s)")
         print(format_metrics_table(metrics, dataset.class_names))
         if args.json:
             record = {"model": args.model, "dataset": args.dataset, "split": args.split, "mode": args.mode,
-                      "scales": args.scales, "flip": args.flip, "window": args.window, "images": len(dataset),
+                      "scales": args.scales, "flip": args.flip, "window": options.get("window"),
+                      "resize": options.get("resize"), "images": len(dataset),
                       "class_names": list(dataset.class_names), **metrics}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")

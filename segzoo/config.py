@@ -48,6 +48,11 @@ class ModelConfig:
         std: Per-channel standard deviation of the input normalisation.
         align_corners: Bilinear upsampling mode everywhere (the reference uses True).
         input_size: The (height, width) the model is evaluated at (for info and FLOP counts).
+        inference: How the model's upstream evaluated it, which ``segzoo predict`` and ``examples/evaluate.py``
+            follow: ``"resize"`` (long, short): the image rescaled, keeping its aspect ratio, to fit within these
+            long- and short-side bounds (mmseg's test ``Resize``), logits resized back; ``"mode"``: ``"whole"`` or
+            ``"slide"`` with ``"crop"`` (h, w) windows every ``"stride"`` (h, w) pixels. Empty: the whole image
+            as it is.
         provenance: Written by ``save_pretrained``: segzoo version and the head's distribution.
     """
 
@@ -66,6 +71,7 @@ class ModelConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     align_corners: bool = True
     input_size: tuple[int, int] = (480, 480)
+    inference: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -76,7 +82,7 @@ class ModelConfig:
                 setattr(self, name, tuple(value))
         if isinstance(self.palette, (list, tuple)):
             self.palette = _as_tuples(self.palette)
-        for name in ("head_kwargs", "backbone_kwargs", "block_dilations"):
+        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference"):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, {key: _as_tuples(item) for key, item in value.items()})
@@ -94,9 +100,10 @@ class ModelConfig:
             raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
         if self.neck is not None:
             self._validate_neck()
-        for name in ("head_kwargs", "backbone_kwargs", "block_dilations"):
+        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        self._validate_inference()
         for stage, rates in self.block_dilations.items():
             if stage not in ("layer1", "layer2", "layer3", "layer4") or not isinstance(rates, tuple) or not rates \
                     or any(isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
@@ -113,6 +120,21 @@ class ModelConfig:
                 raise ConfigError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
         if len(self.input_size) != 2:
             raise ConfigError(f"input_size must be (height, width), got {self.input_size!r}")
+
+    def _validate_inference(self) -> None:
+        recipe = self.inference
+        unknown = sorted(set(recipe) - {"resize", "mode", "crop", "stride"})
+        if unknown:
+            raise ConfigError(f"inference has unknown key(s) {', '.join(unknown)}; known: resize, mode, crop, stride")
+        for key in ("resize", "crop", "stride"):
+            value = recipe.get(key)
+            if value is not None and (not isinstance(value, tuple) or len(value) != 2 or any(
+                    isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+                raise ConfigError(f"inference[{key!r}] must be two integers >= 1, got {value!r}")
+        if recipe.get("mode", "whole") not in ("whole", "slide"):
+            raise ConfigError(f"inference['mode'] must be 'whole' or 'slide', got {recipe['mode']!r}")
+        if recipe.get("mode") == "slide" and not (recipe.get("crop") and recipe.get("stride")):
+            raise ConfigError("inference['mode'] 'slide' needs 'crop' and 'stride' (height, width)")
 
     def _validate_neck(self) -> None:
         necks = [info.name for info in list_necks(include_failed=True)]

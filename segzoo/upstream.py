@@ -96,8 +96,9 @@ class PretrainedSpec:
         block_dilations: ``block_dilations`` of its config (mmseg's ResNet-18 and multi-grid dilations).
         carry_palette: Write the dataset's palette into the config (mmseg's official palettes, which differ
             from segzoo's own for ADE20K).
-        inference: How the upstream evaluated it: ``{"mode": "whole"}`` or ``{"mode": "slide", "crop": (h, w),
-            "stride": (h, w)}`` (shown by ``segzoo info``, model cards and ``segzoo list --pretrained``).
+        inference: How the upstream evaluated it (its config's ``inference``, which ``segzoo predict`` and
+            ``examples/evaluate.py`` follow): ``{"resize": (2048, 1024), "mode": "whole"}`` or
+            ``{"mode": "slide", "crop": (h, w), "stride": (h, w)}``.
     """
 
     name: str

@@ -23,7 +23,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: torch.device | str = "cpu",
              ignore_index: int = 255, scales: Sequence[float] = (1.0,), flip: bool = False,
-             window: Optional[Size] = None, stride: Optional[Size] = None, progress: bool = False) -> dict:
+             window: Optional[Size] = None, stride: Optional[Size] = None, resize: Optional[Sequence[int]] = None,
+             progress: bool = False) -> dict:
     """Run ``model`` over ``batches`` of ``(images, masks)`` and return the metrics over all of them.
 
     Args:
@@ -38,6 +39,9 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
         flip: Also average the left-right mirrored prediction.
         window: Sliding-window size (None: whole images).
         stride: Sliding-window stride (default 2/3 of the window).
+        resize: (long, short) bounds each image is first rescaled to fit (mmseg's test resize; the logits are
+            scored at the image's own size). ``segzoo.inference.tta.recipe_options(config)`` gives a model's
+            ``window``, ``stride`` and ``resize``.
         progress: Show a progress bar (pass True on the main process only).
 
     Returns:
@@ -56,7 +60,8 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
         for images, masks in batches:
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
-            logits = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride)
+            logits = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride,
+                                    resize=resize)
             matrix.update(logits.argmax(1), masks)
     finally:
         model.train(was_training)

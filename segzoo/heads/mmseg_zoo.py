@@ -109,10 +109,23 @@ def _options(record: dict, head: str) -> tuple[dict[str, Any], str]:
     return {}, ""
 
 
-def _inference(test_cfg: dict) -> dict[str, Any]:
+# mmseg's test-time Resize per dataset: (long, short) bounds, aspect ratio kept (its configs' test pipelines;
+# Cityscapes' 769x769 models use (2049, 1025))
+_TEST_RESIZE = {"Cityscapes": (2048, 1024), "ADE20K": (2048, 512), "Pascal VOC 2012 + Aug": (2048, 512),
+                "Pascal Context": (520, 520), "Pascal Context 59": (520, 520), "COCO-Stuff 164k": (2048, 512),
+                "COCO-Stuff 10k": (2048, 512), "LoveDA": (1024, 1024), "Potsdam": (512, 512),
+                "Vaihingen": (512, 512), "iSAID": (896, 896)}
+
+
+def _inference(record: dict) -> dict[str, Any]:
+    test_cfg = record["test_cfg"]
+    resize = _TEST_RESIZE[record["dataset"]]
+    if record["dataset"] == "Cityscapes" and record["name"].endswith("769x769"):
+        resize = (2049, 1025)
     if test_cfg.get("mode") == "slide":
-        return {"mode": "slide", "crop": tuple(test_cfg["crop_size"]), "stride": tuple(test_cfg["stride"])}
-    return {"mode": "whole"}
+        return {"resize": resize, "mode": "slide", "crop": tuple(test_cfg["crop_size"]),
+                "stride": tuple(test_cfg["stride"])}
+    return {"resize": resize, "mode": "whole"}
 
 
 @lru_cache(maxsize=None)
@@ -166,7 +179,7 @@ def mmseg_spec(record: dict, *, head_name: Optional[str] = None, usual_crop: Opt
     tag = f"{dataset}_{match['schedule']}{crop}" + "".join(f"_{part}" for part in extras)
     architecture = f"{head_name or head}{'_d6' if variant == 'fcn_d6' else ''}_{backbone.architecture}"
     file_path = url[len(BASE_URL):]
-    inference = _inference(record["test_cfg"])
+    inference = _inference(record)
     return PretrainedSpec(
         name=f"{architecture}.{tag}", upstream="mmseg", variant=variant, backbone=backbone.timm_name,
         backbone_kwargs=backbone.kwargs, block_dilations=backbone.block_dilations,

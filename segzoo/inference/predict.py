@@ -19,7 +19,7 @@ from ..factory import create_model
 from ..zoo import is_pretrained_name, palette_for
 from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
 from .optimize import optimize_for_inference
-from .tta import predict_logits
+from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay
 
 __all__ = ["predict", "PredictResult", "collect_inputs"]
@@ -191,6 +191,7 @@ def predict(
     progress: bool = True,
     num_classes: Optional[int] = None,
     keep_masks: bool = True,
+    recipe: bool = True,
 ) -> list[PredictResult]:
     """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
 
@@ -213,7 +214,7 @@ def predict(
         save_npy: Also write the raw class map as ``.npy``.
         overlay: Write the colour overlay.
         max_size: Images whose long side exceeds this many pixels are run by sliding window, with windows
-            of the model's ``config.input_size``; None runs every image whole.
+            of the model's ``config.input_size``; None runs every image as the model's recipe says.
         scales: Test-time scales, averaged (see ``segzoo.inference.tta.predict_logits``).
         flip: Also average the left-right mirrored prediction.
         batch_size: Images of the same size (after orientation) are run together in batches of up to this
@@ -224,6 +225,9 @@ def predict(
         progress: Show a progress bar on stderr (only when stderr is a terminal and there are 2+ inputs).
         num_classes: With a model name: the number of classes to build it with.
         keep_masks: Keep each class map in the returned results (set False for large folders).
+        recipe: Run as the model's upstream evaluated it (``config.inference``: mmseg's entries rescale the image to
+            their test size and some run by sliding window), unless ``max_size`` is given; False runs each image
+            whole at its own size.
 
     Returns:
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
@@ -259,10 +263,13 @@ def predict(
     def run_batch(batch: list[tuple[_Item, np.ndarray]]) -> None:
         images = torch.cat([to_tensor(rgb, config.mean, config.std) for _, rgb in batch]).to(resolved_device)
         height, width = images.shape[-2:]
-        window = tuple(config.input_size) if max_size is not None and max(height, width) > max_size else None
+        if max_size is not None:
+            options = {"window": tuple(config.input_size)} if max(height, width) > max_size else {}
+        else:
+            options = recipe_options(config) if recipe else {}
         autocast = (torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext())
         with autocast:
-            logits = predict_logits(model, images, scales=scales, flip=flip, window=window)
+            logits = predict_logits(model, images, scales=scales, flip=flip, **options)
         masks = logits.argmax(1).cpu().numpy().astype(dtype)
         for (item, rgb), mask in zip(batch, masks):
             files = ()

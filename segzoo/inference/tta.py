@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["predict_logits", "sliding_window_logits", "window_starts"]
+__all__ = ["predict_logits", "sliding_window_logits", "window_starts", "fit_within", "recipe_options"]
 
 Size = Union[int, Sequence[int]]
 
@@ -44,6 +44,24 @@ def _run(model: nn.Module, images: Tensor) -> Tensor:
     if out.dtype in (torch.float16, torch.bfloat16):
         out = out.float()
     return _resize(out, tuple(images.shape[-2:]), _align_corners(model))
+
+
+def fit_within(height: int, width: int, bounds: Sequence[int]) -> tuple[int, int]:
+    """The size an image is rescaled to, keeping its aspect ratio, so that its long side fits ``bounds[0]`` and its
+    short side ``bounds[1]`` (mmseg's test ``Resize(scale=(long, short), keep_ratio=True)``, rounding as it does)."""
+    long_bound, short_bound = bounds
+    factor = min(long_bound / max(height, width), short_bound / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def recipe_options(config) -> dict:
+    """``predict_logits`` options that run a model as its upstream evaluated it (``config.inference``): the test
+    resize and, for ``"slide"``, the windows and stride; {} for a config without a recipe."""
+    recipe = getattr(config, "inference", None) or {}
+    options = {"resize": tuple(recipe["resize"])} if recipe.get("resize") else {}
+    if recipe.get("mode") == "slide":
+        options.update(window=tuple(recipe["crop"]), stride=tuple(recipe["stride"]))
+    return options
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -87,7 +105,8 @@ def sliding_window_logits(model: nn.Module, images: Tensor, window: Size, stride
 
 
 def predict_logits(model: nn.Module, images: Tensor, *, scales: Sequence[float] = (1.0,), flip: bool = False,
-                   window: Optional[Size] = None, stride: Optional[Size] = None) -> Tensor:
+                   window: Optional[Size] = None, stride: Optional[Size] = None,
+                   resize: Optional[Sequence[int]] = None) -> Tensor:
     """Logits ``(N, num_classes, H, W)`` of normalised ``images`` ``(N, 3, H, W)``, at the input's size.
 
     Args:
@@ -99,6 +118,9 @@ def predict_logits(model: nn.Module, images: Tensor, *, scales: Sequence[float] 
         window: Sliding-window size (int or (height, width)) used at every scale on inputs larger than it;
             None runs each scale whole.
         stride: Window stride (default 2/3 of the window).
+        resize: (long, short) bounds: the input is first rescaled to fit them, keeping its aspect ratio (bilinear,
+            half-pixel centres, as image libraries resize; ``fit_within``), and the scales apply to that size
+            (mmseg's test resize; ``recipe_options`` gives a model's).
 
     All views (scales x flips) are averaged as logits; with one view the model's output is returned as
     it is (float16 / bfloat16 outputs cast to float32). Runs under ``torch.inference_mode()``.
@@ -113,9 +135,11 @@ def predict_logits(model: nn.Module, images: Tensor, *, scales: Sequence[float] 
     total: Optional[Tensor] = None
     views = 0
     with torch.inference_mode():
+        base = images if resize is None else _resize(images, fit_within(height, width, resize), False)
+        base_height, base_width = base.shape[-2:]
         for scale in scales:
-            size = (max(1, round(height * scale)), max(1, round(width * scale)))
-            scaled = images if scale == 1.0 else _resize(images, size, align_corners)
+            size = (max(1, round(base_height * scale)), max(1, round(base_width * scale)))
+            scaled = base if scale == 1.0 else _resize(base, size, align_corners)
             for flipped in ((False, True) if flip else (False,)):
                 view = scaled.flip(-1) if flipped else scaled
                 if window is None:

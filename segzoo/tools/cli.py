@@ -261,8 +261,10 @@ def _add_predict(commands) -> None:
                         help="do not write the <stem>_overlay.png colour overlays")
     parser.add_argument("--max-size", type=int, metavar="N",
                         help="run images whose long side exceeds N pixels by sliding window, in windows of the "
-                             "model's input_size with 2/3-window stride, overlaps averaged (default: every image "
-                             "whole)")
+                             "model's input_size with 2/3-window stride, overlaps averaged (default: as the model's "
+                             "recipe says: mmseg's entries rescale to their test size, some slide; else whole)")
+    parser.add_argument("--no-recipe", dest="recipe", action="store_false",
+                        help="run every image whole at its own size, not as the model's upstream evaluated it")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
                         help="test-time scales, e.g. --scales 0.75 1.0 1.25: the image is resized by each, and "
                              "the logits, resized back, are averaged (default: 1.0); give the IMAGES before it")
@@ -289,7 +291,7 @@ def _run_predict(args) -> int:
     results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
                       max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                       batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
-                      num_classes=args.num_classes, keep_masks=False)
+                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe)
     written = sum(result.ok for result in results)
     skipped = len(results) - written
     print(f"{written} written, {skipped} skipped (outputs in {args.out})")

@@ -51,7 +51,6 @@ class PretrainedEntry:
         license: The weights' licence (a Hub licence id).
         terms: The licence and the training data's terms, in words.
         base_model: The Hub id of the weights the upstream started from, if known.
-        inference: How the upstream evaluated it (``{"mode": "slide", "crop": ..., "stride": ...}``), if stated.
     """
 
     name: str
@@ -69,7 +68,6 @@ class PretrainedEntry:
     license: str = "unknown"
     terms: str = ""
     base_model: Optional[str] = None
-    inference: dict[str, Any] = field(default_factory=dict)
 
     @property
     def published(self) -> bool:
@@ -90,14 +88,15 @@ def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry
                          backbone_kwargs=dict(spec.backbone_kwargs), block_dilations=dict(spec.block_dilations),
                          class_names=dataset.class_names,
                          palette=tuple(map(tuple, dataset.palette().tolist())) if spec.carry_palette else None,
-                         input_size=spec.input_size or dataset.input_size, align_corners=spec.align_corners)
+                         input_size=spec.input_size or dataset.input_size, align_corners=spec.align_corners,
+                         inference=dict(spec.inference))
     metrics = dict(spec.metrics)
     metrics = {"mIoU": metrics.pop("mIoU", None), "split": dataset.eval_split, **metrics}
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
                            hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
                            upstream=spec.upstream, variant=spec.variant, file=spec.file,
                            short_names=tuple(spec.short_names), license=spec.license, terms=spec.terms,
-                           base_model=spec.base_model, inference=dict(spec.inference))
+                           base_model=spec.base_model)
 
 
 _cache: tuple[int, dict[str, PretrainedEntry], dict[str, str]] = (-1, {}, {})

@@ -61,12 +61,14 @@ def test_the_facts_reach_the_entries():
         assert entry.config.num_classes == record["decode_head"]["num_classes"]
         assert entry.config.align_corners == record["decode_head"]["align_corners"]
         assert entry.config.aux == record["has_auxiliary_head"]
-        assert entry.inference["mode"] == record["test_cfg"]["mode"] and entry.license == "apache-2.0"
+        assert entry.config.inference["mode"] == record["test_cfg"]["mode"] and entry.license == "apache-2.0"
     # ADE20K's palette is mmseg's (the official one), not segzoo's own
     ade = get_pretrained("pspnet_resnet50c_d8.mmseg_ade20k")
     assert ade.config.palette[:2] == ((120, 120, 120), (180, 120, 120))
-    assert get_pretrained("fcn_resnet50c_d8.mmseg_cityscapes_40k_769x769").inference == {
-        "mode": "slide", "crop": (769, 769), "stride": (513, 513)}
+    assert get_pretrained("fcn_resnet50c_d8.mmseg_cityscapes_40k_769x769").config.inference == {
+        "resize": (2049, 1025), "mode": "slide", "crop": (769, 769), "stride": (513, 513)}
+    assert get_pretrained("pspnet_resnet50c_d8.mmseg_ade20k").config.inference == {"resize": (2048, 512),
+                                                                                   "mode": "whole"}
 
 
 def test_short_names_point_at_the_best_checkpoint_of_each_architecture_and_dataset():
@@ -142,7 +144,7 @@ def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
     structures: dict[str, str] = {}
     for name in mmseg_names():
         config = get_pretrained(name).config.to_dict()
-        ignored = ("class_names", "palette", "input_size", "num_classes", "align_corners")
+        ignored = ("class_names", "palette", "input_size", "num_classes", "align_corners", "inference")
         structures.setdefault(json.dumps({k: v for k, v in config.items() if k not in ignored}, sort_keys=True), name)
     checked, without_reference = 0, []
     for name in structures.values():
