@@ -77,6 +77,18 @@ def model_info(name: str, *, cache_dir: Optional[str] = None, token: Optional[st
     return info
 
 
+def _recipe_text(recipe: dict[str, Any]) -> str:
+    """``config.inference`` in words: ``resized to fit 2049x1025, 769x769 windows every 513x513``."""
+    parts = []
+    if recipe.get("resize"):
+        parts.append("resized to fit {}x{} (long x short side)".format(*recipe["resize"]))
+    if recipe.get("mode") == "slide":
+        parts.append("{}x{} windows".format(*recipe["crop"]) + " every {}x{}".format(*recipe["stride"]))
+    else:
+        parts.append("whole")
+    return ", ".join(parts)
+
+
 def format_info(info: dict[str, Any]) -> str:
     """A human-readable text of ``model_info``'s result."""
     config = info["config"]
@@ -90,6 +102,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"  classes         {config['num_classes']}"
         + (f": {', '.join(info['classes'])}" if info["classes"] else ""),
         f"  preprocessing   mean {config['mean']}, std {config['std']}, align_corners={config['align_corners']}",
+        *([f"  evaluated as    {_recipe_text(config['inference'])}"] if config.get("inference") else []),
         f"  parameters      {info['params_m']:.2f} M",
         f"  GFLOPs          {info['gflops']:.1f} at {info['eval_size'][0]}x{info['eval_size'][1]}",
     ]

@@ -41,10 +41,14 @@ def test_info_json_matches_an_independent_flop_count():
 def test_list_command():
     assert run("list", "*_ade").split() == ["deeplabv3_resnet101s_jpu.ref_ade"]
     table = [" ".join(row.split()) for row in run("list", "--pretrained").splitlines()]
-    assert table[0] == "name also dataset mIoU weights licence"
-    assert "fcn_resnet101s_jpu.ref_voc fcn_resnet101_voc voc 76.89 gdrive unknown" in table
-    assert "fcn_resnet50.tv_coco_voc coco_voc 60.5 torchvision bsd-3-clause" in table
+    assert table[0] == "name also dataset mIoU source weights licence"
+    assert "fcn_resnet101s_jpu.ref_voc fcn_resnet101_voc voc 76.89 reference gdrive unknown" in table
+    assert "fcn_resnet50.tv_coco_voc coco_voc 60.5 torchvision torchvision bsd-3-clause" in table
+    assert ("pspnet_resnet101c_d8.mmseg_cityscapes_80k mmseg_cityscapes 79.76 mmseg openmmlab apache-2.0"
+            in table)
     assert "fcn_resnet18" not in run("list", "--pretrained").split()
+    filtered = run("list", "--pretrained", "--head", "ccnet", "--source", "mmseg", "--dataset", "*voc*").splitlines()
+    assert len(filtered) == 1 + 4 and all(" mmseg_voc_aug " in line for line in filtered[1:])
     assert "deeplabv3        segzoo" in run("list", "--heads")
 
 
@@ -77,3 +81,10 @@ def test_torch_hub_loads_any_model_name_through_hubconf():
     names = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
     assert "fcn_resnet18" in names and "pspnet_resnet101s_jpu.ref_voc" in names
     assert hubconf.psp_resnet101_voc.__doc__.startswith("segzoo.create_model('psp_resnet101_voc'")
+
+
+def test_info_of_an_mmseg_entry_says_how_it_was_evaluated():
+    out = run("info", "fcn_resnet18c_d8.mmseg_cityscapes_80k_769x769")
+    assert "evaluated as    resized to fit 2049x1025 (long x short side), 769x769 windows every 513x513" in out
+    assert "backbone        resnet18 {'stem_type': 'deep', 'stem_width': 32} (output stride 8)" in out
+    assert "openmmlab.com/mmsegmentation/v0.5/fcn/fcn_r18-d8_769x769_80k_cityscapes/" in out
