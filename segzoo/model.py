@@ -54,6 +54,9 @@ class SegmentationModel(nn.Module):
         set_block_dilations(self.backbone, config.block_dilations)
         channels = dict(info.channels)
         self.neck = None
+        if config.neck is not None and not getattr(head_class, "takes_neck", True):
+            raise ConfigError(f"head {config.head!r} reads the backbone's own features and takes no neck; "
+                              f"got neck={config.neck!r} (use neck=None)")
         if config.neck is not None:
             self.neck = get_neck(config.neck)(dict(info.channels), align_corners=config.align_corners)
             channels = dict(self.neck.out_channels)

@@ -43,6 +43,8 @@ class SegmentationHead(nn.Module):
             (training scripts use it when no weight is given).
         output_stride: The backbone output stride the head is designed for (BiSeNet: 32), or None when it
             works at any (its zoo entries and model names then choose).
+        takes_neck: Whether a neck may replace the features it reads (False for BiSeNet, whose context path is
+            the backbone's own c3 and c4).
         aliases: Other spellings of the head's name in model names (``("psp",)`` for ``pspnet``).
         upstreams: The head's forms in upstream checkpoints: options and key rules (``segzoo.upstream.Upstream``).
         pretrained: The head's zoo entries (``segzoo.upstream.PretrainedSpec``).
@@ -54,6 +56,7 @@ class SegmentationHead(nn.Module):
     citation: ClassVar[str] = ""
     aux_loss_weight: ClassVar[float | None] = None
     output_stride: ClassVar[Optional[int]] = None
+    takes_neck: ClassVar[bool] = True
     aliases: ClassVar[tuple[str, ...]] = ()
     upstreams: ClassVar[tuple[Upstream, ...]] = ()
     pretrained: ClassVar[tuple[PretrainedSpec, ...]] = ()

@@ -155,6 +155,7 @@ class BiSeNetHead(SegmentationHead):
     handles_aux = True
     aux_loss_weight = 1.0  # the paper weights its two aux losses like the main one
     output_stride = 32  # the context path is a plain (undilated) backbone
+    takes_neck = False  # the context path is the backbone's own c3 / c4
     upstreams = (
         # The reference zoo reports a BiSeNet (ResNet-18 context path, the defaults) but published no checkpoint.
         Upstream("reference", "bisenet"),

@@ -117,3 +117,11 @@ def test_reference_parameter_counts(name, kwargs, with_aux, without_aux):
         with torch.device("meta"):
             model = create_model(name, aux=aux, num_classes=21, **kwargs)
         assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize("name, kwargs", [("bisenet_resnet18", {"neck": "jpu"}), ("bisenet_resnet18_jpu", {})])
+def test_bisenet_takes_no_neck(name, kwargs):
+    """Its context path is the backbone's own c3 and c4: a neck would silently replace it (issue: it was accepted)."""
+    with pytest.raises(ConfigError, match="takes no neck; got neck='jpu'"):
+        create_model(name, **kwargs)
+    assert create_model("bisenet_resnet18").config.output_stride == 32
