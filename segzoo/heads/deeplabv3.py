@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..layers import ConvBnAct, concat_channels
+from ..layers import ConvBnAct, SeparableConvBnAct, concat_channels
 from ..upstream import KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
@@ -25,14 +25,17 @@ class ASPP(nn.Module):
         pool_first: Put the image-pooling branch first in the concatenation (mmsegmentation) instead of last.
         project: Project the concatenation by a 1x1 ConvBnAct (the paper, the reference, torchvision); without
             it the output is the concatenation itself (mmsegmentation, whose head fuses it by a 3x3 layer).
+        separable: Make each 3x3 branch depthwise-separable (``SeparableConvBnAct``: dilated depthwise 3x3, then
+            pointwise 1x1; DeepLabV3+); the 1x1 and pooling branches stay as they are.
     """
 
     def __init__(self, in_channels: int, channels: int = 256, rates=(12, 24, 36), pool_first: bool = False,
-                 project: bool = True):
+                 project: bool = True, separable: bool = False):
         super().__init__()
         self.pool_first = pool_first
         self.conv1x1 = ConvBnAct(in_channels, channels, kernel_size=1)
-        self.atrous = nn.ModuleList(ConvBnAct(in_channels, channels, dilation=rate) for rate in rates)
+        atrous = SeparableConvBnAct if separable else ConvBnAct
+        self.atrous = nn.ModuleList(atrous(in_channels, channels, dilation=rate) for rate in rates)
         self.pool_conv = ConvBnAct(in_channels, channels, kernel_size=1)
         concatenated = channels * (len(rates) + 2)
         self.project = ConvBnAct(concatenated, channels, kernel_size=1) if project else None

@@ -1,9 +1,9 @@
 """Small building blocks shared by necks and heads. Nothing here knows about registries or configs."""
 from .attention import ChannelAttention, spatial_attention
 from .concat import concat_channels
-from .conv_bn_act import ACTIVATIONS, ConvBnAct, make_activation
+from .conv_bn_act import ACTIVATIONS, ConvBnAct, SeparableConvBnAct, make_activation
 from .criss_cross import CrissCrossAttention, criss_cross_attention
 from .fcn_block import FCNBlock
 
-__all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock", "concat_channels",
-           "criss_cross_attention", "make_activation", "spatial_attention"]
+__all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock", "SeparableConvBnAct",
+           "concat_channels", "criss_cross_attention", "make_activation", "spatial_attention"]

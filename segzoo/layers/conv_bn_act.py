@@ -5,7 +5,7 @@ from typing import Optional
 
 from torch import nn
 
-__all__ = ["ConvBnAct", "make_activation", "ACTIVATIONS"]
+__all__ = ["ConvBnAct", "SeparableConvBnAct", "make_activation", "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu", "leaky_relu", None)
 
@@ -32,6 +32,7 @@ class ConvBnAct(nn.Sequential):
         dilation: Convolution dilation.
         act: ``"relu"``, ``"leaky_relu"`` or None (``conv -> bn`` only).
         bias: Give the convolution a bias (OCNet's layers have one before their BN).
+        groups: Convolution groups (``in_channels`` for a depthwise convolution).
     """
 
     def __init__(
@@ -43,12 +44,34 @@ class ConvBnAct(nn.Sequential):
         dilation: int = 1,
         act: Optional[str] = "relu",
         bias: bool = False,
+        groups: int = 1,
     ):
         padding = dilation * (kernel_size - 1) // 2
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride=stride,
-            padding=padding, dilation=dilation, bias=bias,
+            padding=padding, dilation=dilation, groups=groups, bias=bias,
         )
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = make_activation(act)
+
+
+class SeparableConvBnAct(nn.Sequential):
+    """A depthwise-separable ``ConvBnAct``: depthwise ``kernel_size`` ConvBnAct (``groups = in_channels``), then
+    pointwise 1x1 ConvBnAct, each with its own BatchNorm and activation (mmcv's
+    ``DepthwiseSeparableConvModule``); keys ``depthwise.*`` and ``pointwise.*``.
+
+    Args:
+        in_channels: Input channels (and the depthwise layer's output channels).
+        out_channels: Output channels of the pointwise layer.
+        kernel_size: Square kernel size of the depthwise layer; padding keeps the spatial size.
+        dilation: Dilation of the depthwise layer.
+        act: Activation after each BatchNorm (see ``ConvBnAct``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 act: Optional[str] = "relu"):
+        super().__init__()
+        self.depthwise = ConvBnAct(in_channels, in_channels, kernel_size, dilation=dilation, act=act,
+                                   groups=in_channels)
+        self.pointwise = ConvBnAct(in_channels, out_channels, kernel_size=1, act=act)
