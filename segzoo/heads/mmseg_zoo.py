@@ -38,7 +38,8 @@ MMSEG_DATASETS = {
 }
 # mmseg's decode heads segzoo builds: mmseg head -> (segzoo head, upstream form)
 _HEADS = {"fcn": ("fcn", "fcn"), "pspnet": ("pspnet", "pspnet"), "deeplabv3": ("deeplabv3", "deeplabv3"),
-          "danet": ("danet", "danet"), "ccnet": ("ccnet", "ccnet"), "bisenetv1": ("bisenet", "bisenetv1")}
+          "danet": ("danet", "danet"), "ccnet": ("ccnet", "ccnet"), "bisenetv1": ("bisenet", "bisenetv1"),
+          "deeplabv3plus": ("deeplabv3plus", "deeplabv3plus"), "upernet": ("upernet", "upernet")}
 _STRIDES_TO_OUTPUT_STRIDE = {(1, 2, 1, 1): 8, (1, 2, 2, 1): 16, (1, 2, 2, 2): 32}
 _NAME = re.compile(r"^(?P<arch>.+?)_(?P<gpus>\d+xb\d+)-(?P<extra>(?:[a-z0-9]+-)*?)(?P<schedule>\d+k)_"
                    r"(?P<data>[\w-]+?)-(?P<crop>\d+x\d+)$")
@@ -89,15 +90,18 @@ def _options(record: dict, head: str) -> tuple[dict[str, Any], str]:
         return {"spatial_channels": tuple(widths["spatial_channels"]), "context_channels": context,
                 "fusion_channels": widths["out_channels"], "head_channels": decode["channels"],
                 "aux_channels": context // 2}, ""
-    quarter = decode["in_channels"] // 4
     if head == "fcn":
         return {"channels": decode["channels"], "num_convs": decode["num_convs"],
                 "concat_input": decode["concat_input"]}, ""
-    if head == "deeplabv3":
+    if head in ("deeplabv3", "deeplabv3plus"):
         rates = tuple(decode["dilations"])
         if rates[0] != 1:
             return {}, f"ASPP dilations {rates}: the first branch is not 1x1"
-        return {"channels": decode["channels"], "rates": rates[1:]}, ""
+        options = {"channels": decode["channels"], "rates": rates[1:]}
+        return ({**options, "c1_channels": decode["c1_channels"]} if head == "deeplabv3plus" else options), ""
+    if head == "upernet":
+        return {"channels": decode["channels"], "bins": tuple(decode["pool_scales"])}, ""
+    quarter = decode["in_channels"] // 4  # PSPNet, DANet and CCNet are c4/4 wide in segzoo
     if decode["channels"] != quarter:
         return {}, f"{decode['channels']} head channels: segzoo's {head} head is c4/4 = {quarter} wide"
     if head == "pspnet":
@@ -200,8 +204,7 @@ def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str],
     names = Counter(record["name"] for record in _facts())
     for record in _facts():
         name = record["name"]
-        if names[name] > 1 and _plain(name.split("_4x")[0]) not in _plain(record["weights"].rsplit("/", 1)[-1]) \
-                and record["head"] in _HEADS:
+        if names[name] > 1 and not _named_after(record) and record["head"] in _HEADS:
             # mmseg's metafile lists two files under one name; the one named after another config is left out
             skipped.append((name, f"mmseg lists {record['weights'].rsplit('/', 1)[-1]} under this name too, a file "
                                   "named after another config; only the file named after this one is kept"))
@@ -214,8 +217,13 @@ def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str],
     return _with_short_names(_batch_told_apart(specs)), tuple(skipped)
 
 
-def _plain(name: str) -> str:
-    return name.replace("-", "_")
+def _named_after(record: dict) -> bool:
+    """Whether the record's file is named after its config: the architecture and the schedule of its name (mmseg's
+    metafile lists some files under another config's name)."""
+    file_name = record["weights"].rsplit("/", 1)[-1].replace("-", "_")
+    match = _NAME.match(record["name"])
+    return (record["name"].split("_4x")[0].replace("-", "_") in file_name
+            and (match is None or f"_{match['schedule']}_" in file_name))
 
 
 def _batch_told_apart(specs: dict[str, list[tuple[PretrainedSpec, str]]]) -> dict[str, list[PretrainedSpec]]:

@@ -31,6 +31,8 @@ CASES = {
     "deeplabv3_r101-d8_4xb4-20k_voc12aug-512x512": "deeplabv3_resnet101c_d8.mmseg_voc_aug_20k",
     "danet_r50-d8_4xb2-40k_cityscapes-512x1024": "danet_resnet50c_d8.mmseg_cityscapes_40k",
     "ccnet_r50-d8_4xb2-40k_cityscapes-512x1024": "ccnet_resnet50c_d8.mmseg_cityscapes_40k",
+    "deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024": "deeplabv3plus_resnet50c_d8.mmseg_cityscapes_40k",
+    "upernet_r50_4xb2-40k_cityscapes-512x1024": "upernet_resnet50c_d32.mmseg_cityscapes_40k",
 }
 # mmseg's fcn-d6 models dilate their aux head by 6 as well; segzoo's aux head (training only) is the standard one
 AUX_DIFFERS = {"fcn-d6_r50-d16_4xb2-40k_cityscapes-512x1024"}

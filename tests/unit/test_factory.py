@@ -12,7 +12,9 @@ def test_parse_generic_names():
 def test_list_models_and_patterns():
     names = list_models()
     assert "fcn_resnet101s" in names and "fcn_resnet18" in names and names == sorted(names)
-    assert list_models("fcn_resnet50*") == ["fcn_resnet50", "fcn_resnet50.tv_coco_voc", "fcn_resnet50s"]
+    assert [name for name in list_models("fcn_resnet50*") if ".mmseg_" not in name] == [
+        "fcn_resnet50", "fcn_resnet50.tv_coco_voc", "fcn_resnet50s"]
+    assert "fcn_resnet50c_d8.mmseg_cityscapes_40k" in list_models("fcn_resnet50*")
     assert "ccnet_resnet101s" in list_models("*_resnet101s")
     assert list_models("nothing*") == []
 

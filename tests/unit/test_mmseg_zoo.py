@@ -16,7 +16,7 @@ from segzoo.zoo import get_pretrained, list_pretrained
 from segzoo.zoo.datasets import DATASETS
 from support.mmseg_reference import key_layouts
 
-HEADS = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenet")
+HEADS = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenet", "deeplabv3plus", "upernet")
 
 
 def mmseg_names(head: str = "*") -> list[str]:
@@ -26,18 +26,22 @@ def mmseg_names(head: str = "*") -> list[str]:
 def test_every_checkpoint_of_the_built_heads_is_an_entry_or_left_out_with_its_reason():
     counts = Counter(get_pretrained(name).config.head for name in mmseg_names())
     assert {head: counts[head] for head in HEADS} == {"fcn": 41, "pspnet": 53, "deeplabv3": 41, "danet": 16,
-                                                      "ccnet": 16, "bisenet": 10}
-    mmseg_heads = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenetv1")
-    assert len([record for record in _facts() if record["head"] in mmseg_heads]) == 179
+                                                      "ccnet": 16, "bisenet": 10, "deeplabv3plus": 40, "upernet": 16}
+    mmseg_heads = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenetv1", "deeplabv3plus", "upernet")
+    assert len(_facts()) == 237 and all(record["head"] in mmseg_heads for record in _facts())
     skipped = [(name, why) for name, why in left_out() if name.split("_")[0].split("-")[0] in mmseg_heads]
     also = "under this name too, a file named after another config; only the file named after this one is kept"
     assert skipped == [
         ("pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024",
          f"mmseg lists pspnet_r50-d32_512x1024_80k_cityscapes_20220316_224840-9092b254.pth {also}"),
         ("bisenetv1_r50-d32-in1k-pre_4xb4-160k_coco-stuff164k-512x512",
-         f"mmseg lists bisenetv1_r101-d32_lr5e-3_4x4_512x512_160k_coco-stuff164k_20211102_164147-c6b32c3b.pth {also}")]
-    sources = Counter(re.search(r"\((.+)\)$", get_pretrained(name).source)[1] for name in mmseg_names())
-    assert len(sources) == 177 and max(sources.values()) == 1  # one entry per checkpoint
+         f"mmseg lists bisenetv1_r101-d32_lr5e-3_4x4_512x512_160k_coco-stuff164k_20211102_164147-c6b32c3b.pth {also}"),
+        ("deeplabv3plus_r101-d8_4xb4-160k_ade20k-512x512",
+         f"mmseg lists deeplabv3plus_r101-d8_512x512_80k_ade20k_20200615_014139-d5730af7.pth {also}"),
+        ("deeplabv3plus_r50-d8_4xb2-300k_mapillay_v1_65-1280x1280",
+         "dataset 'Mapillary Vistas v1.2': its class list does not match the checkpoint")]
+    files = Counter(get_pretrained(name).file.path for name in mmseg_names())
+    assert len(files) == 233 and max(files.values()) == 1  # one entry per checkpoint file
 
 
 def test_the_facts_reach_the_entries():
@@ -89,7 +93,8 @@ def test_list_filters_by_head_backbone_dataset_and_source():
                                                           "deeplabv3_resnet50.tv_coco_voc",
                                                           "deeplabv3_resnet101.tv_coco_voc"}
     assert list_pretrained("*_mg124.*", dataset="*cityscapes") == [
-        "deeplabv3_resnet101c_d16_mg124.mmseg_cityscapes_40k", "deeplabv3_resnet101c_d16_mg124.mmseg_cityscapes_80k"]
+        "deeplabv3_resnet101c_d16_mg124.mmseg_cityscapes_40k", "deeplabv3_resnet101c_d16_mg124.mmseg_cityscapes_80k",
+        "deeplabv3plus_resnet101c_d16_mg124.mmseg_cityscapes_80k"]
     with pytest.raises(TypeError, match="pretrained=True"):
         segzoo.list_models(head="fcn")
 
@@ -104,7 +109,9 @@ REFERENCES = {("fcn", "basic"): "fcn_r18-d8_4xb2-80k_cityscapes-512x1024",
               ("deeplabv3", "bottleneck"): "deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024",
               ("danet", "bottleneck"): "danet_r50-d8_4xb2-40k_cityscapes-512x1024",
               ("ccnet", "bottleneck"): "ccnet_r50-d8_4xb2-40k_cityscapes-512x1024",
-              ("bisenetv1", "basic"): "bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024"}
+              ("bisenetv1", "basic"): "bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024",
+              ("deeplabv3plus", "bottleneck"): "deeplabv3plus_r50-d8_4xb2-40k_cityscapes-512x1024",
+              ("upernet", "bottleneck"): "upernet_r50_4xb2-40k_cityscapes-512x1024"}
 R50_STEM_V1C = "fcn_r50-d8_4xb2-40k_cityscapes-512x1024"
 R50_STEM_V1B = "pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024"
 LAYER3_BLOCKS = {"resnet18": 2, "resnet50": 6, "resnet50c": 6, "resnet101": 23, "resnet101c": 23}
@@ -138,7 +145,7 @@ def entry_layout(entry) -> dict[str, tuple]:
 def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
     """One entry per structure (classes and align_corners aside: neither changes a key), on the meta device: built,
     run on a small input, and converted from its layout with every key placed and every shape checked. The
-    ResNet-18 DeepLabV3 entries and the ResNet-50 / 101 BiSeNetV1 ones have no reference layout of their widths
+    ResNet-18 DeepLabV3(+) entries and the ResNet-50 / 101 BiSeNetV1 ones have no reference layout of their widths
     (their backbone is covered by the others', their head's rules by the ResNet-50 DeepLabV3 and ResNet-18
     BiSeNetV1 ones)."""
     structures: dict[str, str] = {}
@@ -159,8 +166,8 @@ def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
             _, converted, report = convert_upstream(source, "mmseg", entry=entry)
         assert report.placed == len(source) == len(model.state_dict()), name
         checked += 1
-    assert checked == 27 and all(name.startswith(("deeplabv3_resnet18", "bisenet_resnet50", "bisenet_resnet101"))
-                                 for name in without_reference)
+    assert checked >= 30 and all(name.startswith(("deeplabv3_resnet18", "deeplabv3plus_resnet18", "bisenet_resnet50",
+                                                  "bisenet_resnet101")) for name in without_reference)
 
 
 def test_segzoo_convert_from_mmseg_with_and_without_the_zoo_name(tmp_path, capsys):
