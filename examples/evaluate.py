@@ -27,7 +27,8 @@ def parse_args():
     add("--model", required=True, help="zoo name, hf-hub:org/name[@rev], local-dir:DIR (save_pretrained or "
                                         "a training checkpoint-* directory) or <head>_<backbone>")
     add("--pretrained", action="store_true", help="the published weights of a zoo name")
-    add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
+    add("--dataset", required=True, help="voc, citys, ade, context, context59, coco_stuff164k, coco_stuff10k, loveda, "
+                                          "potsdam, vaihingen, isaid or folder (--data-root is then the folder)")
     add("--data-root", help="data root (default: $SEGZOO_DATA)")
     add("--split", default="val")
     add("--mode", choices=["testval", "val"], default="testval",

@@ -11,22 +11,40 @@ from ..errors import DatasetError, did_you_mean
 from .ade20k import ADE20KSegmentation
 from .base import SegmentationDataset
 from .cityscapes import CityscapesSegmentation
+from .coco_stuff import COCOStuff10kSegmentation, COCOStuff164kSegmentation
 from .folder import FolderDataset
+from .pascal_context import PascalContext59Segmentation, PascalContextSegmentation
+from .remote_sensing import ISAIDSegmentation, LoveDASegmentation, PotsdamSegmentation, VaihingenSegmentation
 from .transforms import EvalTransform, TrainTransform
 from .voc import VOCSegmentation
 
 __all__ = ["DATASET_DEFAULTS", "TRAIN_SPLITS", "create_dataset", "default_transform", "list_datasets"]
 
 # The reference recipe's sizes (SPEC: VOC 540/480, Cityscapes 1024/768; ADE20K as in mmseg / PyTorch-Encoding).
+# mmseg's datasets: crop = its configs' crop_size, base = the smaller side of their training Resize scale
+# (Context (520, 520); COCO-Stuff and LoveDA (2048, 512); Potsdam / Vaihingen (512, 512); iSAID (896, 896)).
 DATASET_DEFAULTS = {
     "voc": {"base_size": 540, "crop_size": 480},
     "citys": {"base_size": 1024, "crop_size": 768},
     "ade": {"base_size": 520, "crop_size": 480},
     "folder": {"base_size": 520, "crop_size": 480},
+    "context": {"base_size": 520, "crop_size": 480},
+    "context59": {"base_size": 520, "crop_size": 480},
+    "coco_stuff164k": {"base_size": 512, "crop_size": 512},
+    "coco_stuff10k": {"base_size": 512, "crop_size": 512},
+    "loveda": {"base_size": 512, "crop_size": 512},
+    "potsdam": {"base_size": 512, "crop_size": 512},
+    "vaihingen": {"base_size": 512, "crop_size": 512},
+    "isaid": {"base_size": 896, "crop_size": 896},
 }
 _CLASSES = {"voc": VOCSegmentation, "citys": CityscapesSegmentation, "ade": ADE20KSegmentation,
-            "folder": FolderDataset}
-_ALIASES = {"cityscapes": "citys", "ade20k": "ade"}
+            "folder": FolderDataset, "context": PascalContextSegmentation, "context59": PascalContext59Segmentation,
+            "coco_stuff164k": COCOStuff164kSegmentation, "coco_stuff10k": COCOStuff10kSegmentation,
+            "loveda": LoveDASegmentation, "potsdam": PotsdamSegmentation, "vaihingen": VaihingenSegmentation,
+            "isaid": ISAIDSegmentation}
+# mmseg's config names (pascal_context_59, coco-stuff164k) are accepted too.
+_ALIASES = {"cityscapes": "citys", "ade20k": "ade", "pascal_context": "context", "pascal_context59": "context59",
+            "pascal_context_59": "context59", "coco-stuff164k": "coco_stuff164k", "coco-stuff10k": "coco_stuff10k"}
 TRAIN_SPLITS = ("train", "train_aug", "trainval")
 # Keyword arguments of create_dataset that shape the default transform rather than the dataset.
 _TRANSFORM_KWARGS = ("mean", "std", "mode")
@@ -89,7 +107,10 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, split: str 
     """Build a dataset by name.
 
     Args:
-        name: ``"voc"``, ``"citys"`` (alias ``"cityscapes"``), ``"ade"`` (alias ``"ade20k"``) or ``"folder"``.
+        name: ``"voc"``, ``"citys"`` (alias ``"cityscapes"``), ``"ade"`` (alias ``"ade20k"``), ``"folder"``, or
+            mmsegmentation's layouts: ``"context"`` / ``"context59"`` (aliases ``"pascal_context"`` /
+            ``"pascal_context59"``), ``"coco_stuff164k"``, ``"coco_stuff10k"``, ``"loveda"``, ``"potsdam"``,
+            ``"vaihingen"``, ``"isaid"``.
         root: The data root (``None``: ``$SEGZOO_DATA``); for ``"folder"``, the dataset folder itself. A flat
             folder (images directly in ``images/``) ignores ``split``; one with sub-folders reads
             ``images/<split>``.

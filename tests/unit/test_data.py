@@ -213,7 +213,8 @@ def test_unknown_dataset_name_suggests():
         create_dataset("vocc")
     with pytest.raises(DatasetError, match="Did you mean: cityscapes"):
         default_transform("cityscape", train=True)
-    assert list_datasets() == ["ade", "citys", "folder", "voc"]
+    assert list_datasets() == ["ade", "citys", "coco_stuff10k", "coco_stuff164k", "context",
+                               "context59", "folder", "isaid", "loveda", "potsdam", "vaihingen", "voc"]
 
 
 # ---------------------------------------------------------------------------------------- Cityscapes, ADE20K
