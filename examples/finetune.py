@@ -71,6 +71,8 @@ def main():
     # A flat folder (no images/train, images/val) is both the training and the evaluation set.
     train_set = create_dataset("folder", data, split="train")
     val_set = create_dataset("folder", data, split="val", transform=EvalTransform("testval"))
+    for dataset in (train_set, val_set):  # every mask's values and size now, not at the first bad batch (cached)
+        dataset.check()
     base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
     train_set.transform = TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5))
     output_stride = args.output_stride or (None if args.data or args.pretrained else 16)

@@ -6,6 +6,7 @@ downloads (and converts) weights first and the other ranks then read the cache (
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from dataclasses import dataclass
@@ -17,12 +18,16 @@ from torch import Tensor, nn
 
 __all__ = [
     "DistributedContext",
+    "SharedError",
+    "all_gather_objects",
     "all_reduce_mean",
     "barrier",
+    "broadcast_buffers",
     "cleanup_distributed",
     "init_distributed",
     "is_main_process",
     "rank0_first",
+    "run_collectively",
     "unwrap_model",
 ]
 
@@ -113,6 +118,11 @@ def init_distributed(device: str | None = None) -> DistributedContext:
     return DistributedContext(rank, local_rank, world_size, torch_device, backend)
 
 
+class SharedError(RuntimeError):
+    """Raised on the ranks that did not fail when another rank failed in ``run_collectively`` or ``rank0_first``:
+    the failing rank reports its own error, the others can exit quietly."""
+
+
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -135,17 +145,30 @@ def is_main_process() -> bool:
 
 
 def rank0_first(fn: Callable[[], T]) -> T:
-    """Run ``fn`` on rank 0 first and on the other ranks after a barrier (they then read what rank 0 cached).
+    """Run ``fn`` on rank 0 first and on the other ranks after it (they then read what rank 0 cached).
 
+    The other ranks wait in one collective that rank 0 ends by telling them whether ``fn`` failed: if it did, they
+    raise a ``SharedError`` (rank 0 reports the error itself) instead of meeting a closed connection in a barrier
+    and printing a traceback each. One collective per call on every rank, as a barrier, so calls may nest.
     Without a process group of more than one rank it simply calls ``fn``.
     """
     if not _active():
         return fn()
     if dist.get_rank() == 0:
-        result = fn()
-        dist.barrier()
+        try:
+            result = fn()
+        except Exception as err:
+            if not getattr(err, "_segzoo_shared", False):  # a nested call told the others already: they are gone
+                dist.broadcast_object_list([f"rank 0 failed: {type(err).__name__}: {err}"], src=0)
+                with contextlib.suppress(AttributeError):  # exceptions with __slots__ cannot be marked
+                    err._segzoo_shared = True
+            raise
+        dist.broadcast_object_list([None], src=0)
         return result
-    dist.barrier()
+    failure = [None]
+    dist.broadcast_object_list(failure, src=0)
+    if failure[0] is not None:
+        raise SharedError(failure[0])
     return fn()
 
 
@@ -167,6 +190,68 @@ def all_reduce_mean(value: float | Tensor) -> float:
         tensor = torch.tensor(float(value), dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return float(tensor) / dist.get_world_size()
+
+
+def all_gather_objects(obj: object) -> list:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` when not distributed."""
+    if not _active():
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def run_collectively(fn: Callable[[], T], *, rank0_only: bool = False) -> T:
+    """Run ``fn`` on every rank (or on rank 0 alone) so that an error on any rank stops every rank at this point.
+
+    Without this, an error on one rank leaves the others waiting in the next collective until the connection
+    breaks or torchrun kills them, and an error every rank meets is printed once per rank. Here the lowest rank
+    that failed raises its own exception and every other rank a ``SharedError``, so the error is reported once
+    (by rank 0 when every rank fails alike). Every rank must call this at the same point.
+
+    Args:
+        fn: The work; it must not itself use collectives (another rank may have failed and not be there).
+        rank0_only: Run ``fn`` on rank 0 only and give its result to every rank (e.g. a scan of shared files).
+
+    Returns:
+        ``fn()``'s result (rank 0's when ``rank0_only``); without a process group simply ``fn()``.
+    """
+    if not _active():
+        return fn()
+    rank, result, error = dist.get_rank(), None, None
+    if rank == 0 or not rank0_only:
+        try:
+            result = fn()
+        except Exception as err:  # shared with the others first, then re-raised below
+            error = err
+    failures = all_gather_objects(None if error is None else f"{type(error).__name__}: {error}")
+    first = next((index for index, failure in enumerate(failures) if failure is not None), None)
+    if first == rank:
+        raise error
+    if first is not None:
+        raise SharedError(f"rank {first} failed: {failures[first]}")
+    if rank0_only:
+        shared = [result]
+        dist.broadcast_object_list(shared, src=0)
+        result = shared[0]
+    return result
+
+
+def broadcast_buffers(model: nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank; a no-op when not distributed.
+
+    Without SyncBatchNorm every process updates its running statistics from its own batches, and DDP copies
+    rank 0's only at the next training forward. Evaluating right after training would then score a different
+    model on every rank, none of them quite the one rank 0 saves. Parameters need no copy: DDP keeps them equal.
+
+    Args:
+        model: The model, possibly wrapped.
+        src: The rank whose buffers win (0: the rank that saves checkpoints).
+    """
+    if not _active():
+        return
+    for buffer in unwrap_model(model).buffers():
+        dist.broadcast(buffer.data, src)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -1,15 +1,22 @@
 """``SegmentationDataset``: the base of every dataset, with the checks every sample goes through."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch.utils.data
+from PIL import Image
 
-from ..errors import DatasetError
-from ..inference.image_io import load_image
+from ..errors import DatasetError, ImageReadError, SegzooError
+from ..inference.image_io import load_image, reading_image_file
+from ..weights.cache import cache_dir
+from ..weights.checkpoint import atomic_write
 from .masks import read_mask
 from .transforms import EvalTransform
 
@@ -17,6 +24,8 @@ __all__ = ["SegmentationDataset", "data_root", "find_missing"]
 
 ENV_DATA_ROOT = "SEGZOO_DATA"
 _MAX_BAD_VALUES = 10
+_SCAN_FORMAT, _SCAN_VERSION = "segzoo-data-scan", 1
+_EXIF_ORIENTATION, _TRANSPOSING_ORIENTATIONS = 0x0112, (5, 6, 7, 8)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -60,6 +69,92 @@ def find_missing(files: list[tuple[Path, Path]], what: str, limit: int = 5) -> N
         shown = "\n    ".join(str(p) for p in missing[:limit])
         more = f"\n    ... and {len(missing) - limit} more" if len(missing) > limit else ""
         raise DatasetError(f"{what}: {len(missing)} listed file(s) missing:\n    {shown}{more}")
+
+
+def _label_error(dataset_name: str, num_classes: int, ignore_index: int, mask_path: Path,
+                 values: np.ndarray) -> DatasetError:
+    """The error of a mask holding ``values`` (as stored) that are neither labels nor ``ignore_index``."""
+    shown = ", ".join(str(v) for v in values[:_MAX_BAD_VALUES])
+    more = f" (and {len(values) - _MAX_BAD_VALUES} more)" if len(values) > _MAX_BAD_VALUES else ""
+    return DatasetError(
+        f"mask {mask_path} holds values {shown}{more} that are not labels of {dataset_name}: after mapping, "
+        f"labels must lie in 0..{num_classes - 1} or be {ignore_index} (ignore)")
+
+
+def _size_error(image_path: Path, image_shape, mask_path: Path, mask_shape) -> DatasetError:
+    return DatasetError(
+        f"image {image_path} is {image_shape[0]}x{image_shape[1]} (height x width) but its mask "
+        f"{mask_path} is {mask_shape[0]}x{mask_shape[1]}; they must be the same size")
+
+
+def _stamp(path: Path) -> list[int]:
+    """What tells a changed file from the scanned one: its size and modification time (ns)."""
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
+
+
+def _image_shape(path: Path) -> list[int]:
+    """(height, width) of an image as ``load_image`` gives it (EXIF orientation applied), from its header only."""
+    with reading_image_file(str(path), "image", ImageReadError), Image.open(path) as image:
+        width, height = image.size
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
+    return [height, width]
+
+
+def _mask_values(path: Path) -> dict:
+    """The shape and the distinct values (as stored) of a mask: what ``load`` checks, in a few numbers."""
+    raw = read_mask(path)
+    flat = raw.ravel()
+    if flat.size and 0 <= flat.min() and flat.max() < 1 << 16:  # a histogram is much cheaper than a sort
+        values = np.flatnonzero(np.bincount(flat))
+    else:
+        values = np.unique(flat)
+    return {"shape": list(raw.shape), "values": values.tolist()}
+
+
+class _ScanCache:
+    """What earlier scans found, per file, keyed by path and valid while the file's size and mtime are unchanged."""
+
+    def __init__(self, files: Sequence[Path]):
+        try:  # one cache file per dataset folder: its splits share it
+            root = os.path.commonpath([str(path.resolve().parent) for path in files]) if files else ""
+        except ValueError:  # files on several Windows drives
+            root = ""
+        key = hashlib.sha256(root.encode()).hexdigest()[:16]
+        self.path = cache_dir() / "data-scan" / f"{key}.json"
+        self.entries: dict[str, dict] = {}
+        try:
+            document = json.loads(self.path.read_text())
+            if document.get("format") == _SCAN_FORMAT and document.get("version") == _SCAN_VERSION:
+                self.entries = dict(document["files"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # no cache yet, or a damaged one: scan afresh
+        self.changed = False
+
+    def get(self, path: Path, compute: Callable[[Path], object]):
+        """The cached result for ``path``, or ``compute(path)`` (then remembered)."""
+        try:
+            key, stamp = str(path.resolve()), _stamp(path)
+        except OSError as err:
+            raise DatasetError(f"cannot read {path}: {err.strerror or err}") from None
+        entry = self.entries.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            return entry["result"]
+        result = compute(path)
+        self.entries[key] = {"stamp": stamp, "result": result}
+        self.changed = True
+        return result
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        document = {"format": _SCAN_FORMAT, "version": _SCAN_VERSION, "files": self.entries}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lambda tmp: Path(tmp).write_text(json.dumps(document)))
+        except OSError as err:  # a read-only cache must not stop training; the next run scans again
+            warnings.warn(f"could not save the data scan to {self.path}: {err}", stacklevel=3)
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -128,17 +223,58 @@ class SegmentationDataset(torch.utils.data.Dataset):
         rgb = load_image(image_path)
         raw = read_mask(mask_path)
         if rgb.shape[:2] != raw.shape:
-            raise DatasetError(
-                f"image {image_path} is {rgb.shape[0]}x{rgb.shape[1]} (height x width) but its mask "
-                f"{mask_path} is {raw.shape[0]}x{raw.shape[1]}; they must be the same size")
+            raise _size_error(image_path, rgb.shape, mask_path, raw.shape)
         mask = np.asarray(self.map_labels(raw), dtype=np.int64)
         # Cheap vectorised test first; np.unique (a sort) only runs on the rare bad mask.
-        bad = (mask < 0) | ((mask >= self.num_classes) & (mask != self.ignore_index))
+        bad = self._bad(mask)
         if bad.any():
-            values = np.unique(raw[bad])  # the values as stored, which is what the user can look for
-            shown = ", ".join(str(v) for v in values[:_MAX_BAD_VALUES])
-            more = f" (and {len(values) - _MAX_BAD_VALUES} more)" if len(values) > _MAX_BAD_VALUES else ""
-            raise DatasetError(
-                f"mask {mask_path} holds values {shown}{more} that are not labels of {self.name}: after mapping, "
-                f"labels must lie in 0..{self.num_classes - 1} or be {self.ignore_index} (ignore)")
+            # the values as stored, which is what the user can look for
+            raise _label_error(self.name, self.num_classes, self.ignore_index, mask_path, np.unique(raw[bad]))
         return rgb, mask
+
+    def _bad(self, labels: np.ndarray) -> np.ndarray:
+        """Where mapped ``labels`` are neither a class nor ``ignore_index``."""
+        return (labels < 0) | ((labels >= self.num_classes) & (labels != self.ignore_index))
+
+    def check(self, workers: int | None = None) -> None:
+        """Check every pair the way :meth:`load` does, before training rather than when a batch needs it.
+
+        Each mask is decoded once to find its distinct values and its size, each image's size is read from
+        its header; a bad value in the last validation mask then stops the run before the first iteration
+        instead of after the last. What was found is cached in segzoo's cache folder (``SEGZOO_CACHE``) per
+        file, keyed by path, size and modification time, so a second run reads only the files that changed.
+        Image pixels are not decoded: a corrupt image body still surfaces when it is read.
+
+        Args:
+            workers: Threads reading files (default: up to 8); Pillow decodes without holding the GIL.
+
+        Raises:
+            DatasetError: The first bad pair, as :meth:`load` would report it, and how many others are bad.
+        """
+        cache = _ScanCache([path for pair in self.files for path in pair])
+        workers = workers or min(8, os.cpu_count() or 1)
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                problems = [problem for problem in pool.map(lambda pair: self._check_pair(*pair, cache),
+                                                            self.files) if problem is not None]
+        finally:
+            cache.save()  # what was scanned stays scanned, even when a file was bad
+        if problems:
+            more = f" ({len(problems) - 1} more of the {len(self)} pairs of split '{self.split}' are bad too)" \
+                if len(problems) > 1 else ""
+            raise DatasetError(f"{problems[0]}{more}")
+
+    def _check_pair(self, image_path: Path, mask_path: Path, cache: _ScanCache) -> str | None:
+        """What is wrong with one pair (one line), or None."""
+        try:
+            image_shape = cache.get(image_path, _image_shape)
+            found = cache.get(mask_path, _mask_values)
+        except SegzooError as err:  # unreadable, corrupt, a colour mask: the reader names the file
+            return str(err)
+        if list(image_shape) != list(found["shape"]):
+            return str(_size_error(image_path, image_shape, mask_path, found["shape"]))
+        values = np.asarray(found["values"], dtype=np.int64)
+        bad = self._bad(np.asarray(self.map_labels(values[None, :]), dtype=np.int64)[0])
+        if bad.any():
+            return str(_label_error(self.name, self.num_classes, self.ignore_index, mask_path, values[bad]))
+        return None

@@ -5,12 +5,16 @@ The distributed helpers live in ``segzoo.distributed`` (the weights layer uses t
 """
 from ..distributed import (
     DistributedContext,
+    SharedError,
+    all_gather_objects,
     all_reduce_mean,
     barrier,
+    broadcast_buffers,
     cleanup_distributed,
     init_distributed,
     is_main_process,
     rank0_first,
+    run_collectively,
     unwrap_model,
 )
 from .loaders import eval_loader, start_epoch, train_loader
@@ -37,9 +41,12 @@ __all__ = [
     "PolyLR",
     "SegmentationLoss",
     "ShardedSampler",
+    "SharedError",
     "TrainingState",
+    "all_gather_objects",
     "all_reduce_mean",
     "barrier",
+    "broadcast_buffers",
     "build_optimizer",
     "capture_rng",
     "cleanup_distributed",
@@ -53,6 +60,7 @@ __all__ = [
     "rank0_first",
     "restore_rng",
     "resume_from",
+    "run_collectively",
     "save_checkpoint",
     "scaled_lr",
     "start_epoch",

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from ..weights.checkpoint import atomic_write
+
 __all__ = ["MetricsLog", "json_safe"]
 
 
@@ -41,6 +43,36 @@ class MetricsLog:
         line = json.dumps(json_safe({"time": round(time.time(), 3), **record}), allow_nan=False)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
+
+    def truncate_after(self, iteration: int, redo: tuple[str, ...] = ()) -> int:
+        """Drop the records of iterations after ``iteration``, atomically; returns how many were dropped.
+
+        A run resumed from the checkpoint at ``iteration`` trains the later iterations again: without this the
+        log would hold them twice (those of the crashed run, then the new ones). Lines a crash left half
+        written are dropped too.
+
+        Args:
+            iteration: The iteration the run resumes at.
+            redo: Events at ``iteration`` itself that the resumed run writes again (e.g. ``("eval",)``).
+        """
+        if not self.enabled or not self.path.is_file():
+            return 0
+        kept, dropped = [], 0
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a half-written last line (or a blank one)
+                    dropped += bool(line.strip())
+                    continue
+                done = record.get("iteration") if isinstance(record, dict) else None
+                if isinstance(done, int) and (done > iteration or (done == iteration and record.get("event") in redo)):
+                    dropped += 1
+                else:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        if dropped:
+            atomic_write(self.path, lambda tmp: Path(tmp).write_text("".join(kept), encoding="utf-8"))
+        return dropped
 
     def read(self) -> list[dict]:
         """Every record written so far."""

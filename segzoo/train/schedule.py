@@ -58,6 +58,30 @@ class PolyLR(LRScheduler):
             value *= self.warmup_start_factor + (1.0 - self.warmup_start_factor) * progress
         return value
 
+    def reschedule(self, total_iters: int, warmup_iters: int, base_lrs: list[float]) -> None:
+        """Follow another schedule from the current iteration on, e.g. a resumed run given more iterations.
+
+        ``load_state_dict`` brings back the checkpointed run's total, warm-up and base learning rates; a resumed
+        run asked for 16 iterations where the checkpoint's schedule ended at 8 would otherwise train from
+        iteration 8 on at learning rate 0. The schedule is a closed form of the iteration, so the rest of the run
+        gets exactly the learning rates a run started with the new values has at the same iterations.
+
+        Args:
+            total_iters: The new number of iterations of the whole run (>= 1).
+            warmup_iters: The new warm-up length (>= 0).
+            base_lrs: The new base learning rate of every parameter group.
+        """
+        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters < 1:
+            raise ValueError(f"total_iters must be an integer >= 1, got {total_iters!r}")
+        if isinstance(warmup_iters, bool) or not isinstance(warmup_iters, int) or warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be an integer >= 0, got {warmup_iters!r}")
+        if len(base_lrs) != len(self.optimizer.param_groups):
+            raise ValueError(f"{len(base_lrs)} base learning rates for {len(self.optimizer.param_groups)} groups")
+        self.total_iters, self.warmup_iters, self.base_lrs = total_iters, warmup_iters, [float(x) for x in base_lrs]
+        for group, base_lr, lr in zip(self.optimizer.param_groups, self.base_lrs, self.get_lr()):
+            group["initial_lr"], group["lr"] = base_lr, lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
     def get_lr(self) -> list[float]:
         """The learning rates of the groups at ``last_epoch`` (closed form, not chained)."""
         factor = self.factor(self.last_epoch)

@@ -21,7 +21,7 @@ from torch import Tensor
 from ..config import ModelConfig
 from ..distributed import unwrap_model
 from ..errors import CheckpointError, ConfigError
-from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, read_weights, save_pretrained
+from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, make_temp_dir, public_modes, read_weights, save_pretrained
 from .serialization import capture_rng, flatten_state, restore_rng, unflatten_state
 
 __all__ = ["TrainingState", "capture_rng", "find_checkpoint", "load_checkpoint", "restore_rng", "resume_from",
@@ -84,11 +84,12 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         "scaler": scaler.state_dict() if scaler is not None else None})
     document = {"format": "segzoo-training-state", "format_version": FORMAT_VERSION,
                 "epoch": int(epoch), "iteration": int(iteration), **skeleton}
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".tmp-checkpoint-"))
+    tmp = make_temp_dir(run_dir, ".tmp-checkpoint-")
     try:
         save_pretrained(unwrap_model(model), tmp)
         save_file(tensors, str(tmp / STATE_TENSORS), metadata={"format": "pt"})
         (tmp / STATE_JSON).write_text(json.dumps(document) + "\n")
+        public_modes(tmp)  # the umask's modes, not tempfile's private ones
         for file in [*tmp.iterdir(), tmp]:
             _fsync(file)
         if final.exists():  # rename() cannot replace a non-empty directory: move the old one aside first
@@ -103,6 +104,7 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         handle.write(final.name + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    public_modes(latest_tmp)
     os.replace(latest_tmp, run_dir / LATEST)
     _fsync(run_dir)
     if keep is not None:

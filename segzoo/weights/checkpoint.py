@@ -6,6 +6,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError
@@ -16,7 +17,8 @@ from ..errors import CheckpointError
 from ..registry import get_head_info
 from ..version import __version__
 
-__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "save_pretrained", "load_pretrained", "load_weights", "read_weights"]
+__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "atomic_write", "current_umask", "load_pretrained", "load_weights",
+           "make_temp_dir", "public_modes", "read_weights", "save_pretrained"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -27,12 +29,54 @@ def _is_inference_only(model: torch.nn.Module) -> bool:
     return any(getattr(module, "inference_only", False) for module in model.modules())
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
+def current_umask() -> int:
+    """This process's umask, read without changing it where the system tells it (Linux's /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but nothing else is portable)
+    os.umask(mask)
+    return mask
+
+
+def public_modes(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode ``open()`` / ``mkdir()`` would have: ``0o666`` / ``0o777`` less the umask.
+
+    tempfile makes private files (0o600) and folders (0o700); written through them and renamed into place, a
+    model would be unreadable to a teammate, another container user or a serving process. Folders are changed
+    with everything inside them.
+    """
+    path = Path(path)
+    mask = current_umask()
+    for item in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new folder in ``parent`` (to be filled, then renamed into place) with the umask's folder mode."""
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    public_modes(folder)
+    return folder
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename: a crash never leaves half a file.
+
+    The file gets the mode a plain ``open()`` would give it (``0o666`` less the umask), not tempfile's 0o600.
+
+    Args:
+        path: The file to (re)place.
+        write: ``write(temporary_path)`` writes the whole content.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        public_modes(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -61,8 +105,8 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
         "head_version": head.version,
     })
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    _atomic_write(directory / CONFIG_NAME, lambda tmp: config.save(tmp))
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    atomic_write(directory / CONFIG_NAME, lambda tmp: config.save(tmp))
     return directory
 
 
