@@ -2,6 +2,7 @@
 every key and shape and never unpickles anything."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
@@ -18,7 +19,7 @@ from ..registry import get_head_info
 from ..version import __version__
 
 __all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "atomic_write", "current_umask", "load_pretrained", "load_weights",
-           "make_temp_dir", "public_modes", "read_weights", "save_pretrained"]
+           "file_sha256", "make_temp_dir", "public_modes", "read_weights", "save_pretrained"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -86,8 +87,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
 def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
     """Save ``model`` as ``model.safetensors`` + ``config.json`` in ``directory`` (created if needed).
 
-    config.json records segzoo's version and the distribution and version that provide the head, besides what
-    the config's provenance already holds (``base_model``: the weights the model started from).
+    config.json records segzoo's version, the distribution and version that provide the head and the sha256 of
+    model.safetensors (``load_pretrained`` checks it: a flipped byte is an error, not a silently different
+    model), besides what the config's provenance already holds (``base_model``: the weights the model started
+    from).
 
     Returns:
         The directory.
@@ -98,14 +101,15 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     head = get_head_info(model.config.head)
+    state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     config = model.config.replace(provenance={
         **model.config.provenance,  # where the weights came from (base_model), recorded by create_model
         "segzoo_version": __version__,
         "head_distribution": head.distribution,
         "head_version": head.version,
+        "weights_sha256": file_sha256(directory / WEIGHTS_NAME),
     })
-    state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     atomic_write(directory / CONFIG_NAME, lambda tmp: config.save(tmp))
     return directory
 
@@ -130,7 +134,22 @@ def load_pretrained(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory} has no {name}; expected {CONFIG_NAME} and {WEIGHTS_NAME} "
                                   f"as written by segzoo.save_pretrained")
-    return ModelConfig.load(directory / CONFIG_NAME), read_weights(directory / WEIGHTS_NAME)
+    config = ModelConfig.load(directory / CONFIG_NAME)
+    weights = read_weights(directory / WEIGHTS_NAME)  # a truncated or garbled file is named as such first
+    recorded = config.provenance.get("weights_sha256")
+    if recorded is not None and (actual := file_sha256(directory / WEIGHTS_NAME)) != recorded:
+        raise CheckpointError(f"{directory / WEIGHTS_NAME} has sha256 {actual}, but {CONFIG_NAME} records {recorded} "
+                              f"(written by save_pretrained): the file is corrupt or was changed after saving")
+    return config, weights
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _key_list(kind: str, keys: list[str], limit: int = 10) -> str:

@@ -1,4 +1,5 @@
 """save_pretrained / local-dir: / checkpoint_path, and every way a checkpoint can be wrong."""
+import hashlib
 import json
 
 import pytest
@@ -25,7 +26,9 @@ def test_files_and_provenance(saved):
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     config = json.loads((directory / "config.json").read_text())
     assert config["provenance"] == {"segzoo_version": segzoo.__version__, "head_distribution": "segzoo",
-                                    "head_version": segzoo.__version__}
+                                    "head_version": segzoo.__version__,
+                                    "weights_sha256": hashlib.sha256(
+                                        (directory / "model.safetensors").read_bytes()).hexdigest()}
     weights = load_file(directory / "model.safetensors")
     assert set(weights) == set(model.state_dict())
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
@@ -133,3 +136,24 @@ def test_save_leaves_no_temporary_files(saved):
     _, directory = saved
     save_pretrained(create_model("fcn_resnet18"), directory)
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_flipped_byte_in_a_saved_model_is_caught(tmp_path):
+    """save_pretrained records the weights' sha256 in config.json and load_pretrained checks it (issue: a flipped
+    byte in a local model.safetensors loaded silently)."""
+    import json
+
+    import segzoo
+    from segzoo.errors import CheckpointError
+
+    model = segzoo.create_model("fcn_resnet18", num_classes=3)
+    segzoo.save_pretrained(model, tmp_path / "m")
+    recorded = json.loads((tmp_path / "m" / "config.json").read_text())["provenance"]["weights_sha256"]
+    assert len(recorded) == 64
+    segzoo.create_model(f"local-dir:{tmp_path / 'm'}")
+    weights = tmp_path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF  # inside a tensor: still a valid safetensors file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"has sha256 [0-9a-f]{64}, but config.json records " + recorded):
+        segzoo.create_model(f"local-dir:{tmp_path / 'm'}")
