@@ -31,6 +31,7 @@ class OtherBackbone:
     test_optimize_for_inference_keeps_the_outputs = None
 
 
+@pytest.mark.slow
 class TestDeepLabV3PlusEfficientNet(OtherBackbone, TestDeepLabV3Plus):
     backbone = "efficientnet_b0"
     structures = ({"output_stride": 8},)
@@ -41,6 +42,7 @@ class TestUPerNet(HeadBattery):
     structures = ({"output_stride": 32},)  # designed for a plain backbone (output stride 8 works too, see below)
 
 
+@pytest.mark.slow
 class TestUPerNetConvNeXt(OtherBackbone, TestUPerNet):
     backbone = "convnext_atto"
 

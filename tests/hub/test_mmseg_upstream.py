@@ -92,7 +92,9 @@ def install(make_plugin, files):
                 {head: f"mmseg_heads:{head.upper()}" for head in files})
 
 
-@pytest.mark.parametrize("head", sorted(CASES))
+# The ResNet-18 files run by default; the three ResNet-50 ones (100-200 MB each) with `pytest -m slow`.
+@pytest.mark.parametrize("head", [pytest.param(head, marks=() if head in ("mmfcn", "mmpspnet") else pytest.mark.slow)
+                                  for head in sorted(CASES)])
 def test_an_mmseg_entry_downloads_converts_caches_and_matches_mmseg(head, mmseg_files, make_plugin, tmp_path,
                                                                     monkeypatch):
     monkeypatch.setenv("SEGZOO_CACHE", str(tmp_path / "cache"))
