@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import stat
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import DatasetError
 from segzoo.evaluation import evaluate
 from segzoo.train import MetricsLog, PolyLR, load_checkpoint, start_epoch, train_loader
-from support.scripts import check, make_folder_dataset, read_log, run_script
+from support.scripts import check, make_folder_dataset, read_log, run_script, umask
 
 ITERS, EVERY = 8, 4  # the shared runs: 8 iterations, a checkpoint every 4
 BASE_LR = 0.02 * 2 / 8  # --lr 0.02 at batch 2 on one process: scaled_lr's linear rule
@@ -34,15 +33,6 @@ def train_args(data, output, *extra, iters=ITERS, every=EVERY, lr=0.02):
             "--iters", iters, "--batch-size", 2, "--base-size", 48, "--crop-size", 32, "--workers", 0,
             "--log-every", 1, "--checkpoint-every", every, "--eval-every", 0, "--lr", lr, "--warmup-iters", 2,
             "--output", output, *extra]
-
-
-@contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,13 @@ def make_folder_dataset(root: Path, train: int = 8, val: int = 3, size=(40, 48),
             Image.fromarray(label, mode="L").save(root / "masks" / split / f"{index:03d}.png")
     (root / "classes.txt").write_text("background\nred\ngreen\n")
     return root
+
+
+@contextmanager
+def umask(mask: int):
+    """Run the block under this process umask, restoring the old one after."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -3,31 +3,21 @@
 0o600 / 0o700 must not leak through, nor be widened past what the umask allows)."""
 from __future__ import annotations
 
-import os
 import stat
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
 import segzoo
+import segzoo.data  # create_dataset: not among what `import segzoo` loads
 from segzoo.train import MetricsLog, build_optimizer, save_checkpoint
 from segzoo.weights.checkpoint import atomic_write
 from segzoo.weights.convert import convert_file
 from support.reference_checkpoints import random_state
-from support.scripts import make_folder_dataset
+from support.scripts import make_folder_dataset, umask
 
 UMASKS = [0o022, 0o002, 0o077]
-
-
-@contextmanager
-def umask(mask: int):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def wrong_modes(root: Path, mask: int) -> dict[str, str]:
