@@ -16,6 +16,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def _is_int(value: Any) -> bool:
+    """An int and not a bool (``True == 1``; ``16.0 == 16`` would be written to config.json as ``16.0``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _as_tuples(value: Any) -> Any:
     """Lists (from JSON) to tuples, recursively, so head arguments compare equal after a round trip."""
     if isinstance(value, (list, tuple)):
@@ -94,32 +103,43 @@ class ModelConfig:
             raise ConfigError(f"head must be a non-empty string, got {self.head!r}")
         if not isinstance(self.backbone, str) or not self.backbone:
             raise ConfigError(f"backbone must be a non-empty string, got {self.backbone!r}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+        if not _is_int(self.num_classes) or self.num_classes < 1:
             raise ConfigError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
-        if self.output_stride not in (8, 16, 32):
-            raise ConfigError(f"output_stride must be 8, 16 or 32, got {self.output_stride!r}")
+        if not _is_int(self.output_stride) or self.output_stride not in (8, 16, 32):
+            raise ConfigError(f"output_stride must be 8, 16 or 32 (an integer), got {self.output_stride!r}")
         if self.neck is not None:
             self._validate_neck()
+        for name in ("aux", "align_corners"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         self._validate_inference()
         for stage, rates in self.block_dilations.items():
             if stage not in ("layer1", "layer2", "layer3", "layer4") or not isinstance(rates, tuple) or not rates \
-                    or any(isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
+                    or any(not _is_int(rate) or rate < 1 for rate in rates):
                 raise ConfigError(f"block_dilations maps 'layer1'..'layer4' to one integer >= 1 per block, "
                                   f"got {stage!r}: {rates!r}")
+        if self.class_names is not None and (not isinstance(self.class_names, tuple)
+                                             or not all(isinstance(n, str) for n in self.class_names)):
+            raise ConfigError(f"class_names must be a sequence of strings, got {self.class_names!r}")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ConfigError(f"class_names has {len(self.class_names)} names for num_classes={self.num_classes}")
-        if self.palette is not None and (len(self.palette) != self.num_classes or any(
-                len(colour) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 255
-                                        for c in colour) for colour in self.palette)):
+        if self.palette is not None and (not isinstance(self.palette, tuple) or len(self.palette) != self.num_classes
+                                         or any(not isinstance(colour, tuple) or len(colour) != 3
+                                                or any(not _is_int(c) or not 0 <= c <= 255 for c in colour)
+                                                for colour in self.palette)):
             raise ConfigError(f"palette must hold num_classes={self.num_classes} RGB triples of integers 0-255")
         for name in ("mean", "std"):
-            if len(getattr(self, name)) != 3:
-                raise ConfigError(f"{name} must have 3 values (RGB), got {getattr(self, name)!r}")
-        if len(self.input_size) != 2:
-            raise ConfigError(f"input_size must be (height, width), got {self.input_size!r}")
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or len(values) != 3 or not all(_is_number(v) for v in values):
+                raise ConfigError(f"{name} must have 3 values (RGB), got {values!r}")
+        if not all(v > 0 for v in self.std):
+            raise ConfigError(f"std must be 3 numbers > 0, got {self.std!r}")
+        if not isinstance(self.input_size, tuple) or len(self.input_size) != 2 or not all(
+                _is_int(v) and v >= 1 for v in self.input_size):
+            raise ConfigError(f"input_size must be (height, width), two integers >= 1, got {self.input_size!r}")
 
     def _validate_inference(self) -> None:
         recipe = self.inference

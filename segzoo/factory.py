@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from .backbones import pretrained_tag
 from .config import ModelConfig
-from .errors import CheckpointError, UnknownModelError, did_you_mean
+from .errors import CheckpointError, ConfigError, UnknownModelError, did_you_mean
 from .model import SegmentationModel
 from .registry import check_plugins_installed, neck_output_stride
 from .weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
@@ -28,6 +28,8 @@ from .zoo import list_pretrained, zoo_names
 
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
+ZOO_FILTERS = ("head", "backbone", "dataset", "source")  # list_models(pretrained=True, <filter>=pattern)
+
 
 def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filters: Optional[str]) -> list[str]:
     """Model names, optionally filtered by an fnmatch ``pattern`` (``"fcn_*"``, ``"*_voc"``).
@@ -41,6 +43,12 @@ def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filte
     Generic names are each head on each of ``LISTED_BACKBONES``; any other timm feature model can be
     used too (``fcn_convnext_tiny``).
     """
+    if pattern is not None and not isinstance(pattern, str):
+        raise ConfigError(f"list_models: pattern must be an fnmatch pattern string (e.g. 'fcn_*'), got {pattern!r}")
+    unknown = sorted(set(filters) - set(ZOO_FILTERS))
+    if unknown:
+        raise TypeError(f"list_models: unknown filter(s) {', '.join(unknown)}; the filters are "
+                        f"{', '.join(ZOO_FILTERS)}")
     if filters and not pretrained:
         raise TypeError(f"list_models: {', '.join(sorted(filters))} filter(s) the zoo; pass pretrained=True")
     names = list_pretrained(**filters) if pretrained else model_names()
@@ -52,6 +60,23 @@ def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
     if changes.get("num_classes", config.num_classes) != config.num_classes:
         changes["class_names"] = None  # the old names describe the old classes
     return config.replace(**changes) if changes else config
+
+
+def _check_arguments(model_name: Any, *, checkpoint_path: Any, cache_dir: Any, **arguments: Any) -> None:
+    """``ConfigError`` naming the first argument of ``create_model`` whose type is wrong (the config checks the
+    values of the model's own fields: num_classes, aux, output_stride, neck)."""
+    if not isinstance(model_name, str):
+        raise ConfigError(f"model_name must be a string: a zoo name (list_pretrained()), '<head>_<timm backbone>', "
+                          f"'hf-hub:org/name[@rev]' or 'local-dir:DIR'; got {model_name!r}")
+    for name, value in arguments.items():
+        if name in ("pretrained", "pretrained_backbone", "local_files_only"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+        elif value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string or None, got {value!r}")
+    for name, value in (("checkpoint_path", checkpoint_path), ("cache_dir", cache_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{name} must be a path (str or os.PathLike) or None, got {value!r}")
 
 
 def _checkpoint_files(path: str) -> dict:
@@ -131,6 +156,9 @@ def create_model(
     Returns:
         A ``SegmentationModel`` in eval mode.
     """
+    _check_arguments(model_name, pretrained=pretrained, pretrained_backbone=pretrained_backbone,
+                     local_files_only=local_files_only, checkpoint_path=checkpoint_path, neck=neck, cache_dir=cache_dir,
+                     token=token, revision=revision, endpoint=endpoint)
     head_kwargs = {key: value for key, value in head_kwargs.items() if value is not None}
     overrides = dict(num_classes=num_classes, aux=aux, output_stride=output_stride, neck=neck)
     options = HubOptions(cache_dir=cache_dir, token=token, revision=revision, endpoint=endpoint,

@@ -91,10 +91,23 @@ def _is_builtin(entry_point: metadata.EntryPoint) -> bool:
     return _normalise(_distribution(entry_point)[0]) == _SEGZOO_DISTRIBUTION
 
 
+def _load_class(entry_point: metadata.EntryPoint, kind: str) -> type:
+    """The class an entry point names; ``TypeError`` unless it subclasses the plug-in kind's base class."""
+    # the base class by its qualified name: the registry sits below the heads and necks and must not import them
+    base = {"head": "segzoo.heads.base.SegmentationHead", "neck": "segzoo.necks.base.SegmentationNeck"}[kind]
+    plugin_class = entry_point.load()
+    if not (isinstance(plugin_class, type)
+            and any(f"{cls.__module__}.{cls.__qualname__}" == base for cls in plugin_class.__mro__)):
+        what = f"the class {plugin_class.__name__}" if isinstance(plugin_class, type) else repr(plugin_class)
+        raise TypeError(f"{entry_point.value} is {what}, not a subclass of {base.rsplit('.base', 1)[0]}."
+                        f"{base.rsplit('.', 1)[1]}")
+    return plugin_class
+
+
 def _load(entry_point: metadata.EntryPoint, kind: str) -> PluginInfo:
     distribution, version = _distribution(entry_point)
     try:
-        plugin_class = entry_point.load()
+        plugin_class = _load_class(entry_point, kind)
     except Exception as err:  # any failure of a plug-in's import must not break the others
         warnings.warn(f"segzoo {kind} plug-in {entry_point.name!r} from {distribution} {version} "
                       f"({entry_point.value}) failed to load: {type(err).__name__}: {err}", stacklevel=4)
@@ -145,6 +158,8 @@ def registry_generation() -> int:
 
 
 def _get(group: str, kind: str, name: str) -> PluginInfo:
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a {kind} name must be a string, got {name!r}")
     plugins = _registry(group)
     if name not in plugins:
         if not plugins:

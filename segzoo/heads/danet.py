@@ -8,6 +8,7 @@ from ..layers import ChannelAttention, ConvBnAct, spatial_attention
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
+from .options import check_bool, check_choice
 
 __all__ = ["PositionAttention", "DANetHead"]
 
@@ -101,6 +102,8 @@ class DANetHead(SegmentationHead):
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  softmax_over: str = "keys", deep_supervision: bool = True):
         super().__init__()
+        check_choice("DANet", "softmax_over", softmax_over, ("keys", "queries"))
+        check_bool("DANet", deep_supervision=deep_supervision)
         channels = in_channels["c4"] // 4
         self.conv5a = ConvBnAct(in_channels["c4"], channels)
         self.conv5c = ConvBnAct(in_channels["c4"], channels)

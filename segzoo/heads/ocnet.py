@@ -6,8 +6,10 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, concat_channels, spatial_attention
+from ..layers.conv_bn_act import ACTIVATIONS
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
+from .options import check_choice, check_int, check_ints
 
 __all__ = ["ObjectContext", "OCNetHead"]
 
@@ -123,6 +125,10 @@ class OCNetHead(SegmentationHead):
         super().__init__()
         if variant not in ("base", "asp"):
             raise ConfigError(f"OCNet variant must be 'base' or 'asp', got {variant!r}")
+        check_choice("OCNet", "activation", activation, ACTIVATIONS)
+        check_int("OCNet", asp_reduce_channels=asp_reduce_channels, minimum=0)
+        check_int("OCNet", asp_branch_channels=asp_branch_channels, minimum=2)  # its object context uses half
+        check_ints("OCNet", asp_rates=asp_rates, minimum=1)
         self.variant = variant
         channels = in_channels["c4"]
         width = 512

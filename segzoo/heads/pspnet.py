@@ -10,6 +10,7 @@ from ..layers.tracing import is_exporting
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
+from .options import check_fraction, check_ints
 
 __all__ = ["PyramidPooling", "PSPHead"]
 
@@ -105,6 +106,8 @@ class PSPHead(SegmentationHead):
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  bins=(1, 2, 3, 6), dropout: float = 0.1):
         super().__init__()
+        check_ints("PSPNet", bins=bins, minimum=1)
+        check_fraction("PSPNet", dropout=dropout)
         channels = in_channels["c4"]
         self.pyramid = PyramidPooling(channels, channels // 4, bins, align_corners)
         self.bottleneck = ConvBnAct(self.pyramid.out_channels, channels // 4)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import ImageReadError, SegzooError
+from ..errors import ConfigError, ImageReadError, SegzooError
 from ..factory import create_model
 from ..zoo import is_pretrained_name, palette_for
 from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
@@ -120,6 +122,26 @@ def collect_inputs(inputs: Union[PathLike, Iterable[PathLike]], exclude: Optiona
             stem = candidate
         items.append(_Item(len(items), path, stem if error is None else None, error))
     return items
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _check_arguments(out_dir: Optional[PathLike], max_size: Optional[int], scales: Sequence[float],
+                     batch_size: int) -> None:
+    """``ConfigError`` naming the first bad argument, before any model is built."""
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is a file, not a folder: give a new or existing folder "
+                          f"for the masks")
+    if not _is_positive_int(batch_size):
+        raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if max_size is not None and not _is_positive_int(max_size):
+        raise ConfigError(f"max_size must be an integer >= 1 or None, got {max_size!r}")
+    if isinstance(scales, (str, bytes)) or not isinstance(scales, Sequence) or not scales or not all(
+            isinstance(s, numbers.Real) and not isinstance(s, bool) and math.isfinite(s) and s > 0 for s in scales):
+        raise ConfigError(f"scales must be a non-empty sequence of numbers > 0 (e.g. (0.75, 1.0, 1.25)), "
+                          f"got {scales!r}")
 
 
 def _resolve_model(model: Union[nn.Module, str], num_classes: Optional[int]) -> nn.Module:
@@ -233,10 +255,7 @@ def predict(
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if max_size is not None and max_size < 1:
-        raise ValueError(f"max_size must be >= 1, got {max_size}")
+    _check_arguments(out_dir, max_size, scales, batch_size)
     resolved_device = _resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "

@@ -18,10 +18,12 @@ from typing import Any, Optional
 
 import torch
 
+from ..errors import ConfigError, SegzooError, UnknownModelError, did_you_mean
 from ..inference.optimize import optimize_for_inference
+from ..weights.resolver import resolve_model_name
 from .flops import TORCHVISION_PREFIX, build_for_benchmark, count_flops
 
-__all__ = ["BenchmarkResult", "benchmark", "format_table", "results_as_dicts"]
+__all__ = ["BenchmarkResult", "BenchmarkError", "benchmark", "check_model_name", "format_table", "results_as_dicts"]
 
 OPTIMIZE_CHOICES = ("segzoo", "all", "none")
 
@@ -107,12 +109,61 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         queue.put(err)
 
 
+class BenchmarkError(SegzooError, RuntimeError):
+    """A model that failed while being benchmarked (in its own process)."""
+
+
 def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
     """``name[@contiguous|@channels_last]`` -> (name, memory format or None for the run's default)."""
     name, _, memory_format = spec.partition("@")
     if memory_format not in ("", "contiguous", "channels_last"):
-        raise ValueError(f"{spec!r}: the suffix after '@' must be 'contiguous' or 'channels_last'")
+        raise ConfigError(f"{spec!r}: the suffix after '@' must be 'contiguous' or 'channels_last'")
     return name, memory_format or None
+
+
+def check_model_name(spec: str) -> None:
+    """``UnknownModelError`` (or ``ConfigError``) for a name that ``benchmark`` could not build, before any process
+    is started: a segzoo name is resolved (nothing is downloaded), a ``tv:`` name looked up in torchvision."""
+    name, _ = _parse_spec(spec)
+    if not name.startswith(TORCHVISION_PREFIX):
+        resolve_model_name(name)
+        return
+    import torchvision
+
+    models = torchvision.models.segmentation
+    builders = [n for n in dir(models) if not n.startswith("_") and n.islower() and callable(getattr(models, n))]
+    if name[len(TORCHVISION_PREFIX):] not in builders:
+        raise UnknownModelError(f"{name!r}: torchvision has no segmentation model "
+                                f"{name[len(TORCHVISION_PREFIX):]!r}; it has {', '.join(builders)}."
+                                f"{did_you_mean(name[len(TORCHVISION_PREFIX):], builders)}")
+
+
+def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds) -> None:
+    """``ConfigError`` (or ``UnknownModelError``) naming the first argument of ``benchmark`` that cannot work."""
+    if isinstance(names, str) or not names:
+        raise ConfigError(f"names must be a non-empty list of model names, got {names!r}")
+    for name in names:
+        check_model_name(name)
+    if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(_is_count(side, 1) for side in size):
+        raise ConfigError(f"size must be (height, width), two integers >= 1, got {size!r}")
+    for argument, value, minimum in (("batch", batch, 1), ("warmup", warmup, 0), ("runs", runs, 1),
+                                     ("rounds", rounds, 1)):
+        if not _is_count(value, minimum):
+            raise ConfigError(f"{argument} must be at least {minimum} (an integer), got {value!r}")
+    if optimize not in OPTIMIZE_CHOICES:
+        raise ConfigError(f"optimize must be one of {', '.join(OPTIMIZE_CHOICES)}, got {optimize!r}")
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if kind not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for, but CUDA is not available here")
+
+
+def _is_count(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int = 1, device: str = "cpu",
@@ -146,10 +197,7 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
     Returns:
         One ``BenchmarkResult`` per name.
     """
-    if optimize not in OPTIMIZE_CHOICES:
-        raise ValueError(f"optimize must be one of {OPTIMIZE_CHOICES}, got {optimize!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds)
     context = multiprocessing.get_context("spawn")
     by_model = [[] for _ in names]
     for _ in range(rounds):
@@ -174,7 +222,8 @@ def _run_in_child(context, spec, size, batch, device, channels_last, train, warm
     result = queue.get()
     process.join()
     if isinstance(result, BaseException):
-        raise RuntimeError(f"benchmark of {name!r} failed: {type(result).__name__}: {result}") from result
+        reason = next((line.strip() for line in str(result).splitlines() if line.strip()), "")
+        raise BenchmarkError(f"benchmark of {name!r} failed: {type(result).__name__}: {reason}") from result
     return result
 
 

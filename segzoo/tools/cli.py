@@ -3,9 +3,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 
 __all__ = ["main"]
+
+
+# --- argument types: a bad value is a usage error (exit 2) before any model is built ---------------------------
+
+def _integer(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _folder(text: str) -> str:
+    """An argparse type: a folder to write into, created if needed (an existing file is refused)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return text
+
+
+def _existing_folder(text: str) -> str:
+    """An argparse type: a folder that exists."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is {'a file' if os.path.exists(text) else 'missing'}, not a folder")
+    return text
+
+
+def _file(text: str) -> str:
+    """An argparse type: a file to write (an existing folder is refused)."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the file to write")
+    return text
 
 
 def _add_list(commands) -> None:
@@ -77,7 +127,7 @@ def _add_info(commands) -> None:
                     "they are in the Hub cache. hf-hub: names download config.json only.")
     parser.add_argument("name", metavar="NAME", help="model name")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--cache-dir", type=_folder, help="Hub cache directory (default: HF_HUB_CACHE)")
     _add_hub_options(parser)
     parser.set_defaults(run=_run_info)
 
@@ -101,8 +151,8 @@ def _add_benchmark(commands) -> None:
                     "@channels_last sets one model's memory format.")
     parser.add_argument("models", nargs="+", metavar="NAME",
                         help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
-    parser.add_argument("--size", nargs=2, type=int, default=(480, 480), metavar=("H", "W"), help="input size")
-    parser.add_argument("--batch", type=int, default=1, help="batch size")
+    parser.add_argument("--size", nargs=2, type=_integer(1), default=(480, 480), metavar=("H", "W"), help="input size")
+    parser.add_argument("--batch", type=_integer(1), default=1, help="batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="channels-last memory format (default: on)")
@@ -112,20 +162,24 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
                         help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
                              "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs (the median is reported)")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--warmup", type=_integer(0), default=1, help="untimed runs first")
+    parser.add_argument("--runs", type=_integer(1), default=3, help="timed runs (the median is reported)")
+    parser.add_argument("--rounds", type=_integer(1), default=1,
                         help="run the whole list this many times in turn and report each model's median round "
                              "(steadier on a shared machine)")
-    parser.add_argument("--num-classes", type=int, help="override the number of classes")
+    parser.add_argument("--num-classes", type=_integer(1), help="override the number of classes")
     parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_run_benchmark)
 
 
 def _run_benchmark(args) -> int:
+    from ..errors import ConfigError
     from .benchmark import benchmark, format_table, results_as_dicts
 
+    if args.reference is not None and args.reference not in {*args.models, *(m.split("@")[0] for m in args.models)}:
+        raise ConfigError(f"--reference {args.reference!r} is not among the models benchmarked "
+                          f"({', '.join(args.models)})")
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
                         compile=args.compile, optimize=args.optimize, rounds=args.rounds,
@@ -147,7 +201,7 @@ def _add_convert(commands) -> None:
                     "Every key must be placed and every shape must fit; the .pth is read with "
                     "torch.load(weights_only=True), never unpickling code.")
     parser.add_argument("src", help="the .pth checkpoint")
-    parser.add_argument("out_dir", help="output directory (created if needed)")
+    parser.add_argument("out_dir", type=_folder, help="output directory (created if needed)")
     parser.add_argument("--from", dest="source", choices=sorted(SOURCES), default="reference",
                         help="the upstream whose layout the file has (default: reference; encoding is its "
                              "PyTorch-Encoding variant, detected from the keys either way)")
@@ -156,7 +210,7 @@ def _add_convert(commands) -> None:
                              "softmax axis, dilations, align_corners, class names and palette), or a reference kind ("
                              + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
-    parser.add_argument("--num-classes", type=int, help="number of classes (default: from the classifier)")
+    parser.add_argument("--num-classes", type=_integer(1), help="number of classes (default: from the classifier)")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
     parser.set_defaults(run=_run_convert)
 
@@ -182,7 +236,8 @@ def _add_push(commands) -> None:
         description="Upload DIR (model.safetensors + config.json, as written by segzoo.save_pretrained) to the "
                     "Hub repo REPO_ID with a generated README.md model card, in one commit. Creates the repo "
                     "if needed; pushing identical files makes no commit. Prints the commit URL.")
-    parser.add_argument("directory", metavar="DIR", help="a directory written by segzoo.save_pretrained")
+    parser.add_argument("directory", metavar="DIR", type=_existing_folder,
+                        help="a directory written by segzoo.save_pretrained")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name")
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--revision", help="branch to commit to (created if needed; default main)")
@@ -208,11 +263,13 @@ def _add_pull(commands) -> None:
                     "file against the hash the Hub reported, and print where they are. A zoo name instead fetches "
                     "that model's trained weights from its first source (segzoo's Hub mirror, else the upstream "
                     "file, converted once into segzoo's cache). With --to, also copy config.json and "
-                    "model.safetensors into a directory usable as local-dir:DIR.")
+                    "model.safetensors (not the model card) into a directory usable as local-dir:DIR.")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name[@revision], or a zoo name")
     parser.add_argument("--revision", help="branch, tag or commit")
-    parser.add_argument("--to", metavar="DIR", help="copy the files into DIR")
-    parser.add_argument("--cache-dir", help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--to", metavar="DIR", type=_folder,
+                        help="copy config.json and model.safetensors (not the model card) into DIR, created if "
+                             "needed")
+    parser.add_argument("--cache-dir", type=_folder, help="Hub cache directory (default: HF_HUB_CACHE)")
     parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
     _add_hub_options(parser)
     parser.set_defaults(run=_run_pull)
@@ -234,7 +291,22 @@ def _run_pull(args) -> int:
                                         token=args.token, endpoint=args.endpoint,
                                         local_files_only=args.local_files_only)
     print(copy_model_files(snapshot, args.to) if args.to else snapshot)
+    _warn_if_plugin_missing(snapshot)
     return 0
+
+
+def _warn_if_plugin_missing(snapshot) -> None:
+    """The files are here, but building the model needs its head's plug-in: say which package to install."""
+    from ..config import ModelConfig
+    from ..errors import UnknownModelError
+    from ..registry import check_plugins_installed
+    from ..weights.checkpoint import CONFIG_NAME
+
+    config = ModelConfig.load(os.path.join(snapshot, CONFIG_NAME))
+    try:
+        check_plugins_installed(config.head, config.provenance)
+    except UnknownModelError as err:
+        print(f"warning: {err}", file=sys.stderr)
 
 
 def _add_predict(commands) -> None:
@@ -253,31 +325,31 @@ def _add_predict(commands) -> None:
     parser.add_argument("--model", required=True, metavar="NAME",
                         help="a model name create_model accepts: a zoo name (run with its trained weights), "
                              "'<head>_<backbone>' (random weights), 'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
-    parser.add_argument("--out", default="predictions", metavar="DIR",
+    parser.add_argument("--out", default="predictions", metavar="DIR", type=_folder,
                         help="output folder, created if needed (default: predictions)")
     parser.add_argument("--npy", action="store_true",
                         help="also write <stem>.npy, the raw class map (uint8; int16 above 256 classes)")
     parser.add_argument("--no-overlay", dest="overlay", action="store_false",
                         help="do not write the <stem>_overlay.png colour overlays")
-    parser.add_argument("--max-size", type=int, metavar="N",
+    parser.add_argument("--max-size", type=_integer(1), metavar="N",
                         help="run images whose long side exceeds N pixels by sliding window, in windows of the "
                              "model's input_size with 2/3-window stride, overlaps averaged (default: as the model's "
                              "recipe says: mmseg's entries rescale to their test size, some slide; else whole)")
     parser.add_argument("--no-recipe", dest="recipe", action="store_false",
                         help="run every image whole at its own size, not as the model's upstream evaluated it")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+    parser.add_argument("--scales", type=_positive_number, nargs="+", default=[1.0], metavar="S",
                         help="test-time scales, e.g. --scales 0.75 1.0 1.25: the image is resized by each, and "
                              "the logits, resized back, are averaged (default: 1.0); give the IMAGES before it")
     parser.add_argument("--flip", action="store_true",
                         help="also average the prediction of the left-right mirrored image")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="B",
+    parser.add_argument("--batch-size", type=_integer(1), default=1, metavar="B",
                         help="run up to B images of the same size together (images are never padded to "
                              "share a batch; default: 1)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="float16 autocast, on a CUDA device only (an error on the CPU)")
-    parser.add_argument("--num-classes", type=int, metavar="N",
+    parser.add_argument("--num-classes", type=_integer(1), metavar="N",
                         help="number of classes to build the model with (a model with other weights gets "
                              "re-initialised classifiers; default: the model's own)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
@@ -314,13 +386,15 @@ def _add_export(commands) -> None:
     parser.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                         help="dynamic batch, height and width (default); --no-dynamic fixes the input to "
                              "1 x 3 x H x W at --size")
-    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"),
+    parser.add_argument("--size", nargs=2, type=_integer(1), metavar=("H", "W"),
                         help="example input size (default: the model's input_size from its config); with "
                              "--dynamic the file takes any size, this is where it is traced and checked")
-    parser.add_argument("--out", metavar="PATH",
+    parser.add_argument("--out", metavar="PATH", type=_file,
                         help="output file (default: ./<model name>.onnx or .pt2; parent directories are created)")
-    parser.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)")
-    parser.add_argument("--num-classes", type=int, metavar="N",
+    parser.add_argument("--opset", type=_integer(1), metavar="N",
+                        help="ONNX opset version (default: the exporter's; it converts its graph to other opsets, "
+                             "and a model it cannot convert is an error)")
+    parser.add_argument("--num-classes", type=_integer(1), metavar="N",
                         help="number of classes (a different number than a checkpoint's re-initialises its "
                              "classifiers)")
     parser.add_argument("--no-check", dest="check", action="store_false",
@@ -332,12 +406,13 @@ def _run_export(args) -> int:
     import re
 
     from ..factory import create_model
-    from .export import DEFAULT_SUFFIXES, check_export, check_sizes, export
+    from .export import DEFAULT_SUFFIXES, check_arguments, check_export, check_sizes, export
 
-    model = create_model(args.name, num_classes=args.num_classes)
-    size = tuple(args.size) if args.size else tuple(model.config.input_size)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", args.name.split(":", 1)[-1].rstrip("/\\").rsplit("/", 1)[-1]) or "model"
     out = args.out or f"{stem}{DEFAULT_SUFFIXES[args.format]}"
+    check_arguments(out, args.format, args.size, args.opset)
+    model = create_model(args.name, num_classes=args.num_classes)
+    size = tuple(args.size) if args.size else tuple(model.config.input_size)
     path = export(model, out, args.format, size=size, dynamic=args.dynamic, opset=args.opset, check=False)
     shape = "dynamic batch, height and width" if args.dynamic else f"input 1x3x{size[0]}x{size[1]}"
     print(f"wrote {path} ({args.format}, {shape})")
@@ -361,7 +436,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="segzoo: a plug-in model zoo for semantic segmentation on timm backbones.",
     )
     parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_list(commands)
     _add_info(commands)
     _add_benchmark(commands)
@@ -373,13 +448,22 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_hub_retries() -> None:
+    """Keep huggingface_hub's log (a line per retry of a failed request) off the terminal: a failure ends in one
+    ``error:`` line that says what failed and how often it was retried."""
+    import logging
+
+    import huggingface_hub.utils.logging  # noqa: F401 - sets up the handler that prints huggingface_hub's log
+
+    for handler in logging.getLogger("huggingface_hub").handlers:
+        handler.setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``segzoo`` console script."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    args = parser.parse_args(argv)  # a usage error (a missing COMMAND too) exits 2 with the usage on stderr
+    _quiet_hub_retries()
     from ..errors import SegzooError
 
     try:

@@ -9,12 +9,15 @@ chunked attention of DANet and OCNet (in one pass). Eager and ``torch.compile`` 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -22,7 +25,8 @@ from torch import nn
 from ..errors import SegzooError
 from ..factory import create_model
 
-__all__ = ["export", "check_export", "check_sizes", "ExportCheck", "ExportCheckError", "FORMATS", "DEFAULT_SUFFIXES"]
+__all__ = ["export", "check_export", "check_arguments", "check_sizes", "ExportCheck", "ExportCheckError", "FORMATS",
+           "DEFAULT_SUFFIXES"]
 
 FORMATS = ("onnx", "torch.export")
 DEFAULT_SUFFIXES = {"onnx": ".onnx", "torch.export": ".pt2"}
@@ -89,17 +93,76 @@ def check_sizes(size: tuple[int, int], dynamic: bool) -> list[tuple[int, int, in
     return checks
 
 
-def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool, opset: Optional[int]) -> None:
+def _check_onnx_installed() -> None:
     missing = [name for name in ("onnx", "onnxscript") if _not_installed(name)]
     if missing:
         raise SegzooError(f"ONNX export needs {' and '.join(missing)}: pip install onnx onnxscript "
                           f"(or pip install 'segzoo[onnx]')")
+
+
+def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool, opset: Optional[int]) -> None:
+    _check_onnx_installed()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    program = torch.onnx.export(
-        model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_shapes=_dynamic_shapes(dynamic, onnx=True), opset_version=opset, verbose=False,
-    )
+    # Below its own opset the exporter converts the graph down; it logs that, and when the conversion fails it logs
+    # the converter's traceback and writes its own opset instead, which the check below turns into one error.
+    with _silenced("torch.onnx._internal.exporter._compat", "onnxscript.version_converter"):
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_shapes=_dynamic_shapes(dynamic, onnx=True), opset_version=opset, verbose=False,
+        )
     program.save(str(path), external_data=weight_bytes > _ONNX_SINGLE_FILE_LIMIT)
+    written = _onnx_opset(path)
+    if opset is not None and written != opset:
+        for file in (path, path.with_name(path.name + ".data")):
+            file.unlink(missing_ok=True)
+        raise SegzooError(f"torch's ONNX exporter could not convert this model to opset {opset} (it wrote opset "
+                          f"{written}; nothing was kept): use opset {written} or later, or leave it unset")
+
+
+@contextlib.contextmanager
+def _silenced(*names: str) -> Iterator[None]:
+    """Nothing below CRITICAL from these loggers while inside."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _onnx_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
+
+
+def check_arguments(path: Union[str, os.PathLike], format: str = "onnx", size: Optional[tuple[int, int]] = None,
+                    opset: Optional[int] = None) -> None:
+    """``SegzooError`` naming the first of ``export``'s arguments that cannot work (called before any model is
+    built)."""
+    if format not in FORMATS:
+        raise SegzooError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if Path(path).is_dir():
+        raise SegzooError(f"the output {os.fspath(path)!r} is a directory: give the file to write, e.g. "
+                          f"{os.path.join(path, 'model' + DEFAULT_SUFFIXES[format])}")
+    if size is not None and (isinstance(size, (str, bytes)) or len(size) != 2 or not all(
+            isinstance(side, numbers.Integral) and not isinstance(side, bool) and side >= 1 for side in size)):
+        raise SegzooError(f"size must be (H, W) with positive sizes, got {size!r}")
+    if opset is None:
+        return
+    if format != "onnx":
+        raise SegzooError("opset applies to ONNX exports only")
+    _check_onnx_installed()
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= newest:
+        raise SegzooError(f"opset must be an ONNX opset from 1 to {newest} (the newest the installed onnx knows), "
+                          f"got {opset!r}")
 
 
 def _export_program(model: nn.Module, example: torch.Tensor, path: Path, dynamic: bool) -> None:
@@ -187,7 +250,8 @@ def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], 
         dynamic: Make batch, height and width dynamic (any size works; the ``.pt2`` refuses sizes whose
             coarsest feature map is 1 pixel, and exporting at batch 2 lets batch 1 through). With
             ``False`` the file takes exactly ``(1, 3, H, W)``.
-        opset: ONNX opset (default: the exporter's, 20 with torch 2.14). ONNX only.
+        opset: ONNX opset (default: the exporter's, 20 with torch 2.14). ONNX only. The exporter converts its graph
+            to other opsets; a model it cannot convert is a ``SegzooError`` (it would write its own opset instead).
         check: Run the file (onnxruntime, CPU) at the export size and, when dynamic, at a second size and
             batch, compare with the eager model, and raise ``ExportCheckError`` when the max abs difference
             exceeds 1e-4 relative to the output scale (``check_export`` returns the numbers).
@@ -196,12 +260,10 @@ def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], 
     Returns:
         The written path.
 
-    The model is exported from an eval-mode, contiguous-format copy; the caller's model is not changed.
+    The arguments are checked (``check_arguments``) before a model is built. The model is exported from an
+    eval-mode, contiguous-format copy; the caller's model is not changed.
     """
-    if format not in FORMATS:
-        raise SegzooError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    if opset is not None and format != "onnx":
-        raise SegzooError("opset applies to ONNX exports only")
+    check_arguments(path, format, size, opset)
     if isinstance(model_or_name, str):
         model = create_model(model_or_name, **create_model_kwargs)
     elif create_model_kwargs:

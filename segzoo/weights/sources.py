@@ -17,6 +17,7 @@ from ..config import ModelConfig
 from ..distributed import rank0_first
 from ..errors import CheckpointError, WeightsUnavailableError
 from ..model import SegmentationModel
+from ..registry import check_plugins_installed
 from ..zoo import PretrainedEntry
 from . import cache
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights
@@ -38,6 +39,13 @@ class HubOptions:
     local_files_only: bool = False
 
 
+def _plugins_checked(config: ModelConfig) -> ModelConfig:
+    """The config of a model made elsewhere, once its head is known to be installed (else the error says which
+    package to install)."""
+    check_plugins_installed(config.head, config.provenance)
+    return config
+
+
 class _Source:
     """What every source offers besides its own ``local_dir`` (the files, fetched) and ``read_config``."""
 
@@ -55,12 +63,15 @@ class LocalDirSource(_Source):
     description = "local directory"
 
     def _check(self) -> Path:
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"local-dir:{self.path} is a file, not a directory: local-dir: takes a directory "
+                                  f"written by save_pretrained ({CONFIG_NAME} + {WEIGHTS_NAME})")
         if not self.path.is_dir():
             raise CheckpointError(f"checkpoint directory not found: {self.path}")
         return self.path
 
     def read_config(self, options: HubOptions = HubOptions()) -> ModelConfig:
-        return ModelConfig.load(self._check() / CONFIG_NAME)
+        return _plugins_checked(ModelConfig.load(self._check() / CONFIG_NAME))
 
     def local_dir(self, options: HubOptions = HubOptions()) -> Path:
         """The directory itself."""
@@ -86,9 +97,9 @@ class HubSource(_Source):
 
     def read_config(self, options: HubOptions = HubOptions()) -> ModelConfig:
         """Download only ``config.json``."""
-        return download_config(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
-                               token=options.token, endpoint=options.endpoint,
-                               local_files_only=options.local_files_only)
+        return _plugins_checked(download_config(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
+                                                token=options.token, endpoint=options.endpoint,
+                                                local_files_only=options.local_files_only))
 
     def local_dir(self, options: HubOptions = HubOptions()) -> Path:
         """Download (or find in the Hub cache) and check both files; return their snapshot directory."""
