@@ -18,6 +18,7 @@ from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
 from segzoo.inference.tta import recipe_options
+from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
 
 
@@ -33,15 +34,15 @@ def parse_args():
     add("--split", default="val")
     add("--mode", choices=["testval", "val"], default="testval",
         help="testval: every image at its own size; val: short side resized to --crop-size, centre crop")
-    add("--crop-size", type=int, default=480, help="crop of --mode val")
-    add("--scales", type=float, nargs="+", default=[1.0], help="multi-scale, e.g. 0.5 0.75 1 1.25 1.5 1.75")
+    add("--crop-size", type=integer(1), default=480, help="crop of --mode val")
+    add("--scales", type=positive_number, nargs="+", default=[1.0], help="multi-scale, e.g. 0.5 0.75 1 1.25 1.5 1.75")
     add("--flip", action="store_true", help="also average the left-right mirrored image")
-    add("--window", type=int, help="sliding-window size (windows every 2/3 of it, or --stride)")
-    add("--stride", type=int)
+    add("--window", type=integer(1), help="sliding-window size (windows every 2/3 of it, or --stride)")
+    add("--stride", type=integer(1))
     add("--no-recipe", dest="recipe", action="store_false",
         help="ignore the model's recipe (config.inference: mmseg's entries rescale to their test size and some "
              "slide); the default follows it unless --window is given")
-    add("--workers", type=int, default=2)
+    add("--workers", type=integer(0), default=2)
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
     return parser.parse_args()

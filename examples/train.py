@@ -26,6 +26,7 @@ import segzoo
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import CheckpointError, SegzooError
 from segzoo.evaluation import evaluate
+from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import (
     MetricsLog,
     PolyLR,
@@ -63,29 +64,29 @@ def parse_args():
     add("--neck", choices=["jpu"], help="JPU neck (output stride 32)")
     add("--output-stride", type=int, choices=[8, 16, 32])
     add("--aux", action=argparse.BooleanOptionalAction, default=True, help="aux FCN head on c3 (default on)")
-    add("--aux-weight", type=float, help="weight of each aux loss (default: the head's, else 0.4)")
+    add("--aux-weight", type=positive_number, help="weight of each aux loss (default: the head's, else 0.4)")
     add("--ohem", action="store_true", help="online hard example mining loss")
     add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
     add("--data-root", help="data root (default: $SEGZOO_DATA)")
     add("--train-split", help="default: train_aug for voc, train otherwise")
     add("--val-split", default="val")
-    add("--base-size", type=int, help="augmentation base size (default: the dataset's)")
-    add("--crop-size", type=int, help="training crop (default: the dataset's)")
-    add("--epochs", type=int, default=50)
-    add("--iters", type=int, help="total iterations (overrides --epochs)")
-    add("--batch-size", type=int, default=8, help="images per process")
-    add("--lr", type=float, help="base learning rate per 8 images (default: 0.001 voc, 0.01 otherwise)")
-    add("--warmup-iters", type=int, default=200)
-    add("--workers", type=int, default=4)
+    add("--base-size", type=integer(1), help="augmentation base size (default: the dataset's)")
+    add("--crop-size", type=integer(1), help="training crop (default: the dataset's)")
+    add("--epochs", type=integer(1), default=50)
+    add("--iters", type=integer(1), help="total iterations (overrides --epochs)")
+    add("--batch-size", type=integer(1), default=8, help="images per process")
+    add("--lr", type=positive_number, help="base learning rate per 8 images (default: 0.001 voc, 0.01 otherwise)")
+    add("--warmup-iters", type=integer(0), default=200)
+    add("--workers", type=integer(0), default=4)
     add("--sync-bn", choices=["auto", "on", "off"], default="auto", help="auto: on when distributed on GPUs")
     add("--amp", choices=["auto", "off", "fp16", "bf16"], default="auto", help="auto: bf16/fp16 on GPU, off on CPU")
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--output", default="runs/train", help="run directory")
     add("--resume", help="a run directory or checkpoint-* directory to continue from")
     add("--overwrite", action="store_true", help="replace the run --output holds (checkpoints, final/, log)")
-    add("--checkpoint-every", type=int, default=1000, help="iterations between checkpoints")
-    add("--eval-every", type=int, default=5, help="epochs between evaluations (0: only at the end)")
-    add("--log-every", type=int, default=20, help="iterations between log lines")
+    add("--checkpoint-every", type=integer(1), default=1000, help="iterations between checkpoints")
+    add("--eval-every", type=integer(0), default=5, help="epochs between evaluations (0: only at the end)")
+    add("--log-every", type=integer(1), default=20, help="iterations between log lines")
     add("--seed", type=int, default=0)
     return parser.parse_args()
 
@@ -110,6 +111,8 @@ def amp_settings(choice: str, device: torch.device):
 # --- the run directory: never mix two runs, never destroy one unasked ----------------------------------------------
 
 LOG_NAME, FINAL_NAME, LATEST_NAME = "metrics.jsonl", "final", "latest"
+LOCK_NAME = ".train.lock"  # held (flock) by rank 0 while a run writes into --output
+_held_locks = []  # the open lock files, kept for the life of the process
 
 
 def run_entries(output: Path) -> list[Path]:
@@ -246,6 +249,25 @@ def read_datasets(args):
             create_dataset(args.dataset, args.data_root, split=args.val_split))
 
 
+def lock_output(output: Path) -> None:
+    """Hold an exclusive lock on ``output`` for the rest of this process, so that a second run started into the
+    same folder is refused instead of interleaving its checkpoints and log with this one's. The lock dies with the
+    process (a killed run leaves nothing to clean up). POSIX only; elsewhere there is no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    handle = open(output / LOCK_NAME, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SegzooError(f"--output {output} is in use by another training run that is still running: wait for "
+                          "it to end, or choose another --output") from None
+    _held_locks.append(handle)
+
+
 def check_data(train_set, val_set) -> None:
     """Every mask's values and size, before the first iteration (cached: a second run reads only changed files)."""
     train_set.check()
@@ -258,6 +280,7 @@ def main(args):
     output = Path(args.output)
     # Checks that can fail run on every rank together (or on rank 0 for all): a failure is one line from rank 0.
     run_collectively(lambda: check_output(output, args.resume, args.overwrite), rank0_only=True)
+    run_collectively(lambda: lock_output(output), rank0_only=True)
 
     # Read the datasets first: a wrong data root or a bad mask fails before any model is built or downloaded.
     train_set, val_set = run_collectively(lambda: read_datasets(args))

@@ -12,6 +12,7 @@ from .errors import (
                      HeadPluginError,
                      ImageReadError,
                      SegzooError,
+                     TrainingDivergedError,
                      UnknownModelError,
                      WeightsUnavailableError,
 )
@@ -38,5 +39,5 @@ __all__ = [
     "save_pretrained", "load_pretrained", "list_heads", "get_head", "list_necks", "get_neck", "refresh_heads",
     "push_to_hub", "download_model_files", *_LAZY,
     "SegzooError", "UnknownModelError", "ConfigError", "HeadPluginError", "CheckpointError",
-    "WeightsUnavailableError", "ImageReadError", "DatasetError",
+    "WeightsUnavailableError", "ImageReadError", "DatasetError", "TrainingDivergedError",
 ]

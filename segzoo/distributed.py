@@ -24,6 +24,7 @@ __all__ = [
     "barrier",
     "broadcast_buffers",
     "cleanup_distributed",
+    "first_failing_rank",
     "init_distributed",
     "is_main_process",
     "rank0_first",
@@ -125,6 +126,21 @@ class SharedError(RuntimeError):
 
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def first_failing_rank(failed: bool, device: torch.device | str = "cpu") -> int | None:
+    """The lowest rank on which ``failed`` is true (this rank's own flag without a process group), or None.
+
+    One small all-reduce: every rank must call it at the same point. It lets a check that can fail on some ranks
+    only (a nan loss) stop every rank together instead of leaving the others waiting in the next collective.
+    ``device`` is where the backend's tensors live (the model's device under NCCL)."""
+    if not _active():
+        return 0 if failed else None
+    flags = torch.zeros(dist.get_world_size(), device=device)
+    flags[dist.get_rank()] = float(failed)
+    dist.all_reduce(flags)
+    failing = torch.nonzero(flags).flatten().tolist()
+    return failing[0] if failing else None
 
 
 def cleanup_distributed() -> None:

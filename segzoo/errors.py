@@ -13,6 +13,7 @@ __all__ = [
     "WeightsUnavailableError",
     "ImageReadError",
     "DatasetError",
+    "TrainingDivergedError",
     "did_you_mean",
 ]
 
@@ -47,6 +48,10 @@ class ImageReadError(SegzooError, OSError):
 
 class DatasetError(SegzooError, ValueError):
     """A dataset that is missing, laid out differently from what segzoo expects, or holds bad masks."""
+
+
+class TrainingDivergedError(SegzooError, FloatingPointError):
+    """The training loss became nan or inf (too high a learning rate, bad labels or inputs)."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:

@@ -8,6 +8,7 @@ from ..layers import ConvBnAct, CrissCrossAttention, concat_channels
 from ..upstream import PretrainedSpec, Upstream
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
+from .options import check_choice
 
 __all__ = ["CCNetHead"]
 
@@ -57,6 +58,7 @@ class CCNetHead(SegmentationHead):
         super().__init__()
         if isinstance(recurrence, bool) or not isinstance(recurrence, int) or recurrence < 1:
             raise ConfigError(f"CCNet recurrence must be an integer >= 1, got {recurrence!r}")
+        check_choice("CCNet", "activation", activation, ("relu", "leaky_relu", None))
         self.recurrence = recurrence
         channels = in_channels["c4"] // 4
         self.conva = ConvBnAct(in_channels["c4"], channels, act=activation)

@@ -9,7 +9,7 @@ from ..layers import ConvBnAct, SeparableConvBnAct, concat_channels
 from ..upstream import KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
-from .options import check_bool, check_int
+from .options import check_bool, check_fraction, check_int
 
 __all__ = ["ASPP", "DeepLabV3Head"]
 
@@ -132,6 +132,7 @@ class DeepLabV3Head(SegmentationHead):
                 isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
             raise ConfigError(f"DeepLabV3 rates must be a non-empty sequence of integers >= 1, got {rates!r}")
         check_bool("DeepLabV3", pool_first=pool_first, project=project)
+        check_fraction("DeepLabV3", aspp_dropout=aspp_dropout)
         self.aspp = ASPP(in_channels["c4"], channels, rates, pool_first=pool_first, project=project)
         self.aspp_dropout = nn.Dropout(aspp_dropout)
         self.block = ConvBnAct(self.aspp.out_channels, channels)

@@ -11,7 +11,7 @@ from ..layers import FCNBlock
 from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
 from .mmseg_zoo import mmseg_pretrained
-from .options import check_bool, check_int
+from .options import check_bool, check_fraction, check_int
 
 __all__ = ["FCNHead"]
 
@@ -72,6 +72,7 @@ class FCNHead(SegmentationHead):
         if kernel_size % 2 == 0:
             raise ConfigError(f"FCN kernel_size must be odd (the output keeps its size), got {kernel_size}")
         check_bool("FCN", concat_input=concat_input)
+        check_fraction("FCN", dropout=dropout)
         self.fcn = FCNBlock(in_channels["c4"], num_classes, hidden_channels=channels, dropout=dropout,
                             num_convs=num_convs, kernel_size=kernel_size, dilation=dilation,
                             concat_input=concat_input)

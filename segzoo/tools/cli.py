@@ -3,59 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 
+from .arguments import existing_folder, folder, integer, output_file, positive_number
+
 __all__ = ["main"]
-
-
-# --- argument types: a bad value is a usage error (exit 2) before any model is built ---------------------------
-
-def _integer(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _positive_number(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
-
-
-def _folder(text: str) -> str:
-    """An argparse type: a folder to write into, created if needed (an existing file is refused)."""
-    if os.path.exists(text) and not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
-    return text
-
-
-def _existing_folder(text: str) -> str:
-    """An argparse type: a folder that exists."""
-    if not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is {'a file' if os.path.exists(text) else 'missing'}, not a folder")
-    return text
-
-
-def _file(text: str) -> str:
-    """An argparse type: a file to write (an existing folder is refused)."""
-    if os.path.isdir(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the file to write")
-    return text
 
 
 def _add_list(commands) -> None:
@@ -127,7 +80,7 @@ def _add_info(commands) -> None:
                     "they are in the Hub cache. hf-hub: names download config.json only.")
     parser.add_argument("name", metavar="NAME", help="model name")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--cache-dir", type=_folder, help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--cache-dir", type=folder, help="Hub cache directory (default: HF_HUB_CACHE)")
     _add_hub_options(parser)
     parser.set_defaults(run=_run_info)
 
@@ -151,8 +104,8 @@ def _add_benchmark(commands) -> None:
                     "@channels_last sets one model's memory format.")
     parser.add_argument("models", nargs="+", metavar="NAME",
                         help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
-    parser.add_argument("--size", nargs=2, type=_integer(1), default=(480, 480), metavar=("H", "W"), help="input size")
-    parser.add_argument("--batch", type=_integer(1), default=1, help="batch size")
+    parser.add_argument("--size", nargs=2, type=integer(1), default=(480, 480), metavar=("H", "W"), help="input size")
+    parser.add_argument("--batch", type=integer(1), default=1, help="batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="channels-last memory format (default: on)")
@@ -162,12 +115,12 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
                         help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
                              "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
-    parser.add_argument("--warmup", type=_integer(0), default=1, help="untimed runs first")
-    parser.add_argument("--runs", type=_integer(1), default=3, help="timed runs (the median is reported)")
-    parser.add_argument("--rounds", type=_integer(1), default=1,
+    parser.add_argument("--warmup", type=integer(0), default=1, help="untimed runs first")
+    parser.add_argument("--runs", type=integer(1), default=3, help="timed runs (the median is reported)")
+    parser.add_argument("--rounds", type=integer(1), default=1,
                         help="run the whole list this many times in turn and report each model's median round "
                              "(steadier on a shared machine)")
-    parser.add_argument("--num-classes", type=_integer(1), help="override the number of classes")
+    parser.add_argument("--num-classes", type=integer(1), help="override the number of classes")
     parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_run_benchmark)
@@ -201,7 +154,7 @@ def _add_convert(commands) -> None:
                     "Every key must be placed and every shape must fit; the .pth is read with "
                     "torch.load(weights_only=True), never unpickling code.")
     parser.add_argument("src", help="the .pth checkpoint")
-    parser.add_argument("out_dir", type=_folder, help="output directory (created if needed)")
+    parser.add_argument("out_dir", type=folder, help="output directory (created if needed)")
     parser.add_argument("--from", dest="source", choices=sorted(SOURCES), default="reference",
                         help="the upstream whose layout the file has (default: reference; encoding is its "
                              "PyTorch-Encoding variant, detected from the keys either way)")
@@ -210,7 +163,7 @@ def _add_convert(commands) -> None:
                              "softmax axis, dilations, align_corners, class names and palette), or a reference kind ("
                              + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
-    parser.add_argument("--num-classes", type=_integer(1), help="number of classes (default: from the classifier)")
+    parser.add_argument("--num-classes", type=integer(1), help="number of classes (default: from the classifier)")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
     parser.set_defaults(run=_run_convert)
 
@@ -236,7 +189,7 @@ def _add_push(commands) -> None:
         description="Upload DIR (model.safetensors + config.json, as written by segzoo.save_pretrained) to the "
                     "Hub repo REPO_ID with a generated README.md model card, in one commit. Creates the repo "
                     "if needed; pushing identical files makes no commit. Prints the commit URL.")
-    parser.add_argument("directory", metavar="DIR", type=_existing_folder,
+    parser.add_argument("directory", metavar="DIR", type=existing_folder,
                         help="a directory written by segzoo.save_pretrained")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name")
     parser.add_argument("--private", action="store_true", help="create the repo private")
@@ -266,10 +219,10 @@ def _add_pull(commands) -> None:
                     "model.safetensors (not the model card) into a directory usable as local-dir:DIR.")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name[@revision], or a zoo name")
     parser.add_argument("--revision", help="branch, tag or commit")
-    parser.add_argument("--to", metavar="DIR", type=_folder,
+    parser.add_argument("--to", metavar="DIR", type=folder,
                         help="copy config.json and model.safetensors (not the model card) into DIR, created if "
                              "needed")
-    parser.add_argument("--cache-dir", type=_folder, help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--cache-dir", type=folder, help="Hub cache directory (default: HF_HUB_CACHE)")
     parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
     _add_hub_options(parser)
     parser.set_defaults(run=_run_pull)
@@ -325,31 +278,31 @@ def _add_predict(commands) -> None:
     parser.add_argument("--model", required=True, metavar="NAME",
                         help="a model name create_model accepts: a zoo name (run with its trained weights), "
                              "'<head>_<backbone>' (random weights), 'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
-    parser.add_argument("--out", default="predictions", metavar="DIR", type=_folder,
+    parser.add_argument("--out", default="predictions", metavar="DIR", type=folder,
                         help="output folder, created if needed (default: predictions)")
     parser.add_argument("--npy", action="store_true",
                         help="also write <stem>.npy, the raw class map (uint8; int16 above 256 classes)")
     parser.add_argument("--no-overlay", dest="overlay", action="store_false",
                         help="do not write the <stem>_overlay.png colour overlays")
-    parser.add_argument("--max-size", type=_integer(1), metavar="N",
+    parser.add_argument("--max-size", type=integer(1), metavar="N",
                         help="run images whose long side exceeds N pixels by sliding window, in windows of the "
                              "model's input_size with 2/3-window stride, overlaps averaged (default: as the model's "
                              "recipe says: mmseg's entries rescale to their test size, some slide; else whole)")
     parser.add_argument("--no-recipe", dest="recipe", action="store_false",
                         help="run every image whole at its own size, not as the model's upstream evaluated it")
-    parser.add_argument("--scales", type=_positive_number, nargs="+", default=[1.0], metavar="S",
+    parser.add_argument("--scales", type=positive_number, nargs="+", default=[1.0], metavar="S",
                         help="test-time scales, e.g. --scales 0.75 1.0 1.25: the image is resized by each, and "
                              "the logits, resized back, are averaged (default: 1.0); give the IMAGES before it")
     parser.add_argument("--flip", action="store_true",
                         help="also average the prediction of the left-right mirrored image")
-    parser.add_argument("--batch-size", type=_integer(1), default=1, metavar="B",
+    parser.add_argument("--batch-size", type=integer(1), default=1, metavar="B",
                         help="run up to B images of the same size together (images are never padded to "
                              "share a batch; default: 1)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="float16 autocast, on a CUDA device only (an error on the CPU)")
-    parser.add_argument("--num-classes", type=_integer(1), metavar="N",
+    parser.add_argument("--num-classes", type=integer(1), metavar="N",
                         help="number of classes to build the model with (a model with other weights gets "
                              "re-initialised classifiers; default: the model's own)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
@@ -386,15 +339,15 @@ def _add_export(commands) -> None:
     parser.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                         help="dynamic batch, height and width (default); --no-dynamic fixes the input to "
                              "1 x 3 x H x W at --size")
-    parser.add_argument("--size", nargs=2, type=_integer(1), metavar=("H", "W"),
+    parser.add_argument("--size", nargs=2, type=integer(1), metavar=("H", "W"),
                         help="example input size (default: the model's input_size from its config); with "
                              "--dynamic the file takes any size, this is where it is traced and checked")
-    parser.add_argument("--out", metavar="PATH", type=_file,
+    parser.add_argument("--out", metavar="PATH", type=output_file,
                         help="output file (default: ./<model name>.onnx or .pt2; parent directories are created)")
-    parser.add_argument("--opset", type=_integer(1), metavar="N",
+    parser.add_argument("--opset", type=integer(1), metavar="N",
                         help="ONNX opset version (default: the exporter's; it converts its graph to other opsets, "
                              "and a model it cannot convert is an error)")
-    parser.add_argument("--num-classes", type=_integer(1), metavar="N",
+    parser.add_argument("--num-classes", type=integer(1), metavar="N",
                         help="number of classes (a different number than a checkpoint's re-initialises its "
                              "classifiers)")
     parser.add_argument("--no-check", dest="check", action="store_false",

@@ -6,7 +6,15 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from ..distributed import SharedError, first_failing_rank
+from ..errors import TrainingDivergedError
+
 __all__ = ["train_step"]
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() \
+        else 0
 
 
 def train_step(model: nn.Module, images: Tensor, masks: Tensor, criterion: Callable, optimizer: torch.optim.Optimizer,
@@ -27,8 +35,14 @@ def train_step(model: nn.Module, images: Tensor, masks: Tensor, criterion: Calla
     with torch.autocast(images.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         outputs = model(images)
         loss = criterion(outputs, masks)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the loss is {loss.item()}: lower the learning rate, or check the labels")
+    # Checked on every rank together: a rank that raised alone would leave the others waiting in backward's
+    # gradient all-reduce. The lowest failing rank says why, the others raise SharedError and exit quietly.
+    failing = first_failing_rank(not bool(torch.isfinite(loss)), loss.device)
+    if failing is not None:
+        if failing != _rank():
+            raise SharedError(f"rank {failing} failed: the loss is not finite")
+        raise TrainingDivergedError(f"the loss is {loss.item()}: lower the learning rate, or check the labels "
+                                    "and the input images")
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -17,6 +17,7 @@ from typing import Optional
 
 from ..errors import CheckpointError, WeightsUnavailableError
 from ..upstream import UpstreamFile
+from .checkpoint import public_modes
 
 __all__ = ["HOSTS", "UpstreamHost", "file_url", "download"]
 
@@ -139,6 +140,7 @@ def download(file: UpstreamFile, destination: Path, *, name: str, progress: bool
         if file.sha256 and not sha256.startswith(file.sha256):
             raise CheckpointError(f"{name}: the downloaded {file.path} has sha256 {sha256}, not the published "
                                   f"{file.sha256}: it is corrupt or another file; nothing was kept")
+        public_modes(temporary)  # mkstemp's 0600 would keep a shared cache's other users out
         os.replace(temporary, destination)
         return sha256
     finally:

@@ -172,10 +172,27 @@ def test_output_that_is_a_file_is_refused(data, tmp_path):
     assert len(lines) == 1 and "not a folder" in lines[0] and "Traceback" not in result.stderr, result.stderr
 
 
+def test_a_second_run_into_a_folder_in_use_is_refused(data, tmp_path):
+    """A run still writing into --output holds its lock (here this process holds it, as a running train.py would)."""
+    import fcntl
+
+    output = tmp_path / "busy"
+    output.mkdir()
+    with open(output / ".train.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run_script("train.py", *train_args(data, output, "--overwrite"))
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "in use by another training run" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in output.iterdir()) == [".train.lock"]  # nothing of the second run written
+
+
 def test_overwrite_replaces_the_old_run(run, data, tmp_path):
     output = shutil.copytree(run, tmp_path / "again")
     check(run_script("train.py", *train_args(data, output, "--overwrite", iters=1)))
-    assert sorted(p.name for p in output.iterdir()) == ["checkpoint-00000001", "final", "latest", "metrics.jsonl"]
+    assert sorted(p.name for p in output.iterdir()) == [".train.lock", "checkpoint-00000001", "final", "latest",
+                                                        "metrics.jsonl"]
     assert [r["iteration"] for r in train_records(output)] == [1]
 
 

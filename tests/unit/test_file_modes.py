@@ -92,3 +92,22 @@ def test_metrics_log_truncation_and_scan_cache(tmp_path, monkeypatch):
     assert [r["iteration"] for r in log.read()] == [1, 2]
     assert not wrong_modes(tmp_path / "run", 0o002)
     assert not wrong_modes(tmp_path / "cache", 0o002)
+
+
+@pytest.mark.parametrize("mask", UMASKS, ids=oct)
+def test_downloaded_upstream_file(tmp_path, monkeypatch, mask):
+    import hashlib
+
+    from segzoo.upstream import UpstreamFile
+    from segzoo.weights.download import download
+    from support.file_server import FileServer
+
+    data = b"not really a checkpoint" * 100
+    with FileServer() as server, umask(mask):
+        server.files["m.pth"] = data
+        monkeypatch.setenv("SEGZOO_TORCHVISION_URL", server.url)
+        folder = tmp_path / "downloads"
+        download(UpstreamFile("torchvision", "m.pth", hashlib.sha256(data).hexdigest()[:8]), folder / "m.pth",
+                 name="m", progress=False)
+    assert (folder / "m.pth").read_bytes() == data
+    assert wrong_modes(folder / "m.pth", mask) == {}

@@ -1,0 +1,55 @@
+"""argparse types shared by the ``segzoo`` command and the example scripts: a bad value is a usage error (exit 2,
+one line naming the option) before any data is read or a model is built."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+__all__ = ["integer", "positive_number", "folder", "existing_folder", "output_file"]
+
+
+def integer(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def folder(text: str) -> str:
+    """An argparse type: a folder to write into, created if needed (an existing file is refused)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return text
+
+
+def existing_folder(text: str) -> str:
+    """An argparse type: a folder that exists."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is {'a file' if os.path.exists(text) else 'missing'}, not a folder")
+    return text
+
+
+def output_file(text: str) -> str:
+    """An argparse type: a file to write (an existing folder is refused)."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the file to write")
+    return text

@@ -1,0 +1,63 @@
+"""Bad arguments to the example scripts: a one-line error naming the option, before any data is read or written.
+
+The scripts are run in this process (runpy, as ``python examples/X.py`` would run them) so that the matrix costs
+milliseconds per case; the real-process runs are in the other tests of this folder."""
+from __future__ import annotations
+
+import re
+import runpy
+import sys
+
+import pytest
+
+from support.scripts import EXAMPLES
+
+FOLDER = ["--model", "fcn_resnet18", "--dataset", "folder"]
+
+CASES = {  # id: (script, arguments, message)
+    "train iters 0": ("train.py", FOLDER + ["--iters", "0"], r"--iters: must be an integer >= 1, got '0'"),
+    "train batch 0": ("train.py", FOLDER + ["--batch-size", "0"], r"--batch-size: must be an integer >= 1"),
+    "train lr -1": ("train.py", FOLDER + ["--lr", "-1"], r"--lr: must be a number > 0, got '-1'"),
+    "train lr nan": ("train.py", FOLDER + ["--lr", "nan"], r"--lr: must be a number > 0, got 'nan'"),
+    "train workers -1": ("train.py", FOLDER + ["--workers", "-1"], r"--workers: must be an integer >= 0"),
+    "train crop 0": ("train.py", FOLDER + ["--crop-size", "0"], r"--crop-size: must be an integer >= 1"),
+    "train epochs x": ("train.py", FOLDER + ["--epochs", "x"], r"--epochs: must be an integer >= 1, got 'x'"),
+    "train checkpoint-every 0": ("train.py", FOLDER + ["--checkpoint-every", "0"], r"--checkpoint-every: must be"),
+    "train amp": ("train.py", FOLDER + ["--amp", "fp8"], r"--amp: invalid choice: 'fp8'"),
+    "train no model": ("train.py", ["--dataset", "folder"], r"the following arguments are required: --model"),
+    "evaluate scales 0": ("evaluate.py", FOLDER + ["--scales", "0"], r"--scales: must be a number > 0, got '0'"),
+    "evaluate window 0": ("evaluate.py", FOLDER + ["--window", "0"], r"--window: must be an integer >= 1"),
+    "evaluate stride -2": ("evaluate.py", FOLDER + ["--stride", "-2"], r"--stride: must be an integer >= 1"),
+    "evaluate mode": ("evaluate.py", FOLDER + ["--mode", "fast"], r"--mode: invalid choice: 'fast'"),
+    "finetune iters 0": ("finetune.py", ["--iters", "0"], r"--iters: must be an integer >= 1"),
+    "finetune lr 0": ("finetune.py", ["--lr", "0"], r"--lr: must be a number > 0, got '0'"),
+    "finetune batch x": ("finetune.py", ["--batch-size", "x"], r"--batch-size: must be an integer >= 1, got 'x'"),
+}
+
+
+def run_in_process(script: str, argv: list[str], monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / script), *argv])
+    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+
+
+@pytest.mark.parametrize("script, argv, message", CASES.values(), ids=CASES)
+def test_bad_argument_is_a_usage_error(script, argv, message, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        run_in_process(script, argv, monkeypatch)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"{script}: error: ")
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []  # nothing written: the argument was refused before any work
+
+
+def test_finetune_refuses_to_replace_a_finished_model(monkeypatch, capsys, tmp_path):
+    (tmp_path / "out" / "model").mkdir(parents=True)
+    (tmp_path / "out" / "model" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit:
+        run_in_process("finetune.py", ["--out", str(tmp_path / "out")], monkeypatch)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "out/model exists (a finished fine-tune); pass --overwrite to replace it" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]  # no data/ written, nothing replaced
