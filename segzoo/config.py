@@ -10,10 +10,24 @@ from typing import Any, Optional
 from .errors import ConfigError
 from .registry import get_neck, list_necks, neck_output_stride
 
-__all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD", "MODES", "default_mean_std"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MODES = ("multiclass", "binary", "multilabel")
+
+
+def default_mean_std(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """ImageNet's normalisation for an ``in_chans``-band input, matching how timm adapts a pretrained RGB stem.
+
+    One band: timm sums the stem's RGB filters, so the band is read as grey (R = G = B): the mean of ImageNet's
+    means and stds. More bands: timm gives band ``i`` the filter of RGB channel ``i % 3``, so it gets that
+    channel's statistics. Three: ImageNet's own. Users with other statistics (satellite reflectances, CT units)
+    pass ``mean`` / ``std`` of their data."""
+    if in_chans == 1:
+        return (round(sum(IMAGENET_MEAN) / 3, 4),), (round(sum(IMAGENET_STD) / 3, 4),)
+    return (tuple(IMAGENET_MEAN[i % 3] for i in range(in_chans)),
+            tuple(IMAGENET_STD[i % 3] for i in range(in_chans)))
 
 
 def _is_int(value: Any) -> bool:
@@ -39,7 +53,14 @@ class ModelConfig:
     Args:
         head: Registered head name (``list_heads()``).
         backbone: timm model name (any model with ``features_only`` support).
-        num_classes: Number of output classes (>= 1).
+        num_classes: Number of output channels (>= 1): the classes (``"multiclass"``), 1 (``"binary"``) or the
+            labels (``"multilabel"``).
+        mode: ``"multiclass"`` (one class per pixel: softmax, argmax), ``"binary"`` (one output channel: sigmoid,
+            foreground where the probability is > ``threshold``) or ``"multilabel"`` (one output channel per label,
+            independent sigmoids: each label present where its probability is > ``threshold``).
+        threshold: The probability above which a pixel is foreground / has a label (binary and multilabel).
+        in_chans: Number of input channels (bands): 3 for RGB, 1 for greyscale, N for multispectral. Passed to
+            timm, which adapts a pretrained stem (see ``default_mean_std``).
         output_stride: Backbone output stride: 8 or 16 (dilated) or 32 (plain; used with JPU).
         neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``).
         aux: Whether to build the auxiliary head (training only; it does not change eval outputs).
@@ -53,8 +74,9 @@ class ModelConfig:
         class_names: Optional class names, ``num_classes`` of them.
         palette: Optional RGB colour per class (``num_classes`` triples) for masks and overlays; without it the
             palette of the zoo dataset with these class names, else a generic one (``segzoo.zoo.palette_for``).
-        mean: Per-channel mean of the input normalisation (images in [0, 1]).
-        std: Per-channel standard deviation of the input normalisation.
+        mean: Per-channel mean of the input normalisation (images in [0, 1]), ``in_chans`` values. Default:
+            ``default_mean_std(in_chans)`` (ImageNet's for RGB).
+        std: Per-channel standard deviation of the input normalisation, ``in_chans`` values.
         align_corners: Bilinear upsampling mode everywhere (the reference uses True).
         input_size: The (height, width) the model is evaluated at (for info and FLOP counts).
         inference: How the model's upstream evaluated it, which ``segzoo predict`` and ``examples/evaluate.py``
@@ -68,6 +90,9 @@ class ModelConfig:
     head: str
     backbone: str
     num_classes: int
+    mode: str = "multiclass"
+    threshold: float = 0.5
+    in_chans: int = 3
     output_stride: int = 8
     neck: Optional[str] = None
     aux: bool = False
@@ -76,14 +101,18 @@ class ModelConfig:
     block_dilations: dict[str, tuple[int, ...]] = field(default_factory=dict)
     class_names: Optional[tuple[str, ...]] = None
     palette: Optional[tuple[tuple[int, int, int], ...]] = None
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: Optional[tuple[float, ...]] = None
+    std: Optional[tuple[float, ...]] = None
     align_corners: bool = True
     input_size: tuple[int, int] = (480, 480)
     inference: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        if _is_int(self.in_chans) and self.in_chans >= 1:  # a bad in_chans is reported by validate()
+            mean, std = default_mean_std(self.in_chans)
+            self.mean = mean if self.mean is None else self.mean
+            self.std = std if self.std is None else self.std
         # JSON has lists only; keep tuples so that a round trip compares equal.
         for name in ("mean", "std", "input_size", "class_names"):
             value = getattr(self, name)
@@ -105,6 +134,15 @@ class ModelConfig:
             raise ConfigError(f"backbone must be a non-empty string, got {self.backbone!r}")
         if not _is_int(self.num_classes) or self.num_classes < 1:
             raise ConfigError(f"num_classes must be an integer >= 1, got {self.num_classes!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(map(repr, MODES))}, got {self.mode!r}")
+        if self.mode == "binary" and self.num_classes != 1:
+            raise ConfigError(f"mode 'binary' has one output channel: num_classes must be 1, got {self.num_classes}"
+                              " (for several independent labels use mode 'multilabel')")
+        if not _is_number(self.threshold) or not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be a probability in (0, 1), got {self.threshold!r}")
+        if not _is_int(self.in_chans) or self.in_chans < 1:
+            raise ConfigError(f"in_chans must be an integer >= 1 (3 for RGB), got {self.in_chans!r}")
         if not _is_int(self.output_stride) or self.output_stride not in (8, 16, 32):
             raise ConfigError(f"output_stride must be 8, 16 or 32 (an integer), got {self.output_stride!r}")
         if self.neck is not None:
@@ -133,10 +171,12 @@ class ModelConfig:
             raise ConfigError(f"palette must hold num_classes={self.num_classes} RGB triples of integers 0-255")
         for name in ("mean", "std"):
             values = getattr(self, name)
-            if not isinstance(values, tuple) or len(values) != 3 or not all(_is_number(v) for v in values):
-                raise ConfigError(f"{name} must have 3 values (RGB), got {values!r}")
+            if not isinstance(values, tuple) or len(values) != self.in_chans or not all(
+                    _is_number(v) for v in values):
+                raise ConfigError(f"{name} must have in_chans={self.in_chans} values (one per input channel), "
+                                  f"got {values!r}")
         if not all(v > 0 for v in self.std):
-            raise ConfigError(f"std must be 3 numbers > 0, got {self.std!r}")
+            raise ConfigError(f"std must be {self.in_chans} numbers > 0, got {self.std!r}")
         if not isinstance(self.input_size, tuple) or len(self.input_size) != 2 or not all(
                 _is_int(v) and v >= 1 for v in self.input_size):
             raise ConfigError(f"input_size must be (height, width), two integers >= 1, got {self.input_size!r}")

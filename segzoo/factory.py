@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from .backbones import pretrained_tag
-from .config import ModelConfig
+from .config import ModelConfig, default_mean_std
 from .errors import CheckpointError, ConfigError, UnknownModelError, did_you_mean
 from .model import SegmentationModel
 from .registry import check_plugins_installed, neck_output_stride
@@ -55,11 +56,26 @@ def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filte
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
+def _as_tuple(values: Any) -> Any:
+    return tuple(values) if isinstance(values, (list, tuple)) else values
+
+
 def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
     changes = {key: value for key, value in overrides.items() if value is not None}
-    if changes.get("num_classes", config.num_classes) != config.num_classes:
+    if changes.get("num_classes", config.num_classes) != config.num_classes \
+            or changes.get("mode", config.mode) != config.mode:
         changes["class_names"] = None  # the old names describe the old classes
+        changes["palette"] = None
+    if changes.get("in_chans", config.in_chans) != config.in_chans:
+        # the old normalisation has another number of bands: the new one's default unless given
+        defaults = default_mean_std(changes["in_chans"]) if _is_band_count(changes["in_chans"]) else (None, None)
+        changes.setdefault("mean", defaults[0])
+        changes.setdefault("std", defaults[1])
     return config.replace(**changes) if changes else config
+
+
+def _is_band_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _check_arguments(model_name: Any, *, checkpoint_path: Any, cache_dir: Any, **arguments: Any) -> None:
@@ -126,6 +142,11 @@ def create_model(
     revision: Optional[str] = None,
     endpoint: Optional[str] = None,
     local_files_only: bool = False,
+    mode: Optional[str] = None,
+    threshold: Optional[float] = None,
+    in_chans: Optional[int] = None,
+    mean: Optional[Sequence[float]] = None,
+    std: Optional[Sequence[float]] = None,
     **head_kwargs: Any,
 ) -> SegmentationModel:
     """Create a segmentation model.
@@ -151,6 +172,13 @@ def create_model(
         revision: Hub branch, tag or commit (overrides ``@rev`` and the zoo's pinned revision).
         endpoint: Hub URL (default ``HF_ENDPOINT``, read at call time).
         local_files_only: Use the Hub cache only (as ``HF_HUB_OFFLINE=1`` does).
+        mode: ``"multiclass"`` (default), ``"binary"`` (with ``num_classes=1``: one sigmoid channel) or
+            ``"multilabel"`` (``num_classes`` independent sigmoid channels); see ``ModelConfig``.
+        threshold: Probability above which a binary / multilabel pixel is foreground (default 0.5).
+        in_chans: Input channels (default 3, RGB): 1 for greyscale, N for multispectral. timm adapts a
+            pretrained backbone's stem to it; loaded segzoo weights of another ``in_chans`` are adapted the same way.
+        mean, std: The input normalisation, ``in_chans`` values each (default: ImageNet's, per
+            ``segzoo.config.default_mean_std``).
         **head_kwargs: Head arguments (e.g. ``dropout``); ``None`` values are ignored, as in timm.
 
     Returns:
@@ -160,7 +188,8 @@ def create_model(
                      local_files_only=local_files_only, checkpoint_path=checkpoint_path, neck=neck, cache_dir=cache_dir,
                      token=token, revision=revision, endpoint=endpoint)
     head_kwargs = {key: value for key, value in head_kwargs.items() if value is not None}
-    overrides = dict(num_classes=num_classes, aux=aux, output_stride=output_stride, neck=neck)
+    overrides = dict(num_classes=num_classes, aux=aux, output_stride=output_stride, neck=neck, mode=mode,
+                     threshold=threshold, in_chans=in_chans, mean=_as_tuple(mean), std=_as_tuple(std))
     options = HubOptions(cache_dir=cache_dir, token=token, revision=revision, endpoint=endpoint,
                          local_files_only=local_files_only)
     resolved = resolve_model_name(model_name)

@@ -127,7 +127,7 @@ CONFIG_CASES = {  # id: (field changes, message)
     "input_size 0": ({"input_size": (0, 480)}, r"input_size must be \(height, width\), two integers >= 1"),
     "input_size float": ({"input_size": (480.0, 480)}, r"input_size must be \(height, width\)"),
     "std 0": ({"std": (0.0, 1.0, 1.0)}, r"std must be 3 numbers > 0"),
-    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have 3 values"),
+    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have in_chans=3 values"),
     "class_names ints": ({"class_names": (1, 2, 3)}, r"class_names must be a sequence of strings"),
     "palette int": ({"palette": 5}, r"palette must hold num_classes=3 RGB triples"),
 }

@@ -54,8 +54,29 @@ def test_not_json_names_the_source():
     ({"neck": "fpn"}, "neck must be one of"),
     ({"neck": "jpu", "output_stride": 8}, "JPU neck reads an output-stride-32 backbone"),
     ({"class_names": ("a", "b")}, "class_names has 2 names for num_classes=3"),
-    ({"mean": (0.5, 0.5)}, "mean must have 3 values"),
+    ({"mean": (0.5, 0.5)}, r"mean must have in_chans=3 values \(one per input channel\)"),
+    ({"in_chans": 4, "mean": (0.5, 0.5, 0.5)}, r"mean must have in_chans=4 values"),
+    ({"in_chans": 0}, r"in_chans must be an integer >= 1"),
+    ({"mode": "softmax"}, r"mode must be one of .multiclass., .binary., .multilabel., got .softmax."),
+    ({"mode": "binary"}, r"mode .binary. has one output channel: num_classes must be 1"),
+    ({"threshold": 1.0}, r"threshold must be a probability in \(0, 1\)"),
 ])
 def test_invalid_values_are_refused(changes, message):
     with pytest.raises(ConfigError, match=message):
         full_config().replace(**changes)
+
+
+def test_normalisation_defaults_follow_the_input_bands():
+    """One band is grey (timm sums the RGB stem filters): ImageNet's mean statistics; band i of N takes RGB
+    channel i % 3's (timm repeats the filters cyclically); an old config.json without the new fields loads as RGB
+    multiclass."""
+    assert ModelConfig("fcn", "resnet18", 3).mean == (0.485, 0.456, 0.406)
+    grey = ModelConfig("fcn", "resnet18", 1, mode="binary", in_chans=1)
+    assert grey.mean == (0.449,) and grey.std == (0.226,)
+    four = ModelConfig("fcn", "resnet18", 5, mode="multilabel", in_chans=4)
+    assert four.mean == (0.485, 0.456, 0.406, 0.485) and four.std == (0.229, 0.224, 0.225, 0.229)
+    assert ModelConfig.from_json(four.to_json()) == four
+    old = {key: value for key, value in ModelConfig("fcn", "resnet18", 3).to_dict().items()
+           if key not in ("mode", "threshold", "in_chans")}
+    restored = ModelConfig.from_dict(old)
+    assert (restored.mode, restored.threshold, restored.in_chans) == ("multiclass", 0.5, 3)
