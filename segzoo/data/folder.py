@@ -5,6 +5,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DatasetError
 from ..inference.image_io import IMAGE_EXTENSIONS
 from .base import SegmentationDataset
@@ -15,7 +17,8 @@ FOLDER_LAYOUT = """expected layout (the split level is present only when split= 
     <root>/
         classes.txt                      one class name per line (or pass class_names= / num_classes=)
         <image_dir>/[<split>/]<name>.jpg|.png|...
-        <mask_dir>/[<split>/]<name>.png    single-channel label indices, same size as the image"""
+        <mask_dir>/[<split>/]<name>.png    single-channel label indices, same size as the image
+                                           (task="binary": 0 background, 1 or 255 foreground)"""
 
 _MAX_LISTED = 5
 
@@ -44,7 +47,9 @@ def _class_names(root: Path, class_names: Sequence[str] | None, num_classes: int
 class FolderDataset(SegmentationDataset):
     """Images in ``<root>/<image_dir>[/<split>]`` paired by file stem with masks in ``<root>/<mask_dir>[/<split>]``.
 
-    Masks hold the training ids directly (``0 .. num_classes - 1``, ``ignore_index`` to ignore).
+    Masks hold the training ids directly (``0 .. num_classes - 1``, ``ignore_index`` to ignore). With
+    ``task="binary"`` they are foreground masks as image tools write them: 0 is background and any other value
+    (1, or 255 in 0/255 masks) is foreground, except ``ignore_value`` if given; the dataset has one class.
 
     Args:
         root: The dataset folder itself.
@@ -54,7 +59,11 @@ class FolderDataset(SegmentationDataset):
         class_names: The class names in label order; else ``<root>/classes.txt``, else ``num_classes``.
         num_classes: The number of classes when no names are known (names ``class_0`` ...); checked against
             the names when both are known.
-        ignore_index: The mask value of pixels to ignore.
+        ignore_index: The mask value of pixels to ignore (multiclass); the training ids' ignore value (all modes).
+        task: ``"multiclass"`` (label-index masks) or ``"binary"`` (foreground masks, see above), as the model's
+            ``config.mode``.
+        ignore_value: Binary masks: the stored value of pixels to ignore (None: every non-zero value is
+            foreground).
         transform: See :class:`SegmentationDataset`.
 
     Raises:
@@ -67,7 +76,12 @@ class FolderDataset(SegmentationDataset):
     def __init__(self, root: str | os.PathLike, split: str | None = None, image_dir: str = "images",
                  mask_dir: str = "masks", class_names: Sequence[str] | None = None,
                  num_classes: int | None = None, ignore_index: int = 255,
-                 transform: Callable | None = None) -> None:
+                 transform: Callable | None = None, task: str = "multiclass",
+                 ignore_value: int | None = None) -> None:
+        if task not in ("multiclass", "binary"):
+            raise DatasetError(f"folder dataset task must be 'multiclass' or 'binary', got {task!r} (multi-label "
+                               f"data: MultiLabelFolderDataset)")
+        self.task, self.ignore_value = task, ignore_value
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise DatasetError(f"folder dataset root {self.root} does not exist or is not a directory\n"
@@ -93,7 +107,26 @@ class FolderDataset(SegmentationDataset):
             raise DatasetError(f"{len(missing)} of {len(files)} images in {images_at} have no mask:\n    "
                                f"{shown}{more}\n{FOLDER_LAYOUT}")
         # Instance attributes shadow the class defaults before the base class builds the default transform.
+        if task == "binary" and class_names is None and not (self.root / "classes.txt").is_file():
+            class_names = ("foreground",)  # one output channel; classes.txt may name it
         self.class_names = _class_names(self.root, class_names, num_classes)
+        if task == "binary" and len(self.class_names) != 1:
+            raise DatasetError(f"a binary folder dataset has one class (the foreground), got {len(self.class_names)}"
+                               f" names: {', '.join(self.class_names)}")
         self.num_classes = len(self.class_names)
         self.ignore_index = int(ignore_index)
         super().__init__(files, split or "all", transform)
+
+    def map_labels(self, raw: np.ndarray) -> np.ndarray:
+        """Binary masks: 0 background, other values foreground (1), ``ignore_value`` ignored; else unchanged."""
+        if self.task != "binary":
+            return raw
+        labels = (raw != 0).astype(np.int64)
+        if self.ignore_value is not None:
+            labels[raw == self.ignore_value] = self.ignore_index
+        return labels
+
+    def _bad(self, labels: np.ndarray) -> np.ndarray:
+        if self.task != "binary":
+            return super()._bad(labels)
+        return (labels != 0) & (labels != 1) & (labels != self.ignore_index)  # one class: training ids 0 / 1

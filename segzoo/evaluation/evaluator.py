@@ -11,7 +11,9 @@ from typing import Iterable, Optional, Sequence
 import torch
 from torch import nn
 
+from ..inference.decode import decode_logits
 from ..inference.tta import Size, predict_logits
+from .label_metrics import LabelMetrics
 from .metrics import ConfusionMatrix
 
 __all__ = ["evaluate"]
@@ -24,7 +26,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: torch.device | str = "cpu",
              ignore_index: int = 255, scales: Sequence[float] = (1.0,), flip: bool = False,
              window: Optional[Size] = None, stride: Optional[Size] = None, resize: Optional[Sequence[int]] = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, mode: Optional[str] = None, threshold: Optional[float] = None) -> dict:
     """Run ``model`` over ``batches`` of ``(images, masks)`` and return the metrics over all of them.
 
     Args:
@@ -32,7 +34,7 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
             gradient synchronisation). It is put in eval mode and left in the mode it was in.
         batches: An iterable of ``(images (N, 3, H, W) normalised, masks (N, H, W) int64)``, e.g. a DataLoader
             over a dataset with ``EvalTransform``; under DDP each process passes its own shard.
-        num_classes: Number of classes of the dataset.
+        num_classes: Number of classes of the dataset (of labels: binary 1, multilabel C).
         device: Where to run.
         ignore_index: Mask value that is not scored.
         scales: Test-time scales, averaged (see ``segzoo.inference.predict_logits``).
@@ -43,16 +45,25 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
             scored at the image's own size). ``segzoo.inference.tta.recipe_options(config)`` gives a model's
             ``window``, ``stride`` and ``resize``.
         progress: Show a progress bar (pass True on the main process only).
+        mode, threshold: The task (default: the model's ``config.mode`` / ``config.threshold``). Binary and
+            multilabel masks are ``(N, H, W)`` / ``(N, C, H, W)`` of 0 / 1 / ``ignore_index``.
 
     Returns:
-        ``ConfusionMatrix.compute()`` of the confusion matrix summed over every process: ``pixAcc``,
+        Multiclass: ``ConfusionMatrix.compute()`` of the confusion matrix summed over every process: ``pixAcc``,
         ``mIoU`` (over the classes present in the ground truth or the predictions), per-class ``IoU`` and
-        ``num_pixels``.
+        ``num_pixels``. Binary / multilabel: ``LabelMetrics.compute()`` (IoU, Dice = F1, precision, recall per
+        label at ``threshold``), summed over every process likewise.
     """
     model = _unwrap(model)
+    config = getattr(model, "config", None)
+    mode = mode or getattr(config, "mode", "multiclass")
+    threshold = threshold if threshold is not None else getattr(config, "threshold", 0.5)
     was_training = model.training
     model.eval()
-    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    if mode == "multiclass":
+        matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index, device=device)
+    else:
+        matrix = LabelMetrics(num_classes, ignore_index=ignore_index, threshold=threshold, device=device)
     if progress:
         from tqdm.auto import tqdm
         batches = tqdm(batches, desc="evaluate", leave=False, dynamic_ncols=True)
@@ -62,7 +73,7 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
             masks = masks.to(device, non_blocking=True)
             logits = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride,
                                     resize=resize)
-            matrix.update(logits.argmax(1), masks)
+            matrix.update(decode_logits(logits, mode, threshold), masks)
     finally:
         model.train(was_training)
     return matrix.all_reduce().compute()

@@ -121,10 +121,11 @@ class ConfusionMatrix:
 
 
 def format_metrics_table(metrics: dict, class_names: Sequence[str] | None = None) -> str:
-    """Format ``ConfusionMatrix.compute()`` results as text: pixAcc, mIoU and a per-class IoU table.
+    """Format ``ConfusionMatrix.compute()`` (or ``LabelMetrics.compute()``) results as text: pixAcc, mIoU (and
+    mDice) and a per-class IoU (and Dice, precision, recall) table.
 
     Args:
-        metrics: The dict ``ConfusionMatrix.compute()`` returns.
+        metrics: The dict ``ConfusionMatrix.compute()`` or ``LabelMetrics.compute()`` returns.
         class_names: One name per class (default: the class indices).
 
     Returns:
@@ -140,10 +141,16 @@ def format_metrics_table(metrics: dict, class_names: Sequence[str] | None = None
     def percent(value) -> str:
         return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
 
+    columns = [name for name in ("IoU", "Dice", "precision", "recall") if name in metrics]
     lines = [f"pixAcc: {percent(metrics.get('pixAcc'))}", f"mIoU:   {percent(metrics.get('mIoU'))}"]
+    if "mDice" in metrics:
+        lines.append(f"mDice:  {percent(metrics.get('mDice'))}  (= mF1)")
     if "num_pixels" in metrics:
         lines.append(f"pixels: {metrics['num_pixels']}")
     width = max([len("class"), *(len(name) for name in class_names)])
-    lines += ["", f"{'class':<{width}}  IoU %", f"{'-' * width}  ------"]
-    lines += [f"{name:<{width}}  {percent(value):>6}" for name, value in zip(class_names, iou)]
+    header = "  ".join(f"{name + ' %':>11}" for name in columns)
+    lines += ["", f"{'class':<{width}}  {header}", f"{'-' * width}  " + "  ".join("-" * 11 for _ in columns)]
+    for index, name in enumerate(class_names):
+        cells = "  ".join(f"{percent(metrics[column][index]):>11}" for column in columns)
+        lines.append(f"{name:<{width}}  {cells}")
     return "\n".join(lines)

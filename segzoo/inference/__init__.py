@@ -12,7 +12,8 @@ _EXPORTS = {
     "optimize_for_inference": ".optimize",
     "PredictResult": ".predict", "collect_inputs": ".predict", "predict": ".predict",
     "predict_logits": ".tta", "sliding_window_logits": ".tta", "window_starts": ".tta",
-    "colorize": ".visualize", "overlay": ".visualize",
+    "colorize": ".visualize", "overlay": ".visualize", "overlay_labels": ".visualize",
+    "decode_logits": ".decode",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

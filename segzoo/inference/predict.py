@@ -18,11 +18,12 @@ from torch import nn
 
 from ..errors import ConfigError, ImageReadError, SegzooError
 from ..factory import create_model
-from ..zoo import is_pretrained_name, palette_for
+from ..zoo import generic_palette, is_pretrained_name, palette_for
+from .decode import decode_logits
 from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
 from .optimize import optimize_for_inference
 from .tta import predict_logits, recipe_options
-from .visualize import colorize, overlay
+from .visualize import colorize, overlay, overlay_labels
 
 __all__ = ["predict", "PredictResult", "collect_inputs"]
 
@@ -39,7 +40,9 @@ class PredictResult:
     Attributes:
         path: The input file (or the pattern / path that matched nothing).
         mask: The ``(H, W)`` class map at the image's size (after EXIF orientation): uint8 for up to 256
-            classes, int16 above. None when the input was skipped, or with ``keep_masks=False``.
+            classes, int16 above; binary models: the ``(H, W)`` uint8 0 / 1 foreground mask; multi-label
+            models: ``(L, H, W)`` uint8 0 / 1, one mask per label. None when the input was skipped, or with
+            ``keep_masks=False``.
         error: Why the input was skipped; None when it was processed.
         files: The files written for it.
     """
@@ -197,6 +200,45 @@ def _write_outputs(mask: np.ndarray, rgb: np.ndarray, stem: Path, out_dir: Path,
     return tuple(written)
 
 
+def label_colours(config) -> np.ndarray:
+    """One colour per label of a binary / multi-label model: its config's palette, else generic colours (black,
+    the background's colour in generic palettes, skipped)."""
+    if getattr(config, "palette", None) is not None:
+        return np.asarray(config.palette, dtype=np.uint8)
+    return generic_palette(config.num_classes + 1)[1:]
+
+
+def _label_file_names(config) -> list[str]:
+    names = config.class_names or [f"label{i}" for i in range(config.num_classes)]
+    # a label name becomes part of a file name: keep it to safe characters
+    return ["".join(c if c.isalnum() or c in "-_." else "_" for c in name) or f"label{i}"
+            for i, name in enumerate(names)]
+
+
+def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir: Path, colours: np.ndarray,
+                         label_names: list[str], save_npy: bool, with_overlay: bool) -> tuple[Path, ...]:
+    """Binary: ``<stem>_mask.png``; multi-label: ``<stem>_<label>_mask.png`` per label. Each a palette PNG whose
+    values are 0 / 1 (black / the label's colour), so it reads back as a binary mask."""
+    target = out_dir / stem
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stack = masks[None] if masks.ndim == 2 else masks
+    written = []
+    for index, mask in enumerate(stack):
+        suffix = "_mask.png" if masks.ndim == 2 else f"_{label_names[index]}_mask.png"
+        path = target.with_name(target.name + suffix)
+        colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])).save(path)
+        written.append(path)
+    if with_overlay:
+        overlay_path = target.with_name(f"{target.name}_overlay.png")
+        Image.fromarray(overlay_labels(rgb, stack, colours)).save(overlay_path)
+        written.append(overlay_path)
+    if save_npy:
+        npy_path = target.with_name(f"{target.name}.npy")
+        np.save(npy_path, masks)
+        written.append(npy_path)
+    return tuple(written)
+
+
 def predict(
     inputs: Union[PathLike, Iterable[PathLike]],
     model: Union[nn.Module, str],
@@ -222,6 +264,11 @@ def predict(
       class indices (a 16-bit greyscale PNG of the indices above 256 classes);
     - ``<stem>_overlay.png``: the class colours blended over the image (alpha 0.5), unless ``overlay=False``;
     - ``<stem>.npy`` with ``save_npy=True``: the class map (uint8 up to 256 classes, int16 above).
+
+    Binary models (``config.mode``) write ``<stem>_mask.png``, the foreground (sigmoid > ``config.threshold``)
+    as a palette PNG of 0 / 1; multi-label models one ``<stem>_<label>_mask.png`` per label, the same way; their
+    overlays colour each pixel with the mean colour of its labels (``label_colours``), and ``.npy`` holds the
+    ``(H, W)`` or ``(L, H, W)`` 0 / 1 masks.
 
     Args:
         inputs: Files, folders (searched recursively; sub-folders are mirrored in ``out_dir``) and glob
@@ -263,8 +310,10 @@ def predict(
     built_here = isinstance(model, str)
     model = _resolve_model(model, num_classes)
     config = model.config
-    palette = palette_for(config)
-    dtype = _mask_dtype(config.num_classes)
+    multiclass = config.mode == "multiclass"
+    palette = palette_for(config) if multiclass else label_colours(config)
+    label_names = _label_file_names(config)
+    dtype = _mask_dtype(config.num_classes) if multiclass else np.dtype(np.uint8)
     out_path = Path(out_dir) if out_dir is not None else None
     items = collect_inputs(inputs, exclude=out_path)
     results: list[Optional[PredictResult]] = [None] * len(items)
@@ -289,11 +338,14 @@ def predict(
         autocast = (torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext())
         with autocast:
             logits = predict_logits(model, images, scales=scales, flip=flip, **options)
-        masks = logits.argmax(1).cpu().numpy().astype(dtype)
+        masks = decode_logits(logits, config.mode, config.threshold).cpu().numpy().astype(dtype)
         for (item, rgb), mask in zip(batch, masks):
             files = ()
-            if out_path is not None:
+            if out_path is not None and multiclass:
                 files = _write_outputs(mask, rgb, item.out_stem, out_path, palette, save_npy, overlay)
+            elif out_path is not None:
+                files = _write_label_outputs(mask, rgb, item.out_stem, out_path, palette, label_names, save_npy,
+                                             overlay)
             results[item.index] = PredictResult(item.path, mask if keep_masks else None, files=files)
             bar.update(1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["colorize", "overlay"]
+__all__ = ["colorize", "overlay", "overlay_labels"]
 
 
 def _check_labels(label_map: np.ndarray, palette: np.ndarray, limit: int) -> np.ndarray:
@@ -49,3 +49,30 @@ def overlay(image_rgb: np.ndarray, label_map: np.ndarray, palette: np.ndarray, a
     colours = palette[label_map].astype(np.float32)
     blended = (1.0 - alpha) * image_rgb.astype(np.float32) + alpha * colours
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def overlay_labels(image_rgb: np.ndarray, masks: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend label colours over an image where the labels are present (binary and multi-label masks).
+
+    Args:
+        image_rgb: ``(H, W, 3)`` uint8.
+        masks: ``(L, H, W)`` 0 / 1 (or ``(H, W)`` for one label).
+        colours: ``(L, 3)`` one RGB colour per label.
+        alpha: Weight of the colour where a label is present; where several are, their mean colour.
+
+    Returns:
+        ``(H, W, 3)`` uint8; pixels with no label are the image's own.
+    """
+    image_rgb = np.asarray(image_rgb)
+    masks = np.asarray(masks)
+    masks = masks[None] if masks.ndim == 2 else masks
+    colours = np.asarray(colours, dtype=np.float32).reshape(-1, 3)
+    if masks.ndim != 3 or masks.shape[1:] != image_rgb.shape[:2] or len(colours) < masks.shape[0]:
+        raise ValueError(f"expected (L, H, W) masks at the image's size {image_rgb.shape[:2]} and L colours, got "
+                         f"masks {masks.shape} and {len(colours)} colours")
+    present = (masks != 0).astype(np.float32)
+    count = present.sum(0)
+    mean_colour = np.einsum("lhw,lc->hwc", present, colours[:masks.shape[0]]) / np.maximum(count, 1)[..., None]
+    blended = (1.0 - alpha) * image_rgb.astype(np.float32) + alpha * mean_colour
+    out = np.where(count[..., None] > 0, blended, image_rgb.astype(np.float32))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
