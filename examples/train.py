@@ -26,7 +26,7 @@ import segzoo
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import CheckpointError, SegzooError
 from segzoo.evaluation import evaluate
-from segzoo.tools.arguments import integer, positive_number
+from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import (
     MetricsLog,
     PolyLR,
@@ -65,7 +65,15 @@ def parse_args():
     add("--output-stride", type=int, choices=[8, 16, 32])
     add("--aux", action=argparse.BooleanOptionalAction, default=True, help="aux FCN head on c3 (default on)")
     add("--aux-weight", type=positive_number, help="weight of each aux loss (default: the head's, else 0.4)")
-    add("--ohem", action="store_true", help="online hard example mining loss")
+    add("--ohem", action="store_true", help="online hard example mining loss (the same as --loss ohem)")
+    add("--loss", default="ce", help="a loss or a weighted sum: ce, ohem, dice, focal, lovasz, tversky, "
+                                     "'ce+dice', 'ce:1+lovasz:0.5' (default ce); on the main and aux outputs")
+    add("--loss-option", type=key_value, action="append", default=[], metavar="NAME=VALUE",
+        help="an option of the loss terms, e.g. gamma=2, smooth=1, tversky_alpha=0.3 (repeatable)")
+    add("--class-weight", type=positive_number, nargs="+", metavar="W", help="one weight per class (label)")
+    add("--task", choices=["multiclass", "binary", "multilabel"], default="multiclass",
+        help="binary (0/1 or 0/255 masks) and multilabel (masks/<label>/ or .npy) read --dataset folder")
+    add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
     add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
     add("--data-root", help="data root (default: $SEGZOO_DATA)")
     add("--train-split", help="default: train_aug for voc, train otherwise")
@@ -245,8 +253,14 @@ def resume_training(args, ctx, recipe: dict, *, model, optimizer, scheduler: Pol
 def read_datasets(args):
     """The training and validation sets (their file lists; nothing is decoded yet)."""
     train_split = args.train_split or ("train_aug" if args.dataset.lower() == "voc" else "train")
-    return (create_dataset(args.dataset, args.data_root, split=train_split),
-            create_dataset(args.dataset, args.data_root, split=args.val_split))
+    task = {}
+    if args.task != "multiclass":
+        if args.dataset != "folder":
+            raise SegzooError(f"--task {args.task} reads a folder dataset of {args.task} masks (--dataset folder); "
+                              f"{args.dataset} is a multiclass dataset")
+        task = {"task": args.task, "ignore_value": args.ignore_value}
+    return (create_dataset(args.dataset, args.data_root, split=train_split, **task),
+            create_dataset(args.dataset, args.data_root, split=args.val_split, **task))
 
 
 def lock_output(output: Path) -> None:
@@ -300,7 +314,8 @@ def main(args):
               "iters_per_epoch": iters_per_epoch, "seed": args.seed}
     model = rank0_first(lambda: segzoo.create_model(
         args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
-        num_classes=train_set.num_classes, aux=args.aux, neck=args.neck, output_stride=args.output_stride))
+        num_classes=train_set.num_classes, aux=args.aux, neck=args.neck, output_stride=args.output_stride,
+        mode=args.task))
     model.to(ctx.device).train()
     mean, std = model.config.mean, model.config.std  # the normalisation the model was (pre)trained with
     train_set.transform = TrainTransform(args.base_size or defaults["base_size"], args.crop_size or defaults[
@@ -317,7 +332,9 @@ def main(args):
     optimizer = build_optimizer(model, lr)
     scheduler = PolyLR(optimizer, total_iters, warmup_iters=min(args.warmup_iters, total_iters // 2))
     aux_weight = args.aux_weight if args.aux_weight is not None else (model.head.aux_loss_weight or 0.4)
-    criterion = SegmentationLoss(aux_weight=aux_weight, ignore_index=train_set.ignore_index, ohem=args.ohem)
+    criterion = SegmentationLoss(args.loss, aux_weight=aux_weight, ignore_index=train_set.ignore_index,
+                                 ohem=args.ohem, mode=args.task, class_weight=args.class_weight,
+                                 **dict(args.loss_option))
 
     def evaluation_due(done: int) -> bool:
         """Whether an evaluation follows iteration ``done``: after every --eval-every epochs, and at the end."""

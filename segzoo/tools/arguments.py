@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 
-__all__ = ["integer", "positive_number", "folder", "existing_folder", "output_file"]
+__all__ = ["integer", "positive_number", "folder", "existing_folder", "output_file", "key_value"]
 
 
 def integer(minimum: int):
@@ -53,3 +53,20 @@ def output_file(text: str) -> str:
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the file to write")
     return text
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """An argparse type: ``NAME=VALUE`` (a loss option, say), the value read as an int, a float, true / false,
+    or else kept as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE (e.g. gamma=2), got {text!r}")
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    for convert in (int, float):
+        try:
+            return name, convert(value)
+        except ValueError:
+            pass
+    return name, value
