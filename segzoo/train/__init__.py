@@ -19,7 +19,18 @@ from ..distributed import (
 )
 from .loaders import eval_loader, start_epoch, train_loader
 from .loop import train_step
-from .losses import OhemCrossEntropy, SegmentationLoss
+from .losses import (
+    LOSSES,
+    CombinedLoss,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    LovaszLoss,
+    OhemCrossEntropy,
+    SegmentationLoss,
+    TverskyLoss,
+    build_loss,
+)
 from .metrics_log import MetricsLog, json_safe
 from .optim import build_optimizer, param_groups, scaled_lr
 from .sampler import ShardedSampler
@@ -35,7 +46,13 @@ from .state import (
 )
 
 __all__ = [
+    "LOSSES",
+    "CombinedLoss",
+    "CrossEntropyLoss",
+    "DiceLoss",
     "DistributedContext",
+    "FocalLoss",
+    "LovaszLoss",
     "MetricsLog",
     "OhemCrossEntropy",
     "PolyLR",
@@ -43,10 +60,12 @@ __all__ = [
     "ShardedSampler",
     "SharedError",
     "TrainingState",
+    "TverskyLoss",
     "all_gather_objects",
     "all_reduce_mean",
     "barrier",
     "broadcast_buffers",
+    "build_loss",
     "build_optimizer",
     "capture_rng",
     "cleanup_distributed",
