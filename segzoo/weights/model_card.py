@@ -91,6 +91,18 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
     classes = ", ".join(config.class_names) if config.class_names else f"{config.num_classes} classes (unnamed)"
     metric_lines = [f"| {name} | {value} |" for name, value in metrics.items() if isinstance(value, (int, float))]
     citations = _citations(config)
+    bands = {1: "greyscale", 3: "RGB"}.get(config.in_chans, f"{config.in_chans}-band")
+    decode = {
+        "multiclass": "logits.argmax(1)  # (1, H, W) class indices",
+        "binary": f"torch.sigmoid(logits)[:, 0] > {config.threshold}  # (1, H, W) foreground",
+        "multilabel": f"torch.sigmoid(logits) > {config.threshold}  # (1, labels, H, W), one mask per label",
+    }[config.mode]
+    task = {
+        "multiclass": "one class per pixel (softmax)",
+        "binary": f"binary: one output channel, foreground where its sigmoid is above {config.threshold}",
+        "multilabel": f"multi-label: one output channel per label, each label present where its sigmoid is above "
+                      f"{config.threshold} (a pixel may have several labels, or none)",
+    }[config.mode]
     sections = [
         f"# {repo_id.split('/')[-1]}",
         f"Semantic segmentation with segzoo: the **{config.head}** head on a timm **{config.backbone}** backbone "
@@ -98,10 +110,14 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         "## Usage",
         "```python\nimport segzoo, torch\n\n"
         f'model = segzoo.create_model("hf-hub:{repo_id}")  # eval mode\n'
-        f"images = torch.randn(1, 3, {config.input_size[0]}, {config.input_size[1]})  # normalised RGB\n"
-        "logits = model(images)  # (1, num_classes, H, W)\n```",
+        f"images = torch.randn(1, {config.in_chans}, {config.input_size[0]}, {config.input_size[1]})"
+        f"  # normalised {bands}\n"
+        f"logits = model(images)  # (1, {config.num_classes}, H, W)\nmasks = {decode}\n```",
+        "## Task",
+        f"{task.capitalize()}.",
         "## Preprocessing",
-        f"RGB in [0, 1], normalised with mean {list(config.mean)} and std {list(config.std)}; "
+        f"{bands.capitalize()} input ({config.in_chans} channel{'s' if config.in_chans > 1 else ''}) in [0, 1], "
+        f"normalised with mean {list(config.mean)} and std {list(config.std)}; "
         f"evaluated at {config.input_size[0]}x{config.input_size[1]}; bilinear upsampling with "
         f"align_corners={config.align_corners}.",
         "## Classes",
