@@ -7,21 +7,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations
+from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations, stem_conv_names
 from .config import ModelConfig
 from .errors import ConfigError
 from .layers import FCNBlock
 from .registry import get_head, get_neck
 
-__all__ = ["SegmentationModel"]
+__all__ = ["SegmentationModel", "input_channels"]
+
+
+def input_channels(model: nn.Module) -> int:
+    """The channels of the images ``model`` takes: ``config.in_chans`` for a segzoo model (also one made by
+    ``optimize_for_inference``), else 3 (RGB: torchvision and timm models as the tools build them)."""
+    in_chans = getattr(getattr(model, "config", None), "in_chans", None)
+    return in_chans if isinstance(in_chans, int) and not isinstance(in_chans, bool) else 3
+
+
+def _takes_in_chans(head_class: type) -> bool:
+    """Whether a head's ``__init__`` names an ``in_chans`` parameter (not merely ``**kwargs``)."""
+    return "in_chans" in inspect.signature(head_class.__init__).parameters
 
 
 def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
     """Name unknown head arguments up front instead of a bare TypeError from deep inside __init__."""
+    if "in_chans" in kwargs:
+        raise ConfigError(f"head {head!r}: head_kwargs may not set in_chans; it is the model's own (in_chans=...), "
+                          f"which a head that reads the image receives")
     params = inspect.signature(head_class.__init__).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux"}
+    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux", "in_chans"}
     accepted = sorted(set(params) - reserved)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -32,14 +47,16 @@ def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
 class SegmentationModel(nn.Module):
     """A semantic segmentation model.
 
+    ``images`` are ``(N, config.in_chans, H, W)``, normalised with the config's ``mean`` / ``std``.
     In eval mode ``forward(images)`` returns logits ``(N, num_classes, H, W)`` at the input's size,
     for any H and W. In training mode it returns a tuple ``(main, *aux_outputs)``, every entry at the
     input's size, so that a loss can weight them (the aux head comes last).
 
     Args:
         config: The model's recipe.
-        pretrained_backbone: Load timm's ImageNet weights into the backbone. Only ``create_model`` sets
-            this, and never when a full checkpoint is loaded afterwards.
+        pretrained_backbone: Load timm's ImageNet weights into the backbone (timm adapts the RGB stem to
+            ``config.in_chans``). Only ``create_model`` sets this, and never when a full checkpoint is loaded
+            afterwards.
     """
 
     def __init__(self, config: ModelConfig, pretrained_backbone: bool = False, channels_last: bool = True):
@@ -50,7 +67,7 @@ class SegmentationModel(nn.Module):
         _check_head_kwargs(config.head, head_class, config.head_kwargs)
 
         self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone,
-                                             config.backbone_kwargs)
+                                             config.backbone_kwargs, in_chans=config.in_chans)
         set_block_dilations(self.backbone, config.block_dilations)
         channels = dict(info.channels)
         self.neck = None
@@ -68,6 +85,11 @@ class SegmentationModel(nn.Module):
         head_kwargs = dict(config.head_kwargs)
         if head_class.handles_aux:
             head_kwargs["aux"] = config.aux
+        if head_class.needs_image and _takes_in_chans(head_class):
+            head_kwargs["in_chans"] = config.in_chans  # the image's channels (BiSeNet's spatial path reads it)
+        elif head_class.needs_image and config.in_chans != 3:
+            raise ConfigError(f"head {config.head!r} reads the image but takes no in_chans argument: it reads RGB "
+                              f"images only (in_chans=3), got in_chans={config.in_chans}")
         self.head = head_class({name: channels[name] for name in head_class.in_features}, config.num_classes,
                                align_corners=config.align_corners, **head_kwargs)
         # The aux head reads the raw c3 (also with JPU), as in the reference.
@@ -91,14 +113,27 @@ class SegmentationModel(nn.Module):
         layers that a checkpoint with another ``num_classes`` cannot fill."""
         return [key for key in self.state_dict() if key.rsplit(".", 2)[-2].endswith("classifier")]
 
+    def input_conv_keys(self) -> list[str]:
+        """State-dict keys of the weights of the convolutions that read the image (``in_chans`` input channels):
+        the backbone's stem convolution as timm declares it (``backbone.conv1.weight``; ``backbone.conv1.0.weight``
+        for a deep stem) and those a head that reads the image names in ``image_convs`` (BiSeNet's spatial path).
+        These are the layers a checkpoint of another ``in_chans`` is adapted in (``load_weights``)."""
+        names = [f"backbone.{name}" for name in stem_conv_names(self.backbone)]
+        names += [f"head.{name}" for name in getattr(self.head, "image_convs", ())]
+        state = self.state_dict()
+        return [f"{name}.weight" for name in names if f"{name}.weight" in state]
+
     def _upsample(self, logits: Tensor, size) -> Tensor:
         if logits.shape[-2:] == size:
             return logits
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.config.align_corners)
 
     def forward(self, images: Tensor):
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape (N, 3, H, W), normalised RGB; got {tuple(images.shape)}")
+        in_chans = self.config.in_chans
+        if images.dim() != 4 or images.shape[1] != in_chans:
+            what = {1: "greyscale", 3: "RGB"}.get(in_chans, f"{in_chans}-band")
+            raise ValueError(f"expected images of shape (N, {in_chans}, H, W), normalised {what}; "
+                             f"got {tuple(images.shape)}")
         size = images.shape[-2:]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)

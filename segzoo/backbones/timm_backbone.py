@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
-           "check_backbone_name"]
+           "check_backbone_name", "stem_conv_names"]
 
 FEATURE_NAMES = ("c1", "c2", "c3", "c4")
 VALID_OUTPUT_STRIDES = (8, 16, 32)
@@ -52,7 +52,8 @@ def check_backbone_name(name: str, context: str = "") -> None:
 
 
 def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False,
-                    timm_kwargs: Optional[Mapping[str, Any]] = None) -> tuple[nn.Module, BackboneInfo]:
+                    timm_kwargs: Optional[Mapping[str, Any]] = None,
+                    in_chans: int = 3) -> tuple[nn.Module, BackboneInfo]:
     """Build a timm feature extractor giving the last four feature levels.
 
     Args:
@@ -60,6 +61,9 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         output_stride: 8 or 16 dilate the last stages (the reference "dilated" backbones); 32 is plain.
         pretrained: Load timm's ImageNet weights (the GluonCV tag for ResNet-v1b/v1s, see ``pretrained_tag``).
         timm_kwargs: More arguments of ``timm.create_model`` (``stem_type``, ``drop_path_rate``, ...).
+        in_chans: Input channels, passed to timm (``in_chans``): with ``pretrained``, timm adapts the RGB stem
+            weights itself (``timm.models.adapt_input_conv``: one channel gets the sum of the RGB filters, N
+            channels the RGB filters repeated cyclically, scaled by 3 / N).
 
     Returns:
         The timm module (forward returns a list of 4 tensors) and its ``BackboneInfo``.
@@ -69,12 +73,15 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
     check_backbone_name(name)
     import timm
 
-    reserved = sorted({"features_only", "out_indices", "pretrained", "output_stride"} & set(timm_kwargs or {}))
+    reserved = sorted({"features_only", "out_indices", "pretrained", "output_stride", "in_chans"}
+                      & set(timm_kwargs or {}))
     if reserved:
         raise ConfigError(f"backbone_kwargs may not set {', '.join(reserved)}: segzoo sets them from the config")
     kwargs = dict(timm_kwargs or {}, features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
     if output_stride != 32:  # many timm models do not take the argument at all; 32 is their default
         kwargs["output_stride"] = output_stride
+    if in_chans != 3:  # timm's default; left out so that an RGB backbone is built exactly as before
+        kwargs["in_chans"] = in_chans
     model_name = pretrained_tag(name) if pretrained else name
     try:
         model = timm.create_model(model_name, **kwargs)
@@ -88,6 +95,8 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
                               f"{err}") from err
         if "output_stride" in str(err):
             raise ConfigError(f"Backbone {name!r} does not support output_stride={output_stride}; use 32") from err
+        if "in_chans" in str(err):
+            raise ConfigError(f"Backbone {name!r} does not support in_chans={in_chans}: {err}") from err
         raise
     except RuntimeError as err:
         if "features_only" in str(err) or "feature" in str(err).lower():
@@ -100,3 +109,31 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         channels=dict(zip(FEATURE_NAMES, info.channels())),
         reductions=dict(zip(FEATURE_NAMES, info.reduction())),
     )
+
+
+def stem_conv_names(backbone: nn.Module) -> list[str]:
+    """Module names (in ``backbone``) of the convolutions that read the image: the stem convolution(s) timm
+    declares (``first_conv`` of the model, what timm adapts to another ``in_chans``), located in the feature
+    extractor, whose module names may differ from the classifier's (``stem.0`` becomes ``stem_0``); a declared
+    module that is not a convolution (a deep stem's ``conv1``: 3x3, 3x3, 3x3) stands for the first convolution in
+    it (``conv1.0``). Without a declaration, the first ``Conv2d`` of the backbone."""
+    modules = dict(backbone.named_modules())
+    traits = getattr(backbone, "_traits", None) or {}  # timm >= 1.0.2x: the built model's own stem
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    declared = traits.get("first_conv") or cfg.get("first_conv") or ()
+    found = []
+    for name in (declared,) if isinstance(declared, str) else declared:
+        for candidate in (name, name.replace(".", "_", 1)):  # FeatureListNet flattens one level: stem.0 -> stem_0
+            module = modules.get(candidate)
+            if module is None:
+                continue
+            if not isinstance(module, nn.Conv2d):
+                inner = next(((sub, m) for sub, m in module.named_modules() if isinstance(m, nn.Conv2d)), None)
+                if inner is None:
+                    break
+                candidate = f"{candidate}.{inner[0]}"
+            found.append(candidate)
+            break
+    if not found:
+        found = [next((name for name, module in modules.items() if isinstance(module, nn.Conv2d)), None)]
+    return [name for name in found if name is not None]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import torch.utils.data
-from PIL import Image
 
-from ..errors import DatasetError, ImageReadError, SegzooError
-from ..inference.image_io import load_image, reading_image_file
+from ..config import default_mean_std
+from ..errors import DatasetError, SegzooError
+from ..inference.image_io import image_shape, load_image
 from ..weights.cache import cache_dir
 from ..weights.checkpoint import atomic_write
 from .masks import read_mask
@@ -25,7 +25,6 @@ __all__ = ["SegmentationDataset", "data_root", "find_missing"]
 ENV_DATA_ROOT = "SEGZOO_DATA"
 _MAX_BAD_VALUES = 10
 _SCAN_FORMAT, _SCAN_VERSION = "segzoo-data-scan", 1
-_EXIF_ORIENTATION, _TRANSPOSING_ORIENTATIONS = 0x0112, (5, 6, 7, 8)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -95,11 +94,7 @@ def _stamp(path: Path) -> list[int]:
 
 def _image_shape(path: Path) -> list[int]:
     """(height, width) of an image as ``load_image`` gives it (EXIF orientation applied), from its header only."""
-    with reading_image_file(str(path), "image", ImageReadError), Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(_EXIF_ORIENTATION, 1) in _TRANSPOSING_ORIENTATIONS:
-            width, height = height, width
-    return [height, width]
+    return list(image_shape(path))
 
 
 def _mask_values(path: Path) -> dict:
@@ -166,21 +161,32 @@ class SegmentationDataset(torch.utils.data.Dataset):
     Args:
         files: ``(image path, mask path)`` pairs; they are sorted so the order does not depend on the file system.
         split: The split's name.
-        transform: ``callable(rgb uint8 (H, W, 3), mask int64 (H, W)) -> (image, mask)``. ``None`` gives an
-            :class:`EvalTransform` in ``"testval"`` mode (the full image, ImageNet-normalised), so items are
-            tensors either way; :func:`segzoo.data.create_dataset` picks the split's recipe instead.
+        transform: ``callable(image (H, W, in_chans), mask int64 (H, W)) -> (image, mask)``; the image is what
+            :func:`~segzoo.inference.image_io.load_image` gives: RGB uint8 for ``in_chans=3``, else uint8 or
+            float32 in [0, 1]. ``None`` gives an :class:`EvalTransform` in ``"testval"`` mode (the full image,
+            normalised with ``default_mean_std(in_chans)``: ImageNet's for RGB), so items are tensors either way;
+            :func:`segzoo.data.create_dataset` picks the split's recipe instead.
+        in_chans: The bands images are read with (the model's ``in_chans``): 3 for RGB, 1 for greyscale, N for
+            multispectral images (``load_image``: which files give which bands, and how they are scaled).
     """
 
     name: str = "dataset"
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
     ignore_index: int = 255
+    in_chans: int = 3
 
     def __init__(self, files: Sequence[tuple[Path, Path]], split: str,
-                 transform: Callable | None = None) -> None:
+                 transform: Callable | None = None, in_chans: int = 3) -> None:
+        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+            raise DatasetError(f"in_chans must be an integer >= 1 (3 for RGB), got {in_chans!r}")
         self.files: list[tuple[Path, Path]] = sorted((Path(i), Path(m)) for i, m in files)
         self.split = split
-        self.transform = transform if transform is not None else EvalTransform(ignore_index=self.ignore_index)
+        self.in_chans = in_chans
+        if transform is None:
+            mean, std = default_mean_std(in_chans)
+            transform = EvalTransform(mean=mean, std=std, ignore_index=self.ignore_index)
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.files)
@@ -212,25 +218,26 @@ class SegmentationDataset(torch.utils.data.Dataset):
             index: The item's position in :attr:`files`.
 
         Returns:
-            ``(rgb, mask)``: an ``(H, W, 3)`` uint8 array and an ``(H, W)`` int64 array of training ids.
+            ``(image, mask)``: an ``(H, W, in_chans)`` array (RGB uint8 for ``in_chans=3``; see ``load_image``) and
+            an ``(H, W)`` int64 array of training ids.
 
         Raises:
-            ImageReadError: The image cannot be read (the message names it).
+            ImageReadError: The image cannot be read, or has other bands than ``in_chans`` (the message names it).
             DatasetError: The mask cannot be read, its size differs from the image's, or it holds values that
                 are neither a class (``0 .. num_classes - 1``) nor ``ignore_index``.
         """
         image_path, mask_path = self.files[index]
-        rgb = load_image(image_path)
+        image = load_image(image_path, in_chans=self.in_chans)
         raw = read_mask(mask_path)
-        if rgb.shape[:2] != raw.shape:
-            raise _size_error(image_path, rgb.shape, mask_path, raw.shape)
+        if image.shape[:2] != raw.shape:
+            raise _size_error(image_path, image.shape, mask_path, raw.shape)
         mask = np.asarray(self.map_labels(raw), dtype=np.int64)
         # Cheap vectorised test first; np.unique (a sort) only runs on the rare bad mask.
         bad = self._bad(mask)
         if bad.any():
             # the values as stored, which is what the user can look for
             raise _label_error(self.name, self.num_classes, self.ignore_index, mask_path, np.unique(raw[bad]))
-        return rgb, mask
+        return image, mask
 
     def _bad(self, labels: np.ndarray) -> np.ndarray:
         """Where mapped ``labels`` are neither a class nor ``ignore_index``."""

@@ -1,7 +1,11 @@
 """The reference augmentation recipe: random scale / flip / pad / crop / blur for training, full or cropped eval.
 
-Transforms take and return ``(image, mask)``: an ``(H, W, 3)`` RGB uint8 array and an ``(H, W)`` int64 array in,
-a normalised ``(3, H, W)`` float32 tensor and an ``(H, W)`` int64 tensor out. Randomness comes from Python's
+Transforms take and return ``(image, mask)``: an ``(H, W, C)`` image and an ``(H, W)`` int64 array in, a normalised
+``(C, H, W)`` float32 tensor and an ``(H, W)`` int64 tensor out. ``C`` is ``len(mean)``: 3 for RGB, the model's
+``in_chans`` otherwise. The image is what ``load_image`` gives: uint8 (scaled by 1/255) or float (already in the
+0..1 scale, used as it is). An RGB uint8 image goes through Pillow as it always has; other images are resized band
+by band with the same Pillow filter (float bands in Pillow's 32-bit float mode), and float images are blurred with
+a Gaussian of the same standard deviation in NumPy (Pillow blurs 8-bit images only). Randomness comes from Python's
 :mod:`random`, which :class:`torch.utils.data.DataLoader` seeds differently in every worker.
 """
 from __future__ import annotations
@@ -28,18 +32,71 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _check(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check(image: np.ndarray, mask: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
     image, mask = np.asarray(image), np.asarray(mask)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    if image.ndim == 2:  # one band
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] != channels or not (
+            image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"expected an (H, W, {channels}) image ({channels} = len(mean)), uint8 or float in [0, 1], "
+                         f"got {image.shape} {image.dtype}")
+    if image.dtype != np.uint8 and image.dtype != np.float32:
+        image = image.astype(np.float32)
     if mask.shape != image.shape[:2]:
         raise ValueError(f"mask of shape {mask.shape} does not match image of shape {image.shape}")
     return image, mask
 
 
-def _resize(image: Image.Image, mask: Image.Image, height: int, width: int) -> tuple[Image.Image, Image.Image]:
-    # Nearest for the mask: interpolating labels would invent classes at the boundaries.
-    return image.resize((width, height), Image.BILINEAR), mask.resize((width, height), Image.NEAREST)
+def _is_rgb8(image: np.ndarray) -> bool:
+    """An RGB uint8 image: Pillow handles it whole, exactly as before N-band images existed."""
+    return image.dtype == np.uint8 and image.shape[2] == 3
+
+
+def _resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize (Pillow's): an RGB uint8 image whole, any other band by band (uint8 as ``L``, float as
+    ``F``)."""
+    if _is_rgb8(image):
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BILINEAR))
+    bands = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., band])).resize((width, height),
+                                                                                        Image.BILINEAR))
+             for band in range(image.shape[2])]
+    return np.stack(bands, axis=-1).astype(image.dtype, copy=False)
+
+
+def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    # Nearest for the mask: interpolating labels would invent classes at the boundaries. int32 "I" mode keeps
+    # every label (and an ignore index above 255) through PIL's nearest resize.
+    resized = Image.fromarray(np.ascontiguousarray(mask, dtype=np.int32)).resize((width, height), Image.NEAREST)
+    return np.asarray(resized).astype(np.int64)
+
+
+def _gaussian_blur_float(image: np.ndarray, radius: float) -> np.ndarray:
+    """A Gaussian blur of standard deviation ``radius`` (what Pillow's ``GaussianBlur(radius)`` approximates),
+    separable, kernel truncated at 3 standard deviations, edges extended; every band alike."""
+    if radius <= 0:
+        return image
+    half = max(1, int(np.ceil(3 * radius)))
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (offsets / radius) ** 2)
+    kernel = (kernel / kernel.sum()).astype(np.float32)
+    out = image.astype(np.float32)
+    for axis in (0, 1):
+        padded = np.pad(out, [(half, half) if a == axis else (0, 0) for a in range(out.ndim)], mode="edge")
+        length = out.shape[axis]
+        out = sum(weight * np.take(padded, np.arange(i, i + length), axis=axis) for i, weight in enumerate(kernel))
+    return out.astype(np.float32)
+
+
+def _blur(image: np.ndarray, radius: float) -> np.ndarray:
+    """Pillow's Gaussian blur of an 8-bit image (an RGB one whole, any other band by band); a float image's in
+    NumPy (``_gaussian_blur_float``)."""
+    if _is_rgb8(image):
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).filter(ImageFilter.GaussianBlur(radius)))
+    if image.dtype == np.uint8:
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., band]))
+                                    .filter(ImageFilter.GaussianBlur(radius))) for band in range(image.shape[2])],
+                        axis=-1)
+    return _gaussian_blur_float(image, radius)
 
 
 class _Normalise:
@@ -48,10 +105,16 @@ class _Normalise:
     def __init__(self, mean: Sequence[float], std: Sequence[float], ignore_index: int) -> None:
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        if not self.mean or len(self.mean) != len(self.std):
+            raise ValueError(f"mean and std need one value per image channel each, got {len(self.mean)} and "
+                             f"{len(self.std)}")
         self.ignore_index = int(ignore_index)
 
+    def _check(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _check(image, mask, len(self.mean))
+
     def _finish(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        scaled = image.astype(np.float32) / 255.0
+        scaled = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
         normed = (scaled - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         tensor = torch.from_numpy(np.ascontiguousarray(normed.transpose(2, 0, 1), dtype=np.float32))
         return tensor, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
@@ -67,7 +130,7 @@ class TrainTransform(_Normalise):
         scale_range: The range of the short side relative to ``base_size``.
         flip: Random horizontal flip with probability 0.5.
         blur_prob: Probability of a Gaussian blur of the image with a radius drawn from U(0, 1).
-        mean: Per-channel mean of the 0..1 image.
+        mean: Per-channel mean of the 0..1 image, one value per channel (``in_chans`` of them).
         std: Per-channel standard deviation of the 0..1 image.
         ignore_index: The mask value of padded pixels.
     """
@@ -90,18 +153,15 @@ class TrainTransform(_Normalise):
         """Augment one sample.
 
         Args:
-            image: ``(H, W, 3)`` RGB uint8.
+            image: ``(H, W, C)``, ``C = len(mean)``: uint8 (RGB for ``C = 3``) or float in [0, 1].
             mask: ``(H, W)`` integer labels.
 
         Returns:
-            ``(image, mask)``: a ``(3, crop_h, crop_w)`` float32 tensor and a ``(crop_h, crop_w)`` int64 tensor.
+            ``(image, mask)``: a ``(C, crop_h, crop_w)`` float32 tensor and a ``(crop_h, crop_w)`` int64 tensor.
         """
-        image, mask = _check(image, mask)
+        image, mask = self._check(image, mask)
         if self.flip and random.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        img = Image.fromarray(np.ascontiguousarray(image))
-        # int32 "I" mode keeps every label (and an ignore index above 255) through PIL's nearest resize.
-        msk = Image.fromarray(np.ascontiguousarray(mask, dtype=np.int32))
 
         low, high = self.scale_range
         short = max(1, random.randint(int(low * self.base_size), int(high * self.base_size)))
@@ -110,8 +170,7 @@ class TrainTransform(_Normalise):
             oh, ow = max(1, round(h * short / w)), short
         else:
             oh, ow = short, max(1, round(w * short / h))
-        img, msk = _resize(img, msk, oh, ow)
-        image, mask = np.asarray(img), np.asarray(msk).astype(np.int64)
+        image, mask = _resize_image(image, oh, ow), _resize_mask(mask, oh, ow)
 
         crop_h, crop_w = self.crop_size
         pad_h, pad_w = max(crop_h - oh, 0), max(crop_w - ow, 0)
@@ -126,7 +185,7 @@ class TrainTransform(_Normalise):
 
         if random.random() < self.blur_prob:
             radius = random.random()
-            image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).filter(ImageFilter.GaussianBlur(radius)))
+            image = _blur(image, radius)
         return self._finish(image, mask)
 
 
@@ -137,7 +196,7 @@ class EvalTransform(_Normalise):
         mode: ``"testval"``: the full image at its own size, only normalised. ``"val"``: the short side resized
             to ``crop_size``, then a centre crop of ``crop_size``.
         crop_size: The ``"val"`` crop, an int or ``(height, width)``; unused by ``"testval"``.
-        mean: Per-channel mean of the 0..1 image.
+        mean: Per-channel mean of the 0..1 image, one value per channel (``in_chans`` of them).
         std: Per-channel standard deviation of the 0..1 image.
         ignore_index: The dataset's ignore value (kept for symmetry with :class:`TrainTransform`).
 
@@ -163,22 +222,22 @@ class EvalTransform(_Normalise):
         """Preprocess one sample.
 
         Args:
-            image: ``(H, W, 3)`` RGB uint8.
+            image: ``(H, W, C)``, ``C = len(mean)``: uint8 (RGB for ``C = 3``) or float in [0, 1].
             mask: ``(H, W)`` integer labels.
 
         Returns:
-            ``(image, mask)``: a ``(3, H', W')`` float32 tensor and an ``(H', W')`` int64 tensor, where
+            ``(image, mask)``: a ``(C, H', W')`` float32 tensor and an ``(H', W')`` int64 tensor, where
             ``(H', W')`` is the input size (``"testval"``) or the crop size (``"val"``).
         """
-        image, mask = _check(image, mask)
+        image, mask = self._check(image, mask)
         if self.mode == "val":
             crop_h, crop_w = self.crop_size
             h, w = image.shape[:2]
             # Smallest scale covering the crop; for a square crop that is "short side = crop_size".
             scale = max(crop_h / h, crop_w / w)
             oh, ow = max(crop_h, round(h * scale)), max(crop_w, round(w * scale))
-            img, msk = _resize(Image.fromarray(image), Image.fromarray(mask.astype(np.int32)), oh, ow)
+            image, mask = _resize_image(image, oh, ow), _resize_mask(mask, oh, ow)
             y, x = round((oh - crop_h) / 2), round((ow - crop_w) / 2)
-            image = np.asarray(img)[y:y + crop_h, x:x + crop_w]
-            mask = np.asarray(msk).astype(np.int64)[y:y + crop_h, x:x + crop_w]
+            image = image[y:y + crop_h, x:x + crop_w]
+            mask = mask[y:y + crop_h, x:x + crop_w]
         return self._finish(image, mask)

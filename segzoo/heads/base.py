@@ -21,8 +21,12 @@ class SegmentationHead(nn.Module):
     dilation; ``"c4"`` is the neck's output when a neck is used) to its channel count.
 
     ``forward(features, image)`` receives the dict of feature maps and, when ``needs_image`` is True,
-    the normalised input image (else ``None``). It returns the main logits at feature resolution, or in
-    training mode a sequence ``(main, *deep_supervision_outputs)``; the model upsamples everything.
+    the normalised input image (else ``None``), ``(N, in_chans, H, W)``: 3 channels for RGB, 1 for greyscale,
+    N bands for multispectral models. A head that reads the image and names an ``in_chans`` parameter in its
+    ``__init__`` is constructed with ``in_chans=<the model's in_chans>``; one without it reads RGB only (a model
+    of another ``in_chans`` with it is a ``ConfigError``). Heads that do not read the image never see it.
+    It returns the main logits at feature resolution, or in training mode a sequence
+    ``(main, *deep_supervision_outputs)``; the model upsamples everything.
 
     Conventions that the rest of segzoo relies on:
       * the final convolution(s) producing class logits are modules named ``classifier``, so a
@@ -36,7 +40,9 @@ class SegmentationHead(nn.Module):
 
     Class attributes:
         in_features: Feature names the head reads.
-        needs_image: Whether the head also needs the input image.
+        needs_image: Whether the head also needs the input image (see ``in_chans`` above).
+        image_convs: Module names (in the head) of the convolutions that read the image, ``in_chans`` input
+            channels: a checkpoint of another ``in_chans`` has their weights adapted as timm adapts a stem.
         handles_aux: Whether the head makes its own auxiliary outputs.
         citation: BibTeX of the head's paper (written into model cards).
         aux_loss_weight: The weight of each auxiliary output in the paper's loss, or None for the usual 0.4
@@ -52,6 +58,7 @@ class SegmentationHead(nn.Module):
 
     in_features: ClassVar[tuple[str, ...]] = ("c4",)
     needs_image: ClassVar[bool] = False
+    image_convs: ClassVar[tuple[str, ...]] = ()
     handles_aux: ClassVar[bool] = False
     citation: ClassVar[str] = ""
     aux_loss_weight: ClassVar[float | None] = None

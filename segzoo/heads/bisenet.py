@@ -55,12 +55,13 @@ class SpatialPath(nn.Module):
 
     Args:
         channels: Output widths of the four layers (the last is the path's output).
+        in_chans: Channels of the image (3 for RGB).
     """
 
-    def __init__(self, channels: Sequence[int] = (64, 64, 64, 128)):
+    def __init__(self, channels: Sequence[int] = (64, 64, 64, 128), in_chans: int = 3):
         super().__init__()
         c1, c2, c3, out = channels
-        self.conv1 = ConvBnAct(3, c1, kernel_size=7, stride=2)
+        self.conv1 = ConvBnAct(in_chans, c1, kernel_size=7, stride=2)
         self.conv2 = ConvBnAct(c1, c2, stride=2)
         self.conv3 = ConvBnAct(c2, c3, stride=2)
         self.conv_out = ConvBnAct(c3, out, kernel_size=1)
@@ -142,6 +143,7 @@ class BiSeNetHead(SegmentationHead):
             ``FeatureFusion``.
         head_channels: Hidden width of the main FCN head (64; mmseg: its decode head's ``channels``).
         aux_channels: Hidden width of the two aux heads (256; mmseg: its auxiliary heads' ``channels``).
+        in_chans: Channels of the image the spatial path reads (the model's ``in_chans``, which the model passes).
     """
 
     citation = """@inproceedings{yu2018bisenet,
@@ -156,6 +158,7 @@ class BiSeNetHead(SegmentationHead):
     aux_loss_weight = 1.0  # the paper weights its two aux losses like the main one
     output_stride = 32  # the context path is a plain (undilated) backbone
     takes_neck = False  # the context path is the backbone's own c3 / c4
+    image_convs = ("spatial_path.conv1.conv",)  # reads the image: adapted to a checkpoint of another in_chans
     upstreams = (
         # The reference zoo reports a BiSeNet (ResNet-18 context path, the defaults) but published no checkpoint.
         Upstream("reference", "bisenet"),
@@ -175,12 +178,12 @@ class BiSeNetHead(SegmentationHead):
                  aux: bool = False, upsample_mode: str = "bilinear",
                  spatial_channels: Optional[Sequence[int]] = None, context_channels: int = 128,
                  fusion_channels: Optional[int] = None, fusion_attention: str = "two_convs",
-                 head_channels: int = 64, aux_channels: int = 256):
+                 head_channels: int = 64, aux_channels: int = 256, in_chans: int = 3):
         super().__init__()
         check_choice("BiSeNet", "upsample_mode", upsample_mode, UPSAMPLE_MODES)
         check_choice("BiSeNet", "fusion_attention", fusion_attention, FUSION_ATTENTIONS)
         check_int("BiSeNet", minimum=1, context_channels=context_channels, head_channels=head_channels,
-                  aux_channels=aux_channels)
+                  aux_channels=aux_channels, in_chans=in_chans)
         check_int("BiSeNet", minimum=1, optional=True, fusion_channels=fusion_channels)
         width = context_channels
         spatial_channels = _check_spatial_channels((64, 64, 64, width) if spatial_channels is None
@@ -188,7 +191,7 @@ class BiSeNetHead(SegmentationHead):
         fusion_channels = fusion_channels or 2 * width
         self.align_corners = align_corners
         self.upsample_mode = upsample_mode
-        self.spatial_path = SpatialPath(spatial_channels)
+        self.spatial_path = SpatialPath(spatial_channels, in_chans)
         self.global_context = ConvBnAct(in_channels["c4"], width, kernel_size=1)
         self.arm_c4 = AttentionRefinement(in_channels["c4"], width)
         self.arm_c3 = AttentionRefinement(in_channels["c3"], width)

@@ -12,8 +12,9 @@ Each test builds ``<head>_<backbone>`` (a small ResNet-18 by default) with ``cre
 outputs at the input's size for odd sizes on every structure (dilated output stride 8 and 16, JPU), training
 outputs and a backward pass that reaches every parameter (DDP needs no ``find_unused_parameters``), the aux
 head, a ``save_pretrained`` / ``local-dir:`` round trip, ``optimize_for_inference`` keeping the outputs,
-deterministic eval, the ``classifier`` naming convention, ``torch.compile(fullgraph=True)`` and an ONNX export
-with dynamic height and width run in onnxruntime at another size. Needs pytest (and onnx, onnxscript,
+deterministic eval, the ``classifier`` naming convention, greyscale and 4-band models (``in_chans``),
+``torch.compile(fullgraph=True)`` and an ONNX export with dynamic height and width run in onnxruntime at another
+size. Needs pytest (and onnx, onnxscript,
 onnxruntime for the export check: ``pip install segzoo[onnx]``).
 """
 from __future__ import annotations
@@ -24,8 +25,10 @@ import pytest
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..factory import create_model
 from ..inference.optimize import FusedConv2d, optimize_for_inference
+from ..model import input_channels
 from ..weights.checkpoint import save_pretrained
 
 __all__ = ["HeadBattery", "randomize_batch_norm", "switch_on_zero_initialised", "DILATED_AND_JPU"]
@@ -59,6 +62,11 @@ def switch_on_zero_initialised(model: nn.Module, seed: int = 0) -> nn.Module:
             if not parameter.any():
                 parameter.copy_(0.5 + 0.2 * torch.randn(parameter.shape, generator=generator))
     return model
+
+
+def _images(model: nn.Module, batch: int, height: int, width: int) -> torch.Tensor:
+    """Random normalised images of the model's ``in_chans``."""
+    return torch.randn(batch, input_channels(model), height, width)
 
 
 class HeadBattery:
@@ -95,14 +103,14 @@ class HeadBattery:
         for structure in self.structures:
             model = self.build(structure)  # built once per structure: building is most of the test's time
             for size in SIZES:
-                out = model(torch.randn(1, 3, *size))
+                out = model(_images(model, 1, *size))
                 assert isinstance(out, torch.Tensor) and out.shape == (1, self.num_classes, *size), (structure, size)
                 assert torch.isfinite(out).all(), (structure, size)
 
     @pytest.mark.parametrize("aux", [False, True])
     def test_train_outputs_and_backward_reach_every_parameter(self, aux):
         model = self.build(aux=aux).train()
-        outputs = model(torch.randn(2, 3, 64, 72))
+        outputs = model(_images(model, 2, 64, 72))
         expected = 1 + self.extra_train_outputs + (self.aux_outputs if aux else 0)
         assert isinstance(outputs, tuple) and len(outputs) == expected
         assert all(o.shape == (2, self.num_classes, 64, 72) for o in outputs)
@@ -114,7 +122,7 @@ class HeadBattery:
     def test_save_load_round_trip(self, tmp_path):
         for index, structure in enumerate(self.structures):
             model = self.build(structure, aux=True)
-            images = torch.randn(1, 3, 50, 66)
+            images = _images(model, 1, 50, 66)
             save_pretrained(model, tmp_path / str(index))
             loaded = create_model(f"local-dir:{tmp_path / str(index)}")
             assert torch.equal(loaded(images), model(images))
@@ -127,7 +135,7 @@ class HeadBattery:
             assert any(isinstance(m, FusedConv2d) and (m.folded_batch_norm or m.folded_input_batch_norm)
                        for m in fast.head.modules()), structure
             for size in ((64, 64), (45, 61)):
-                images = torch.randn(2, 3, *size)
+                images = _images(model, 2, *size)
                 with torch.inference_mode():
                     expected = model(images)
                     torch.testing.assert_close(fast(images), expected, rtol=1e-4,
@@ -135,7 +143,7 @@ class HeadBattery:
 
     def test_eval_is_deterministic(self):
         model = self.build()
-        images = torch.randn(1, 3, 45, 61)
+        images = _images(model, 1, 45, 61)
         with torch.no_grad():
             assert torch.equal(model(images), model(images))
 
@@ -150,9 +158,22 @@ class HeadBattery:
         model = switch_on_zero_initialised(self.build(self.structures[-1]))
         torch._dynamo.reset()
         compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-        images = torch.randn(1, 3, 64, 64)
+        images = _images(model, 1, 64, 64)
         with torch.no_grad():
             torch.testing.assert_close(compiled(images), model(images), atol=1e-4, rtol=0)
+
+    @pytest.mark.parametrize("in_chans", [1, 4])
+    def test_other_input_channels(self, in_chans):
+        """A greyscale and a 4-band model forward at the input's size (the backbone's stem follows in_chans; a head
+        that reads the image takes ``in_chans``, or the check is skipped: such a head reads RGB only)."""
+        try:
+            model = self.build(in_chans=in_chans)
+        except ConfigError as err:
+            if "takes no in_chans" in str(err):
+                pytest.skip(str(err))
+            raise
+        out = model(torch.randn(1, in_chans, 45, 61))
+        assert out.shape == (1, self.num_classes, 45, 61) and torch.isfinite(out).all()
 
     def test_onnx_export_runs_at_other_sizes(self, tmp_path):
         pytest.importorskip("onnxruntime")

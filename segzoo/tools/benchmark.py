@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ConfigError, SegzooError, UnknownModelError, did_you_mean
 from ..inference.optimize import optimize_for_inference
+from ..model import input_channels
 from ..weights.resolver import resolve_model_name
 from .flops import TORCHVISION_PREFIX, build_for_benchmark, count_flops
 
@@ -61,7 +62,7 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         gflops, params_m = count_flops(name, size, batch, **kwargs)
         model = build_for_benchmark(name, **kwargs).to(device)
         model.train(train)
-        images = torch.randn(batch, 3, *size, device=device)
+        images = torch.randn(batch, input_channels(model), *size, device=device)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=memory_format)
         images = images.contiguous(memory_format=memory_format)

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import SegzooError
 from ..factory import create_model
+from ..model import input_channels
 
 __all__ = ["export", "check_export", "check_arguments", "check_sizes", "ExportCheck", "ExportCheckError", "FORMATS",
            "DEFAULT_SUFFIXES"]
@@ -43,7 +44,7 @@ class ExportCheckError(SegzooError):
 class ExportCheck:
     """One comparison of the exported file with the eager model."""
 
-    shape: tuple[int, int, int, int]  # the input (N, 3, H, W)
+    shape: tuple[int, int, int, int]  # the input (N, in_chans, H, W)
     max_abs_diff: float
     tolerance: float
 
@@ -71,7 +72,7 @@ def _example(size: tuple[int, int], batch: int, model: nn.Module) -> torch.Tenso
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(batch, 3, *size, generator=generator).to(device)
+    return torch.randn(batch, input_channels(model), *size, generator=generator).to(device)
 
 
 def _dynamic_shapes(dynamic: bool, onnx: bool):
@@ -222,14 +223,15 @@ def _compare(path: Path, format: str, reference: nn.Module, sizes, tolerance: fl
         try:
             actual = run(images)
         except Exception as err:  # noqa: BLE001 - the runtime's own error, made readable
-            raise ExportCheckError(f"the exported {path.name} failed to run on a {batch}x3x{height}x{width} input: "
-                                   f"{type(err).__name__}: {err}") from err
+            raise ExportCheckError(f"the exported {path.name} failed to run on a {'x'.join(map(str, images.shape))} "
+                                   f"input: {type(err).__name__}: {err}") from err
         if actual.shape != expected.shape:
             raise ExportCheckError(f"the exported {path.name} returned shape {tuple(actual.shape)} for a "
-                                   f"{batch}x3x{height}x{width} input; the model returns {tuple(expected.shape)}")
+                                   f"{'x'.join(map(str, images.shape))} input; the model returns "
+                                   f"{tuple(expected.shape)}")
         scale = max(1.0, expected.abs().max().item())
         diff = (actual.float() - expected).abs().max().item()
-        results.append(ExportCheck((batch, 3, height, width), diff if math.isfinite(diff) else math.inf,
+        results.append(ExportCheck(tuple(images.shape), diff if math.isfinite(diff) else math.inf,
                                    tolerance * scale))
     return results
 
@@ -249,7 +251,7 @@ def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], 
             only the checks run at it (a smaller size exports faster and checks just as well).
         dynamic: Make batch, height and width dynamic (any size works; the ``.pt2`` refuses sizes whose
             coarsest feature map is 1 pixel, and exporting at batch 2 lets batch 1 through). With
-            ``False`` the file takes exactly ``(1, 3, H, W)``.
+            ``False`` the file takes exactly ``(1, in_chans, H, W)`` (``in_chans`` the model's, 3 for RGB).
         opset: ONNX opset (default: the exporter's, 20 with torch 2.14). ONNX only. The exporter converts its graph
             to other opsets; a model it cannot convert is a ``SegzooError`` (it would write its own opset instead).
         check: Run the file (onnxruntime, CPU) at the export size and, when dynamic, at a second size and

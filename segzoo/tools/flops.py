@@ -8,6 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..factory import create_model
+from ..model import input_channels
 
 __all__ = ["TORCHVISION_PREFIX", "build_for_benchmark", "count_flops", "count_model_flops"]
 
@@ -34,7 +35,7 @@ def count_flops(name: str, size: tuple[int, int], batch: int = 1, **kwargs) -> t
 def count_model_flops(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[float, float]:
     """(GFLOPs of one forward, parameters in millions) of a model, best built on the meta device."""
     device = next(model.parameters()).device
-    images = torch.empty(batch, 3, *size, device=device)
+    images = torch.empty(batch, input_channels(model), *size, device=device)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(images)

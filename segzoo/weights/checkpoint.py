@@ -159,17 +159,39 @@ def _key_list(kind: str, keys: list[str], limit: int = 10) -> str:
     return f"{kind} keys ({len(keys)}): {', '.join(keys[:limit])}{more}"
 
 
+def _adapt_input_conv(weight: torch.Tensor, in_chans: int, source: str, key: str) -> torch.Tensor:
+    """timm's rule for a pretrained stem of ``weight.shape[1]`` channels in a model of ``in_chans``."""
+    import inspect
+
+    from timm.models import adapt_input_conv  # imported here: timm takes a second to import
+
+    try:
+        if "base_chans" in inspect.signature(adapt_input_conv).parameters:
+            return adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])
+        if weight.shape[1] == 3:  # older timm adapts RGB stems only
+            return adapt_input_conv(in_chans, weight)
+        raise NotImplementedError("this timm adapts 3-channel weights only")
+    except (NotImplementedError, AssertionError, ValueError) as err:
+        raise CheckpointError(f"{source}: cannot adapt {key!r} from {weight.shape[1]} to {in_chans} input "
+                              f"channels: {err}") from err
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load ``state`` into ``model``, checking every key and shape.
 
     * Classifier layers whose shape differs (another ``num_classes``) keep their fresh initialisation,
       with a warning; everything else must fit exactly.
+    * The convolutions that read the image (``model.input_conv_keys()``: the backbone's stem, BiSeNet's spatial
+      path) of a checkpoint with another number of input channels (``in_chans``) are adapted as timm adapts a
+      pretrained stem (``timm.models.adapt_input_conv``: to one channel the sum over the checkpoint's; to N the
+      checkpoint's channels repeated cyclically, scaled by ``C / N``), with a warning.
     * Aux-head weights the model does not use are dropped; an aux head the checkpoint lacks stays
       freshly initialised (with a warning): the aux head only matters for training.
     * Any other missing or unexpected key, or shape mismatch, is a ``CheckpointError`` naming it.
     """
     expected = model.state_dict()
     classifier_keys = set(model.classifier_keys())
+    input_keys = set(model.input_conv_keys()) if hasattr(model, "input_conv_keys") else set()
     unexpected = [key for key in state if key not in expected and not key.startswith("aux_head.")]
     missing = [key for key in expected if key not in state and not key.startswith("aux_head.")]
     if unexpected or missing:
@@ -178,7 +200,7 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
                                   _key_list("missing", missing),
                                   _key_list("unexpected", unexpected),
                               ])))
-    to_load, reinitialised = {}, []
+    to_load, reinitialised, adapted = {}, [], []
     for key in expected:
         if key not in state:
             continue
@@ -187,9 +209,18 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
             if key in classifier_keys and value.shape[1:] == expected[key].shape[1:]:
                 reinitialised.append(key)
                 continue
+            if key in input_keys and value.dim() == 4 and value.shape[0] == expected[key].shape[0] \
+                    and value.shape[2:] == expected[key].shape[2:]:
+                to_load[key] = _adapt_input_conv(value, expected[key].shape[1], source, key)
+                adapted.append((key, value.shape[1]))
+                continue
             raise CheckpointError(f"{source}: key {key!r} has shape {tuple(value.shape)} in the checkpoint "
                                   f"but {tuple(expected[key].shape)} in the model")
         to_load[key] = value
+    if adapted:
+        layers = ", ".join(f"{key} ({channels} -> {expected[key].shape[1]} channels)" for key, channels in adapted)
+        warnings.warn(f"{source} has another number of input channels: adapted {layers} as timm adapts a "
+                      f"pretrained stem; every other layer was loaded", stacklevel=2)
     if reinitialised:
         warnings.warn(f"{source} has another number of classes: re-initialised {', '.join(reinitialised)}; "
                       f"every other layer was loaded", stacklevel=2)

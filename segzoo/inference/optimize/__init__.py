@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
+from ...model import input_channels
 from .batch_norm import fold_batch_norm
 from .dataflow import plan_fusions, record_dataflow
 from .packed_conv import WIDE_INPUT_CHUNK, FusedConv2d
@@ -48,12 +49,13 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
     """An inference-only version of ``model``: each ``Conv2d`` becomes a ``FusedConv2d`` with the BatchNorm
     (and ReLU / LeakyReLU) that follows it folded in, its weight pre-packed for oneDNN on the CPU.
 
-    Works on any module whose forward takes one ``(N, 3, H, W)`` image tensor (segzoo models, torchvision
-    or timm models). Move the model to its device and dtype first. The result is in eval mode, gives the
-    same outputs up to float rounding, cannot be trained (its forward raises in training mode) and cannot
-    be saved with ``save_pretrained`` (save the original). Convolutions whose output goes anywhere but one
-    BatchNorm keep their own output (they are packed, not folded). Memory stays what it was: the folding
-    and packing happen layer by layer on the first call, each replacing the weight it was made from.
+    Works on any module whose forward takes one ``(N, C, H, W)`` image tensor (segzoo models, with ``C`` their
+    ``config.in_chans``; torchvision or timm models, ``C`` = 3). Move the model to its device and dtype first.
+    The result is in eval mode, gives the same outputs up to float rounding, cannot be trained (its forward
+    raises in training mode) and cannot be saved with ``save_pretrained`` (save the original). Convolutions
+    whose output goes anywhere but one BatchNorm keep their own output (they are packed, not folded). Memory
+    stays what it was: the folding and packing happen layer by layer on the first call, each replacing the
+    weight it was made from.
 
     Args:
         model: The model; its eval mode is what gets folded (BatchNorm running statistics).
@@ -72,7 +74,8 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
     if parameter is None:
         return model
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(1, 3, *example_size, generator=generator).to(parameter.device, parameter.dtype)
+    example = torch.randn(1, input_channels(model), *example_size, generator=generator).to(parameter.device,
+                                                                                           parameter.dtype)
     before, produced, consumed, uses = record_dataflow(model, example)
     before = [value.clone() for value in _flat_outputs(before)]
     modules = dict(model.named_modules())
