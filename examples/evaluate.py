@@ -62,6 +62,7 @@ def main():
                           f"{config.mode} masks")
     dataset = create_dataset(args.dataset, args.data_root, split=args.split, transform=EvalTransform(
         args.mode, crop_size=args.crop_size, mean=config.mean, std=config.std), **task)
+    dataset.in_chans = config.in_chans  # images are read with the model's bands
     if dataset.num_classes != config.num_classes:
         raise SystemExit(f"{args.model} predicts {config.num_classes} classes but {args.dataset} has "
                          f"{dataset.num_classes}: evaluate it on a dataset with its classes")

@@ -29,6 +29,7 @@ from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
 from segzoo.inference import colorize, decode_logits, overlay, overlay_labels, predict_logits
+from segzoo.inference.image_io import display_rgb
 from segzoo.inference.predict import label_colours
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
@@ -57,6 +58,8 @@ def parse_args():
         help="an option of the loss terms, e.g. gamma=2, smooth=1, tversky_alpha=0.3 (repeatable)")
     add("--class-weight", type=positive_number, nargs="+", metavar="W", help="one weight per class (label)")
     add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
+    add("--in-chans", type=integer(1), help="input bands: 1 greyscale, 3 RGB (default: the model's), N for .npy "
+                                            "images of N bands")
     add("--device", help="cuda or cpu (default: cuda if available)")
     add("--seed", type=int, default=0)
     add("--out", default="finetune_out", help="output directory")
@@ -110,17 +113,23 @@ def main():
     # A flat folder (no images/train, images/val) is both the training and the evaluation set.
     task = {} if args.task == "multiclass" else {"task": args.task, "ignore_value": args.ignore_value}
     train_set = create_dataset("folder", data, split="train", **task)
-    val_set = create_dataset("folder", data, split="val", transform=EvalTransform("testval"), **task)
+    val_set = create_dataset("folder", data, split="val", **task)
     for dataset in (train_set, val_set):  # every mask's values and size now, not at the first bad batch (cached)
         dataset.check()
-    base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
-    train_set.transform = TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5))
     output_stride = args.output_stride or (None if args.data or args.pretrained else 16)
     model = segzoo.create_model(args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
                                 num_classes=train_set.num_classes, aux=False, output_stride=output_stride,
-                                mode=args.task)
+                                mode=args.task, in_chans=args.in_chans)
     model.config.class_names = tuple(train_set.class_names)  # config.json of the result names its classes
     model.to(device)
+    # The images are read with the model's bands and normalised as the model was (pre)trained.
+    config = model.config
+    for dataset in (train_set, val_set):
+        dataset.in_chans = config.in_chans
+    base_size = args.base_size or min(train_set.load(0)[0].shape[:2])
+    train_set.transform = TrainTransform(base_size, args.crop_size, scale_range=(0.75, 1.5), mean=config.mean,
+                                         std=config.std, ignore_index=train_set.ignore_index)
+    val_set.transform = EvalTransform("testval", mean=config.mean, std=config.std)
 
     val_batches = DataLoader(val_set, batch_size=1)
     before = evaluate(model, val_batches, val_set.num_classes, device=device)
@@ -146,7 +155,7 @@ def main():
     print(f"mIoU after {after['mIoU']:.3f} (pixAcc {after['pixAcc']:.3f}), "
           f"{time.perf_counter() - start:.0f} s of training")
 
-    rgb, _ = val_set.load(0)
+    rgb = display_rgb(val_set.load(0)[0])  # N bands: shown as RGB
     image, _ = val_set[0]
     logits = predict_logits(model, image[None].to(device))
     label = decode_logits(logits, args.task, model.config.threshold)[0].cpu().numpy()

@@ -74,6 +74,8 @@ def parse_args():
     add("--task", choices=["multiclass", "binary", "multilabel"], default="multiclass",
         help="binary (0/1 or 0/255 masks) and multilabel (masks/<label>/ or .npy) read --dataset folder")
     add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
+    add("--in-chans", type=integer(1), help="input bands: 1 greyscale, 3 RGB (default: the model's), N for .npy "
+                                            "images of N bands")
     add("--dataset", required=True, help="voc, citys, ade or folder (--data-root is then the folder)")
     add("--data-root", help="data root (default: $SEGZOO_DATA)")
     add("--train-split", help="default: train_aug for voc, train otherwise")
@@ -315,9 +317,10 @@ def main(args):
     model = rank0_first(lambda: segzoo.create_model(
         args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
         num_classes=train_set.num_classes, aux=args.aux, neck=args.neck, output_stride=args.output_stride,
-        mode=args.task))
+        mode=args.task, in_chans=args.in_chans))
     model.to(ctx.device).train()
     mean, std = model.config.mean, model.config.std  # the normalisation the model was (pre)trained with
+    train_set.in_chans = val_set.in_chans = model.config.in_chans  # images are read with the model's bands
     train_set.transform = TrainTransform(args.base_size or defaults["base_size"], args.crop_size or defaults[
         "crop_size"], mean=mean, std=std, ignore_index=train_set.ignore_index)
     val_set.transform = EvalTransform("testval", mean=mean, std=std, ignore_index=val_set.ignore_index)

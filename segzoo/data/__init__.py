@@ -14,6 +14,7 @@ from .coco_stuff import COCOStuff10kSegmentation, COCOStuff164kSegmentation
 from .factory import DATASET_DEFAULTS, create_dataset, default_transform, list_datasets
 from .folder import FolderDataset
 from .masks import read_mask
+from .multilabel import MultiLabelFolderDataset
 from .pascal_context import PascalContext59Segmentation, PascalContextSegmentation
 from .remote_sensing import ISAIDSegmentation, LoveDASegmentation, PotsdamSegmentation, VaihingenSegmentation
 from .transforms import EvalTransform, TrainTransform
@@ -29,6 +30,7 @@ __all__ = [
     "FolderDataset",
     "ISAIDSegmentation",
     "LoveDASegmentation",
+    "MultiLabelFolderDataset",
     "PascalContext59Segmentation",
     "PascalContextSegmentation",
     "PotsdamSegmentation",

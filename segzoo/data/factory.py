@@ -6,13 +6,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import IMAGENET_MEAN, IMAGENET_STD
+from ..config import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 from ..errors import DatasetError, did_you_mean
 from .ade20k import ADE20KSegmentation
 from .base import SegmentationDataset
 from .cityscapes import CityscapesSegmentation
 from .coco_stuff import COCOStuff10kSegmentation, COCOStuff164kSegmentation
 from .folder import FolderDataset
+from .multilabel import MultiLabelFolderDataset
 from .pascal_context import PascalContext59Segmentation, PascalContextSegmentation
 from .remote_sensing import ISAIDSegmentation, LoveDASegmentation, PotsdamSegmentation, VaihingenSegmentation
 from .transforms import EvalTransform, TrainTransform
@@ -118,7 +119,8 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, split: str 
         transform: The transform; ``None``: :func:`default_transform` for the split (training recipe for a
             training split, else ``"testval"``), shaped by the ``mean``, ``std`` and ``mode`` keywords.
         **kwargs: ``mean`` / ``std`` / ``mode`` for the default transform; the rest go to the dataset class
-            (for ``"folder"``: :class:`FolderDataset`'s ``image_dir``, ``class_names``, ``num_classes``, ...).
+            (for ``"folder"``: :class:`FolderDataset`'s ``image_dir``, ``class_names``, ``num_classes``, ``task``
+            ...; ``task="multilabel"`` gives a :class:`MultiLabelFolderDataset`).
 
     Returns:
         The dataset.
@@ -134,11 +136,18 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, split: str 
         if root is None:
             raise DatasetError("the folder dataset needs root=<the dataset folder>")
         folder = Path(root).expanduser()
-        dataset = FolderDataset(folder, _folder_split(folder, split, kwargs.get("image_dir", "images")),
-                                transform=transform, **kwargs)
+        # task="multilabel": one binary mask per label, a dataset class of its own
+        folder_class = FolderDataset
+        if kwargs.get("task") == "multilabel":
+            folder_class = MultiLabelFolderDataset
+            del kwargs["task"]
+        dataset = folder_class(folder, _folder_split(folder, split, kwargs.get("image_dir", "images")),
+                               transform=transform, **kwargs)
     else:
         dataset = _CLASSES[key](root, split=split, transform=transform, **kwargs)
     if transform is None:
+        if "mean" not in options and "std" not in options:  # the statistics of the bands the images are read with
+            options["mean"], options["std"] = default_mean_std(dataset.in_chans)
         dataset.transform = default_transform(key, train=split in TRAIN_SPLITS, ignore_index=dataset.ignore_index,
                                               **options)
     return dataset

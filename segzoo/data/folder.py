@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
-from ..inference.image_io import IMAGE_EXTENSIONS
+from ..inference.image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS
 from .base import SegmentationDataset
 
 __all__ = ["FOLDER_LAYOUT", "FolderDataset"]
+
+_READABLE = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS  # images, and .npy arrays of N bands
 
 FOLDER_LAYOUT = """expected layout (the split level is present only when split= is given):
     <root>/
@@ -62,6 +64,7 @@ class FolderDataset(SegmentationDataset):
         ignore_index: The mask value of pixels to ignore (multiclass); the training ids' ignore value (all modes).
         task: ``"multiclass"`` (label-index masks) or ``"binary"`` (foreground masks, see above), as the model's
             ``config.mode``.
+        in_chans: The bands images are read with (the model's ``in_chans``), see :class:`SegmentationDataset`.
         ignore_value: Binary masks: the stored value of pixels to ignore (None: every non-zero value is
             foreground).
         transform: See :class:`SegmentationDataset`.
@@ -77,7 +80,7 @@ class FolderDataset(SegmentationDataset):
                  mask_dir: str = "masks", class_names: Sequence[str] | None = None,
                  num_classes: int | None = None, ignore_index: int = 255,
                  transform: Callable | None = None, task: str = "multiclass",
-                 ignore_value: int | None = None) -> None:
+                 ignore_value: int | None = None, in_chans: int = 3) -> None:
         if task not in ("multiclass", "binary"):
             raise DatasetError(f"folder dataset task must be 'multiclass' or 'binary', got {task!r} (multi-label "
                                f"data: MultiLabelFolderDataset)")
@@ -90,9 +93,9 @@ class FolderDataset(SegmentationDataset):
         masks_at = self.root / mask_dir / split if split else self.root / mask_dir
         if not images_at.is_dir():
             raise DatasetError(f"image folder {images_at} not found\n{FOLDER_LAYOUT}")
-        images = sorted(p for p in images_at.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        images = sorted(p for p in images_at.iterdir() if p.is_file() and p.suffix.lower() in _READABLE)
         if not images:
-            raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {images_at}\n{FOLDER_LAYOUT}")
+            raise DatasetError(f"no images ({', '.join(_READABLE)}) in {images_at}\n{FOLDER_LAYOUT}")
         by_stem: dict[str, Path] = {}
         for path in images:
             if path.stem in by_stem:
@@ -115,7 +118,7 @@ class FolderDataset(SegmentationDataset):
                                f" names: {', '.join(self.class_names)}")
         self.num_classes = len(self.class_names)
         self.ignore_index = int(ignore_index)
-        super().__init__(files, split or "all", transform)
+        super().__init__(files, split or "all", transform, in_chans=in_chans)
 
     def map_labels(self, raw: np.ndarray) -> np.ndarray:
         """Binary masks: 0 background, other values foreground (1), ``ignore_value`` ignored; else unchanged."""

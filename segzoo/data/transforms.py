@@ -42,8 +42,9 @@ def _check(image: np.ndarray, mask: np.ndarray, channels: int) -> tuple[np.ndarr
                          f"got {image.shape} {image.dtype}")
     if image.dtype != np.uint8 and image.dtype != np.float32:
         image = image.astype(np.float32)
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"mask of shape {mask.shape} does not match image of shape {image.shape}")
+    if mask.ndim not in (2, 3) or mask.shape[:2] != image.shape[:2]:
+        raise ValueError(f"mask of shape {mask.shape} does not match image of shape {image.shape} (expected (H, W) "
+                         f"labels, or (H, W, L) for L labels of a multi-label dataset)")
     return image, mask
 
 
@@ -65,7 +66,9 @@ def _resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     # Nearest for the mask: interpolating labels would invent classes at the boundaries. int32 "I" mode keeps
-    # every label (and an ignore index above 255) through PIL's nearest resize.
+    # every label (and an ignore index above 255) through PIL's nearest resize. (H, W, L) masks: label by label.
+    if mask.ndim == 3:
+        return np.stack([_resize_mask(mask[..., label], height, width) for label in range(mask.shape[2])], axis=-1)
     resized = Image.fromarray(np.ascontiguousarray(mask, dtype=np.int32)).resize((width, height), Image.NEAREST)
     return np.asarray(resized).astype(np.int64)
 
@@ -117,6 +120,8 @@ class _Normalise:
         scaled = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
         normed = (scaled - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         tensor = torch.from_numpy(np.ascontiguousarray(normed.transpose(2, 0, 1), dtype=np.float32))
+        if mask.ndim == 3:  # multi-label (H, W, L) -> (L, H, W), the layout of the logits
+            mask = mask.transpose(2, 0, 1)
         return tensor, torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
 
 
@@ -178,7 +183,8 @@ class TrainTransform(_Normalise):
             # The mask is padded with the ignore index: the reference pads it with 0, teaching "background"
             # on pixels that are not in the photo at all.
             image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), constant_values=0)
-            mask = np.pad(mask, ((0, pad_h), (0, pad_w)), constant_values=self.ignore_index)
+            mask = np.pad(mask, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (mask.ndim - 2),
+                          constant_values=self.ignore_index)
         y = random.randint(0, image.shape[0] - crop_h)
         x = random.randint(0, image.shape[1] - crop_w)
         image, mask = image[y:y + crop_h, x:x + crop_w], mask[y:y + crop_h, x:x + crop_w]

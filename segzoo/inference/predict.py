@@ -20,12 +20,14 @@ from ..errors import ConfigError, ImageReadError, SegzooError
 from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
-from .image_io import IMAGE_EXTENSIONS, load_image, to_tensor
+from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
 from .optimize import optimize_for_inference
 from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay, overlay_labels
 
 __all__ = ["predict", "PredictResult", "collect_inputs"]
+
+_READABLE = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS  # images, and .npy arrays of N bands
 
 PathLike = Union[str, os.PathLike]
 _GLOB_CHARS = set("*?[")
@@ -93,9 +95,10 @@ def collect_inputs(inputs: Union[PathLike, Iterable[PathLike]], exclude: Optiona
         path = Path(text)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not _is_within(p, excluded))
+                           if p.is_file() and p.suffix.lower() in _READABLE
+                           and not _is_within(p, excluded))
             if not files:
-                found.append((path, Path(path.name), f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder"))
+                found.append((path, Path(path.name), f"no image files ({', '.join(_READABLE)}) in folder"))
             found += [(p, p.relative_to(path).with_suffix(""), None) for p in files]
         elif path.is_file():
             found.append((path, Path(path.stem), None))
@@ -341,10 +344,11 @@ def predict(
         masks = decode_logits(logits, config.mode, config.threshold).cpu().numpy().astype(dtype)
         for (item, rgb), mask in zip(batch, masks):
             files = ()
+            picture = display_rgb(rgb) if out_path is not None and overlay else None  # N bands: shown as RGB
             if out_path is not None and multiclass:
-                files = _write_outputs(mask, rgb, item.out_stem, out_path, palette, save_npy, overlay)
+                files = _write_outputs(mask, picture, item.out_stem, out_path, palette, save_npy, overlay)
             elif out_path is not None:
-                files = _write_label_outputs(mask, rgb, item.out_stem, out_path, palette, label_names, save_npy,
+                files = _write_label_outputs(mask, picture, item.out_stem, out_path, palette, label_names, save_npy,
                                              overlay)
             results[item.index] = PredictResult(item.path, mask if keep_masks else None, files=files)
             bar.update(1)
@@ -360,7 +364,7 @@ def predict(
                 skip(item, f"{item.path}: {item.error}")
                 continue
             try:
-                rgb = load_image(item.path)
+                rgb = load_image(item.path, in_chans=config.in_chans)
             except ImageReadError as err:
                 skip(item, str(err))
                 continue

@@ -116,7 +116,8 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         "## Task",
         f"{task[0].upper() + task[1:]}.",
         "## Preprocessing",
-        f"{bands[0].upper() + bands[1:]} input ({config.in_chans} channel{'s' if config.in_chans > 1 else ''}) in [0, 1], "
+        f"{bands[0].upper() + bands[1:]} input ({config.in_chans} channel{'s' if config.in_chans > 1 else ''}) "
+        "in [0, 1], "
         f"normalised with mean {list(config.mean)} and std {list(config.std)}; "
         f"evaluated at {config.input_size[0]}x{config.input_size[1]}; bilinear upsampling with "
         f"align_corners={config.align_corners}.",

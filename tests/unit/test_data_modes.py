@@ -38,3 +38,51 @@ def test_binary_with_several_classes_is_refused(tmp_path):
     (tmp_path / "classes.txt").write_text("road\ncar\n")
     with pytest.raises(DatasetError, match=r"a binary folder dataset has one class \(the foreground\), got 2"):
         create_dataset("folder", tmp_path, task="binary")
+
+
+def write_multilabel(root, name, masks: dict):
+    """One 0/255 PNG per label under masks/<label>/."""
+    first = next(iter(masks.values()))
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full(first.shape + (3,), 100, np.uint8)).save(root / "images" / f"{name}.png")
+    for label, mask in masks.items():
+        (root / "masks" / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / label / f"{name}.png")
+
+
+def test_multilabel_one_png_per_label(tmp_path):
+    write_multilabel(tmp_path, "a", {"sky": np.array([[255, 0], [0, 0]]), "cloud": np.array([[255, 255], [0, 7]])})
+    dataset = create_dataset("folder", tmp_path, task="multilabel", ignore_value=7)
+    assert dataset.class_names == ("cloud", "sky") and dataset.num_classes == 2  # sub-folders, sorted
+    dataset.check()
+    rgb, labels = dataset.load(0)
+    assert labels.shape == (2, 2, 2)
+    assert labels[..., 0].tolist() == [[1, 1], [0, 255]] and labels[..., 1].tolist() == [[1, 0], [0, 0]]
+    evaluation = create_dataset("folder", tmp_path, split="val", task="multilabel", ignore_value=7)
+    image, mask = evaluation[0]  # the eval transform: the whole image, labels first
+    assert image.shape == (3, 2, 2) and mask.shape == (2, 2, 2) and mask[0].tolist() == [[1, 1], [0, 255]]
+    image, mask = dataset[0]  # the training recipe: scaled, padded with ignore, cropped, label by label
+    assert image.shape == (3, 480, 480) and mask.shape == (2, 480, 480)
+    assert set(mask.unique().tolist()) <= {0, 1, 255} and (mask == 255).any() and (mask[1] == 1).any()
+
+
+def test_multilabel_arrays_and_classes_txt(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.zeros((3, 4, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    array = np.random.default_rng(0).integers(0, 2, (3, 4, 3)).astype(np.uint8)
+    np.save(tmp_path / "masks" / "a.npy", array)
+    (tmp_path / "classes.txt").write_text("water\nroad\nroof\n")
+    dataset = create_dataset("folder", tmp_path, task="multilabel")
+    assert dataset.class_names == ("water", "road", "roof")
+    np.testing.assert_array_equal(dataset.load(0)[1], array)
+    np.save(tmp_path / "masks" / "a.npy", array[..., :2])
+    with pytest.raises(DatasetError, match=r"a.npy is a uint8 array of shape \(3, 4, 2\); expected \(H, W, 3\)"):
+        dataset.load(0)
+
+
+def test_multilabel_missing_label_mask_is_named(tmp_path):
+    write_multilabel(tmp_path, "a", {"sky": np.zeros((2, 2)), "cloud": np.zeros((2, 2))})
+    (tmp_path / "masks" / "sky" / "a.png").unlink()
+    with pytest.raises(DatasetError, match=r"(?s)1 mask file\(s\) missing .*masks/sky/a.png"):
+        create_dataset("folder", tmp_path, task="multilabel")

@@ -430,8 +430,6 @@ def test_dataset_reads_n_band_images(tmp_path):
 
 # --- predict ------------------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="segzoo/inference/predict.py does not yet pass the model's in_chans to load_image")
 def test_predict_a_greyscale_png_with_a_one_band_model(tmp_path):
     Image.fromarray(_rng().integers(0, 256, (30, 44), dtype=np.uint8)).save(tmp_path / "grey.png")
     model = create_model("fcn_resnet18", in_chans=1, num_classes=2)
