@@ -177,8 +177,9 @@ def create_model(
         threshold: Probability above which a binary / multilabel pixel is foreground (default 0.5).
         in_chans: Input channels (default 3, RGB): 1 for greyscale, N for multispectral. timm adapts a
             pretrained backbone's stem to it; loaded segzoo weights of another ``in_chans`` are adapted the same way.
-        mean, std: The input normalisation, ``in_chans`` values each (default: ImageNet's, per
+        mean: The input normalisation's mean, ``in_chans`` values (default: ImageNet's, per
             ``segzoo.config.default_mean_std``).
+        std: The input normalisation's standard deviation, ``in_chans`` values.
         **head_kwargs: Head arguments (e.g. ``dropout``); ``None`` values are ignored, as in timm.
 
     Returns:

@@ -37,7 +37,8 @@ class MultiLabelFolderDataset(SegmentationDataset):
     Args:
         root: The dataset folder.
         split: A sub-folder of ``image_dir`` and ``mask_dir`` (None: the files lie directly in them).
-        image_dir, mask_dir: The images' and the masks' folders, relative to ``root``.
+        image_dir: The images' folder, relative to ``root``.
+        mask_dir: The masks' folder, relative to ``root``.
         class_names: The label names in channel order; else ``<root>/classes.txt``; else the sub-folders of the
             mask folder, sorted (per-label PNG layout only).
         ignore_value: The stored mask value of pixels to ignore (None: every non-zero value is "present").

@@ -45,8 +45,9 @@ def evaluate(model: nn.Module, batches: Iterable, num_classes: int, *, device: t
             scored at the image's own size). ``segzoo.inference.tta.recipe_options(config)`` gives a model's
             ``window``, ``stride`` and ``resize``.
         progress: Show a progress bar (pass True on the main process only).
-        mode, threshold: The task (default: the model's ``config.mode`` / ``config.threshold``). Binary and
-            multilabel masks are ``(N, H, W)`` / ``(N, C, H, W)`` of 0 / 1 / ``ignore_index``.
+        mode: The task (default: the model's ``config.mode``). Binary and multilabel masks are ``(N, H, W)`` /
+            ``(N, C, H, W)`` of 0 / 1 / ``ignore_index``.
+        threshold: The probability above which a pixel has a label (default: the model's ``config.threshold``).
 
     Returns:
         Multiclass: ``ConfusionMatrix.compute()`` of the confusion matrix summed over every process: ``pixAcc``,
