@@ -89,6 +89,16 @@ def _recipe_text(recipe: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _task_text(config: dict) -> str:
+    kind = "binary: one sigmoid channel" if config["mode"] == "binary" else "multi-label: a sigmoid per label"
+    return f"{kind}, threshold {config.get('threshold', 0.5)}"
+
+
+def _input_text(config: dict) -> str:
+    in_chans = config.get("in_chans", 3)
+    return "" if in_chans == 3 else ("greyscale, " if in_chans == 1 else f"{in_chans} bands, ")
+
+
 def format_info(info: dict[str, Any]) -> str:
     """A human-readable text of ``model_info``'s result."""
     config = info["config"]
@@ -101,7 +111,9 @@ def format_info(info: dict[str, Any]) -> str:
         + f" ({structure}){', aux head' if config['aux'] else ''}",
         f"  classes         {config['num_classes']}"
         + (f": {', '.join(info['classes'])}" if info["classes"] else ""),
-        f"  preprocessing   mean {config['mean']}, std {config['std']}, align_corners={config['align_corners']}",
+        *([f"  task            {_task_text(config)}"] if config.get("mode", "multiclass") != "multiclass" else []),
+        f"  preprocessing   {_input_text(config)}mean {config['mean']}, std {config['std']}, "
+        f"align_corners={config['align_corners']}",
         *([f"  evaluated as    {_recipe_text(config['inference'])}"] if config.get("inference") else []),
         f"  parameters      {info['params_m']:.2f} M",
         f"  GFLOPs          {info['gflops']:.1f} at {info['eval_size'][0]}x{info['eval_size'][1]}",

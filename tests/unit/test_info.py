@@ -88,3 +88,13 @@ def test_info_of_an_mmseg_entry_says_how_it_was_evaluated():
     assert "evaluated as    resized to fit 2049x1025 (long x short side), 769x769 windows every 513x513" in out
     assert "backbone        resnet18 {'stem_type': 'deep', 'stem_width': 32} (output stride 8)" in out
     assert "openmmlab.com/mmsegmentation/v0.5/fcn/fcn_r18-d8_769x769_80k_cityscapes/" in out
+
+
+def test_info_states_the_task_and_the_bands(tmp_path):
+    model = segzoo.create_model("fcn_resnet18", num_classes=2, mode="multilabel", threshold=0.3, in_chans=4)
+    segzoo.save_pretrained(model, tmp_path / "m")
+    out = run("info", f"local-dir:{tmp_path / 'm'}")
+    assert "task            multi-label: a sigmoid per label, threshold 0.3" in out
+    assert "preprocessing   4 bands, mean [0.485, 0.456, 0.406, 0.485]" in out
+    plain = run("info", "fcn_resnet18")
+    assert "task" not in plain and "preprocessing   mean [0.485, 0.456, 0.406]" in plain
