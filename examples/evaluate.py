@@ -17,6 +17,7 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
+from segzoo.inference.precision import inference_precision
 from segzoo.inference.tta import recipe_options
 from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
@@ -45,6 +46,9 @@ def parse_args():
     add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
     add("--workers", type=integer(0), default=2)
     add("--device", help="cuda or cpu (default: cuda if available)")
+    add("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+        help="auto (default: bfloat16 on a CPU with native bfloat16, else float32), fp32 (BatchNorm folded, weights "
+             "pre-packed) or bf16 (a bfloat16 copy; CPU only, emulated and slow without native bfloat16)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
     return parser.parse_args()
 
@@ -53,7 +57,8 @@ def main():
     args = parse_args()
     ctx = init_distributed(args.device)
     model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
-    model = segzoo.optimize_for_inference(model.to(ctx.device), inplace=True)  # BN folded: same numbers, faster
+    # BN folded (same numbers, faster); bfloat16 with --precision bf16 (auto checks no images here: fp32)
+    model = segzoo.optimize(model.to(ctx.device), args.precision, inplace=True)
     config = model.config
     # a binary / multi-label model reads a folder of its kind of masks
     task = {"task": config.mode, "ignore_value": args.ignore_value} if config.mode != "multiclass" else {}
@@ -76,13 +81,14 @@ def main():
     seconds = time.perf_counter() - start
     if ctx.is_main:
         print(f"{args.model} on {args.dataset} {args.split} ({len(dataset)} images, {ctx.world_size} process(es), "
+              f"{inference_precision(model)}, "
               f"scales {args.scales}{', flip' if args.flip else ''}"
               f"{', ' + str(options) if options.get('window') or options.get('resize') else ''}, {seconds:.1f} s)")
         print(format_metrics_table(metrics, dataset.class_names))
         if args.json:
             record = {"model": args.model, "dataset": args.dataset, "split": args.split, "mode": args.mode,
                       "scales": args.scales, "flip": args.flip, "window": options.get("window"),
-                      "resize": options.get("resize"), "images": len(dataset),
+                      "resize": options.get("resize"), "images": len(dataset), "precision": inference_precision(model),
                       "class_names": list(dataset.class_names), **metrics}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")

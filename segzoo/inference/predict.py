@@ -21,7 +21,7 @@ from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
 from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
-from .optimize import optimize_for_inference
+from .precision import check_precision, optimize, resolve_precision
 from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay, overlay_labels
 
@@ -259,6 +259,7 @@ def predict(
     num_classes: Optional[int] = None,
     keep_masks: bool = True,
     recipe: bool = True,
+    precision: Optional[str] = None,
 ) -> list[PredictResult]:
     """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
 
@@ -279,9 +280,11 @@ def predict(
         model: A ``SegmentationModel``, or any name ``create_model`` accepts (``fcn_resnet18``,
             ``hf-hub:org/name``, ``local-dir:DIR``); a zoo name (``deeplabv3_resnet101.tv_coco_voc``) runs with
             its trained weights (``pretrained=True``). A model passed in is moved to ``device`` and put in
-            eval mode (its train / eval mode is restored afterwards); a model made here from a name is
-            also run through ``optimize_for_inference`` (the same outputs, faster; pass
-            ``optimize_for_inference(model)`` yourself for the same speed with a model of your own).
+            eval mode (its train / eval mode is restored afterwards) and run as it is unless ``precision`` is
+            given; a model made here from a name is also run through ``segzoo.optimize`` in ``precision``
+            (default ``"auto"``: ``optimize_for_inference``, the same outputs faster, or bfloat16 on a CPU
+            with native bfloat16; pass ``segzoo.optimize(model)`` yourself for the same with a model of your
+            own).
         out_dir: Output folder (created); None writes nothing, the class maps are only returned.
         save_npy: Also write the raw class map as ``.npy``.
         overlay: Write the colour overlay.
@@ -300,16 +303,26 @@ def predict(
         recipe: Run as the model's upstream evaluated it (``config.inference``: mmseg's entries rescale the image to
             their test size and some run by sliding window), unless ``max_size`` is given; False runs each image
             whole at its own size.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (``segzoo.inference.precision.optimize``: bf16 is the CPU
+            path, emulated and slow on a CPU without native bfloat16). None: ``"auto"`` for a model made here
+            from a name, the model as it is for a model passed in. Given explicitly, a model passed in is
+            converted on a copy (it is not modified). ``"auto"`` picks bf16 only on a CPU with native bfloat16, and
+            only if bf16 and fp32 agree on at least 99.5% of the first batch's pixels (checked once).
 
     Returns:
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
     _check_arguments(out_dir, max_size, scales, batch_size)
+    if precision is not None:
+        check_precision(precision)
     resolved_device = _resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
                           f"(drop --half / half=True, or use --device cuda)")
+    if precision == "bf16" and resolved_device.type != "cpu":
+        raise SegzooError(f"precision bf16 is the CPU path; the device is {resolved_device.type} (use --half / "
+                          f"half=True for float16 on a GPU)")
     built_here = isinstance(model, str)
     model = _resolve_model(model, num_classes)
     config = model.config
@@ -332,7 +345,11 @@ def predict(
         bar.update(1)
 
     def run_batch(batch: list[tuple[_Item, np.ndarray]]) -> None:
+        nonlocal model, check_first_batch
         images = torch.cat([to_tensor(rgb, config.mean, config.std) for _, rgb in batch]).to(resolved_device)
+        if check_first_batch:
+            model = optimize(model, "auto", check_images=images, inplace=built_here)
+            check_first_batch = False
         height, width = images.shape[-2:]
         if max_size is not None:
             options = {"window": tuple(config.input_size)} if max(height, width) > max_size else {}
@@ -353,10 +370,13 @@ def predict(
             results[item.index] = PredictResult(item.path, mask if keep_masks else None, files=files)
             bar.update(1)
 
-    was_training = model.training
+    was_training, original = model.training, model
     model.eval().to(resolved_device)
-    if built_here:  # nobody else holds this model: fold its BatchNorms and pre-pack its weights
-        model = optimize_for_inference(model, inplace=True)
+    wanted = precision or ("auto" if built_here else None)
+    # "auto" where bf16 is fast: decided on the first batch, bf16 kept only if it agrees with fp32 there
+    check_first_batch = wanted == "auto" and resolve_precision("auto", resolved_device) == "bf16"
+    if wanted is not None and not check_first_batch:  # a model made here is converted in place: nobody else holds it
+        model = optimize(model, wanted, inplace=built_here)
     pending: dict[tuple[int, int], list[tuple[_Item, np.ndarray]]] = {}
     try:
         for item in items:
@@ -378,5 +398,5 @@ def predict(
             run_batch(pending.pop(size))
     finally:
         bar.close()
-        model.train(was_training)
+        original.train(was_training)
     return results

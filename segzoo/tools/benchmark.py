@@ -6,6 +6,7 @@ read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's F
 are not counted). ``tv:<name>`` benchmarks a torchvision segmentation model (weights=None) as a peer.
 By default segzoo models run in eval as segzoo's own inference paths run them, after
 ``optimize_for_inference`` (BatchNorm folded, weights pre-packed); ``optimize`` chooses for which models.
+``precision`` (fp32 by default) applies to every row, peers included, and each row records the precision it ran in.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 
 from ..errors import ConfigError, SegzooError, UnknownModelError, did_you_mean
 from ..inference.optimize import optimize_for_inference
+from ..inference.precision import PRECISIONS, bf16_model, resolve_precision
 from ..model import input_channels
 from ..weights.resolver import resolve_model_name
 from .flops import TORCHVISION_PREFIX, build_for_benchmark, count_flops
@@ -48,6 +50,7 @@ class BenchmarkResult:
     peak_memory_mb: float
     forward_memory_mb: float
     round_latencies_s: tuple[float, ...] = ()  # each round's median latency (``rounds``); latency_s is their median
+    precision: str = "fp32"  # what the row computed in: "fp32" or "bf16" (``precision="auto"`` resolved)
 
 
 def _rss_peak_mb() -> float:
@@ -56,7 +59,8 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, optimize, kwargs, queue):
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, optimize, kwargs, queue,
+             precision="fp32"):
     try:
         torch.manual_seed(0)
         gflops, params_m = count_flops(name, size, batch, **kwargs)
@@ -67,7 +71,10 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         model = model.to(memory_format=memory_format)
         images = images.contiguous(memory_format=memory_format)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
-        if optimize:  # not timed, like the compilation
+        chosen = "fp32" if train else resolve_precision(precision, device)
+        if chosen == "bf16":  # not timed: a bfloat16 copy (its BatchNorms folded first where optimize applies)
+            model = bf16_model(model, fold=optimize, inplace=True, memory_format=memory_format)
+        elif optimize:  # not timed, like the compilation
             model = optimize_for_inference(model, inplace=True)
         if compile_model:  # compiled on the first (warm-up) call
             model = torch.compile(model)
@@ -105,7 +112,7 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
             model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
             mode="train" if train else "eval", optimized=optimize, params_m=params_m, gflops=gflops, latency_s=latency,
             images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
-            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,)))
+            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,), precision=chosen))
     except BaseException as err:  # report, don't hang the parent
         queue.put(err)
 
@@ -139,7 +146,7 @@ def check_model_name(spec: str) -> None:
                                 f"{did_you_mean(name[len(TORCHVISION_PREFIX):], builders)}")
 
 
-def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds) -> None:
+def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision="fp32", train=False) -> None:
     """``ConfigError`` (or ``UnknownModelError``) naming the first argument of ``benchmark`` that cannot work."""
     if isinstance(names, str) or not names:
         raise ConfigError(f"names must be a non-empty list of model names, got {names!r}")
@@ -153,6 +160,10 @@ def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds)
             raise ConfigError(f"{argument} must be at least {minimum} (an integer), got {value!r}")
     if optimize not in OPTIMIZE_CHOICES:
         raise ConfigError(f"optimize must be one of {', '.join(OPTIMIZE_CHOICES)}, got {optimize!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and train:
+        raise ConfigError("precision bf16 is an inference path; a training step (train=True / --train) runs fp32")
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
@@ -161,6 +172,8 @@ def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds)
         raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} was asked for, but CUDA is not available here")
+    if precision == "bf16" and kind != "cpu":
+        raise ConfigError("precision bf16 is the CPU path; on CUDA benchmark fp32")
 
 
 def _is_count(value: Any, minimum: int) -> bool:
@@ -170,7 +183,8 @@ def _is_count(value: Any, minimum: int) -> bool:
 def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int = 1, device: str = "cpu",
               channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
-              optimize: str = "segzoo", rounds: int = 1, **kwargs: Any) -> list[BenchmarkResult]:
+              optimize: str = "segzoo", rounds: int = 1, precision: str = "fp32",
+              **kwargs: Any) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other (``rounds`` times over).
 
     Args:
@@ -192,24 +206,29 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
         rounds: Run the whole list this many times, one model after the other each time, and report each
             model's median over the rounds. On a shared machine a slow stretch then slows one round of every
             model instead of all the runs of one model.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` (``segzoo.inference.precision``), applied to every
+            row, torchvision peers too, in eval only: bf16 runs a bfloat16 copy of the model, its BatchNorms
+            folded first where ``optimize`` applies to it, behind a float32 interface (the input's cast to
+            bfloat16 is timed); auto is bf16 where the CPU has native bfloat16, else fp32. Each row's
+            ``precision`` says what it ran in. CPU only.
         **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
             except ``num_classes``.
 
     Returns:
         One ``BenchmarkResult`` per name.
     """
-    _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds)
+    _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision, train)
     context = multiprocessing.get_context("spawn")
     by_model = [[] for _ in names]
     for _ in range(rounds):
         for spec, results in zip(names, by_model):
             results.append(_run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs,
-                                         compile, optimize, kwargs))
+                                         compile, optimize, kwargs, precision))
     return [_combine_rounds(results) for results in by_model]
 
 
 def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, compile, optimize,
-                  kwargs) -> BenchmarkResult:
+                  kwargs, precision="fp32") -> BenchmarkResult:
     name, memory_format = _parse_spec(spec)
     model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
     queue = context.Queue()
@@ -218,7 +237,7 @@ def _run_in_child(context, spec, size, batch, device, channels_last, train, warm
     model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
     process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
                                                      train, max(warmup, int(compile)), runs, compile,
-                                                     optimize_model, model_kwargs, queue))
+                                                     optimize_model, model_kwargs, queue, precision))
     process.start()
     result = queue.get()
     process.join()
@@ -245,19 +264,19 @@ def _format_name(result: BenchmarkResult) -> str:
 
 
 def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
-    """A fixed-width table; with ``reference`` (a model in the results), a column of GFLOP/s ratios; after
-    several rounds, each round's latency."""
+    """A fixed-width table (each row's precision among its columns); with ``reference`` (a model in the
+    results), a column of GFLOP/s ratios; after several rounds, each round's latency."""
     ref = next((r for r in results if reference in (r.model, f"{r.model}@{_format_name(r)}")), None)
     rounds = max(len(r.round_latencies_s) for r in results) if results else 0
     header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
-              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}" + (f" {'vs ref':>7}" if ref else "")
+              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8} {'precision':>9}" + (f" {'vs ref':>7}" if ref else "")
               + (f" {'rounds: latency(s)'}" if rounds > 1 else ""))
     lines = [header, "-" * len(header)]
     optimized = [r.model for r in results if r.optimized]
     for r in results:
         line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<8} {r.params_m:>9.2f} {r.gflops:>8.1f} "
                 f"{r.latency_s:>10.3f} {r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} "
-                f"{r.forward_memory_mb:>8.0f}")
+                f"{r.forward_memory_mb:>8.0f} {r.precision:>9}")
         if ref:
             line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
         if rounds > 1:

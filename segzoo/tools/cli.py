@@ -115,6 +115,11 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
                         help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
                              "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+                        help="inference precision of every row (segzoo models and peers alike; each row says which "
+                             "it ran in): fp32 (default), bf16 (a bfloat16 copy, BatchNorm folded first where "
+                             "--optimize applies; CPU only, emulated and slow without native bfloat16) or auto "
+                             "(bf16 where the CPU has native bfloat16, else fp32: what segzoo predict picks)")
     parser.add_argument("--warmup", type=integer(0), default=1, help="untimed runs first")
     parser.add_argument("--runs", type=integer(1), default=3, help="timed runs (the median is reported)")
     parser.add_argument("--rounds", type=integer(1), default=1,
@@ -136,7 +141,7 @@ def _run_benchmark(args) -> int:
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
                         compile=args.compile, optimize=args.optimize, rounds=args.rounds,
-                        num_classes=args.num_classes)
+                        precision=args.precision, num_classes=args.num_classes)
     print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
     return 0
 
@@ -302,6 +307,10 @@ def _add_predict(commands) -> None:
                         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="float16 autocast, on a CUDA device only (an error on the CPU)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="auto (default: bfloat16 on a CPU with native bfloat16 (AMX-BF16 / AVX512-BF16), "
+                             "else float32), fp32 (BatchNorm folded, weights pre-packed) or bf16 (a bfloat16 copy; "
+                             "CPU only, emulated and slow without native bfloat16)")
     parser.add_argument("--num-classes", type=integer(1), metavar="N",
                         help="number of classes to build the model with (a model with other weights gets "
                              "re-initialised classifiers; default: the model's own)")
@@ -316,7 +325,7 @@ def _run_predict(args) -> int:
     results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
                       max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                       batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
-                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe)
+                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision)
     written = sum(result.ok for result in results)
     skipped = len(results) - written
     print(f"{written} written, {skipped} skipped (outputs in {args.out})")

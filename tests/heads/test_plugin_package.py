@@ -44,7 +44,7 @@ def test_plugin_passes_the_shared_head_battery(plugin_site, tmp_path):
                           "--basetemp", str(tmp_path / "battery")], capture_output=True, text=True,
                          env={**_env(), "PYTHONPATH": str(plugin_site)})
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "9 passed" in out.stdout  # every test of the battery, the ONNX export included
+    assert "11 passed" in out.stdout  # every test of the battery (greyscale and 4-band inputs, ONNX export included)
 
 
 def test_plugin_listed_by_the_cli(plugin_site):

@@ -11,9 +11,17 @@ output goes to that BatchNorm and to nothing else (likewise BatchNorm -> activat
 reader is a 1x1 convolution), so the rewrite cannot change what any other consumer sees; the example's outputs
 are then compared before and after. The layers themselves are ``packed_conv.FusedConv2d``; the folding
 arithmetic is in ``batch_norm``.
+
+Precision: the result computes in the precision the caller runs it in. A bfloat16 (or float16) model is folded in
+float32 and runs its convolutions in its own dtype; under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the
+fused layers skip the oneDNN packing (whose private ops autocast does not see) and run ``F.conv2d``, which
+autocast computes in bfloat16, as the eager model's convolutions are. ``segzoo.inference.precision.optimize``
+chooses between this float32 path and a bfloat16 one. The packing is gated on the torch versions it is tested
+with (``packed_conv.TESTED_TORCH``); elsewhere the convolutions run ``F.conv2d``, BatchNorm still folded.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Optional
 
@@ -24,7 +32,7 @@ from torch.utils._pytree import tree_leaves
 from ...model import input_channels
 from .batch_norm import fold_batch_norm
 from .dataflow import plan_fusions, record_dataflow
-from .packed_conv import WIDE_INPUT_CHUNK, FusedConv2d
+from .packed_conv import WIDE_INPUT_CHUNK, FusedConv2d, packing_available
 
 __all__ = ["optimize_for_inference", "FusedConv2d", "fold_batch_norm", "is_optimized_for_inference",
            "WIDE_INPUT_CHUNK"]
@@ -51,6 +59,10 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
 
     Works on any module whose forward takes one ``(N, C, H, W)`` image tensor (segzoo models, with ``C`` their
     ``config.in_chans``; torchvision or timm models, ``C`` = 3). Move the model to its device and dtype first.
+    It keeps the precision it is run in: a bfloat16 model runs its convolutions in bfloat16, and under a CPU
+    bfloat16 autocast the convolutions compute in bfloat16 as the eager model's do (not packed: the packed
+    oneDNN ops would stay float32). Built under an autocast, the folding is recorded and checked in the model's
+    own dtype (autocast off), so the check compares like with like.
     The result is in eval mode, gives the same outputs up to float rounding, cannot be trained (its forward
     raises in training mode) and cannot be saved with ``save_pretrained`` (save the original). Convolutions
     whose output goes anywhere but one BatchNorm keep their own output (they are packed, not folded). Memory
@@ -73,6 +85,15 @@ def optimize_for_inference(model: nn.Module, example_size: tuple[int, int] = (64
     parameter = next(model.parameters(), None)
     if parameter is None:
         return model
+    if parameter.device.type == "cpu":
+        packing_available()  # the version gate: checked (and warned about) here, not inside a forward
+    no_autocast = (torch.autocast(parameter.device.type, enabled=False) if parameter.device.type in ("cpu", "cuda")
+                   else contextlib.nullcontext())
+    with no_autocast:
+        return _optimize(model, example_size, verify, parameter)
+
+
+def _optimize(model: nn.Module, example_size: tuple[int, int], verify: bool, parameter: Tensor) -> nn.Module:
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(1, input_channels(model), *example_size, generator=generator).to(parameter.device,
                                                                                            parameter.dtype)

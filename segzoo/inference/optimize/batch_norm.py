@@ -21,9 +21,11 @@ def batch_norm_scale_shift(bn: nn.Module) -> tuple[Tensor, Tensor]:
 def scale_weight(weight: Tensor, scale: Tensor) -> Tensor:
     """``weight * scale`` (``scale`` broadcasts: ``(out, 1, 1, 1)`` or ``(out, in, 1, 1)``) in ``weight``'s dtype
     and memory format. The product is taken in that dtype (one rounding, and no float64 copy of a weight
-    that may be 75 MB)."""
+    that may be 75 MB); for a float16 / bfloat16 weight in float32, so that the result is rounded once, not
+    the scale and then the product."""
     channels_last = weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    folded = weight.detach() * scale.to(weight.dtype)
+    compute = torch.float32 if weight.dtype in (torch.float16, torch.bfloat16) else weight.dtype
+    folded = (weight.detach().to(compute) * scale.to(compute)).to(weight.dtype)
     return folded.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 

@@ -3,14 +3,22 @@ and, on the CPU, its weight kept pre-packed in oneDNN's blocked layout.
 
 Why: eager PyTorch re-lays a CPU convolution's weight out into oneDNN's blocked format on every call, and each
 BatchNorm and ReLU is one more pass over the activations. The packing uses private oneDNN ops (the ones
-inductor's CPU backend uses); they are looked up on first use and, where absent, the layer runs ``F.conv2d``.
+inductor's CPU backend uses), so it is gated (``packing_problem``): a torch version in ``TESTED_TORCH``, the ops
+present, and a tiny convolution through them equal to ``F.conv2d``. Where the gate fails, the layer runs
+``F.conv2d`` with the folded weight (one warning per process says why).
+
+Under a CPU autocast (``torch.autocast("cpu", dtype=torch.bfloat16)``) the layer does not pack: it runs
+``F.conv2d``, which autocast computes in the autocast dtype, so a fused model keeps the precision the caller asked
+for (the oneDNN ops are outside autocast's lists and would silently compute in float32).
 """
 from __future__ import annotations
 
 import ctypes
 import functools
+import re
 import sys
 import time
+import warnings
 from typing import Optional
 
 import torch
@@ -20,18 +28,85 @@ from torch import Tensor, nn
 from ...layers.tracing import is_exporting
 from .batch_norm import batch_norm_scale_shift, fold_bias, scale_weight
 
-__all__ = ["FusedConv2d", "WIDE_INPUT_CHUNK", "packing_available"]
+__all__ = ["FusedConv2d", "WIDE_INPUT_CHUNK", "TESTED_TORCH", "packing_available", "packing_problem",
+           "cpu_autocast_enabled"]
+
+
+# The torch versions the packing is tested with: [first, last) as (major, minor). The ops are private: their
+# schema may change in any release, so outside this range the layers run ``F.conv2d`` (BatchNorm still folded).
+# The lower bound is segzoo's own (torch>=2.1, whose inductor already calls these ops with these arguments); the
+# upper one is the next major version. Inside the range a functional check guards against a schema change.
+TESTED_TORCH = ((2, 1), (3, 0))
+
+
+def _torch_version(version: str) -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", str(version))
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def packing_problem() -> Optional[str]:
+    """Why the oneDNN packing cannot be used with this torch, or None when it can: a version outside
+    ``TESTED_TORCH``, a build without oneDNN, the private ops missing, or a tiny packed convolution (whole, and
+    accumulated in place as the sliced layout runs it) that differs from ``F.conv2d`` or fails."""
+    first, last = TESTED_TORCH
+    version = _torch_version(torch.__version__)
+    if not first <= version < last:
+        return (f"torch {torch.__version__} is outside the versions the packing is tested with "
+                f"(>= {first[0]}.{first[1]}, < {last[0]}.{last[1]})")
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN (mkldnn)"
+    try:  # private oneDNN ops (the ones inductor's CPU backend uses); absent in builds without mkldnn
+        torch.ops.mkldnn._reorder_convolution_weight  # noqa: B018 (looking the op up is the check)
+        torch.ops.mkldnn._convolution_pointwise  # noqa: B018
+        torch.ops.mkldnn._convolution_pointwise_.binary  # noqa: B018
+    except (AttributeError, RuntimeError):
+        return "this torch build lacks the private oneDNN ops torch.ops.mkldnn._convolution_pointwise / " \
+               "_reorder_convolution_weight"
+    try:
+        error = _packed_convolution_error()
+    except Exception as err:  # a changed schema, a oneDNN failure: run F.conv2d instead
+        return f"a packed test convolution failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    if not error <= 1e-4:
+        return f"a packed test convolution differs from F.conv2d by {error:.3g}"
+    return None
+
+
+def _packed_convolution_error() -> float:
+    """Largest difference between ``F.conv2d`` and the packed ops, as ``FusedConv2d`` calls them, on a tiny case."""
+    generator = torch.Generator().manual_seed(0)
+    x, other = (torch.randn(1, 4, 7, 6, generator=generator) for _ in range(2))
+    weight, bias = torch.randn(3, 4, 3, 3, generator=generator), torch.randn(3, generator=generator)
+    conv_args = ([1, 1], [1, 1], [1, 1], 1)  # padding, stride, dilation, groups
+    mkldnn = torch.ops.mkldnn
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        packed = mkldnn._reorder_convolution_weight(weight, *conv_args, list(x.shape))
+        whole = mkldnn._convolution_pointwise(x, packed, bias, *conv_args, "relu", [], "")
+        expected = F.relu(F.conv2d(x, weight, bias, 1, 1))
+        summed = mkldnn._convolution_pointwise_.binary(whole.clone(), other, packed, None, *conv_args, "add", None,
+                                                       None, [], "")
+        expected_sum = expected + F.conv2d(other, weight, None, 1, 1)
+    return max((whole - expected).abs().max().item(), (summed - expected_sum).abs().max().item())
 
 
 @functools.cache
 def packing_available() -> bool:
-    """Whether this torch build has the oneDNN packing ops (checked once, on first use)."""
-    try:  # private oneDNN ops (the ones inductor's CPU backend uses); absent in builds without mkldnn
-        torch.ops.mkldnn._reorder_convolution_weight  # noqa: B018 (looking the op up is the check)
-        torch.ops.mkldnn._convolution_pointwise  # noqa: B018
-    except (AttributeError, RuntimeError):
-        return False
-    return torch.backends.mkldnn.is_available()
+    """Whether ``FusedConv2d`` packs weights for oneDNN here (checked once; ``packing_problem`` says why not, and
+    a warning says it once per process)."""
+    problem = packing_problem()
+    if problem is not None:
+        warnings.warn(f"optimize_for_inference: {problem}; convolutions run as F.conv2d with the BatchNorm folded, "
+                      f"without oneDNN weight pre-packing (slower on the CPU, same results)", RuntimeWarning,
+                      stacklevel=2)
+    return problem is None
+
+
+def cpu_autocast_enabled() -> bool:
+    """Whether a CPU autocast region is active (``torch.is_autocast_enabled("cpu")``; older torch: its CPU
+    function)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()
 
 
 # A convolution with a kernel larger than 1x1 and at least twice this many input channels is also tried as a sum
@@ -46,9 +121,10 @@ class FusedConv2d(nn.Module):
     """An inference-only ``Conv2d`` with the following BatchNorm folded in and an optional ReLU / LeakyReLU
     (and, for a 1x1 convolution without padding, also a BatchNorm that feeds it: JPU's depthwise -> BN -> 1x1).
 
-    On the CPU in float32 (oneDNN available, no autograd on the input) the weight is packed for the input
-    shape and the activation runs inside the convolution; elsewhere it is ``F.conv2d`` with the folded
-    weight. One copy of the weight is kept at a time, so the model's memory stays what it was:
+    On the CPU in float32 (the packing gate passed, no autograd on the input, no CPU autocast active) the weight
+    is packed for the input shape and the activation runs inside the convolution; elsewhere it is ``F.conv2d``
+    with the folded weight (under autocast: in the autocast dtype; in a bfloat16 model: in bfloat16). One copy
+    of the weight is kept at a time, so the model's memory stays what it was:
     - until the first call it is the original convolution's own tensor (the BatchNorm is kept as a per-channel
       scale), so building fused layers allocates nothing and a failed check can put the originals back;
     - the first call folds the scale in, and on the CPU the packed weight replaces the plain one (while
@@ -128,9 +204,11 @@ class FusedConv2d(nn.Module):
         return folded
 
     def _can_pack(self, x: Tensor) -> bool:
-        return (packing_available() and torch.backends.mkldnn.enabled and x.device.type == "cpu"
-                and x.dtype == torch.float32 and (self.weight is None or self.weight.dtype == torch.float32)
-                and not x.requires_grad and not self.checking and not is_exporting())
+        # Not under a CPU autocast: autocast computes F.conv2d in its dtype, the packed ops would stay float32.
+        return (x.device.type == "cpu" and x.dtype == torch.float32
+                and (self.weight is None or self.weight.dtype == torch.float32)
+                and not x.requires_grad and not self.checking and not is_exporting() and not cpu_autocast_enabled()
+                and torch.backends.mkldnn.enabled and packing_available())
 
     # torch.compile cannot trace oneDNN-packed weights: it runs this layer eagerly (a graph break per layer).
     @torch.compiler.disable
