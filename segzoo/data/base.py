@@ -20,7 +20,7 @@ from ..weights.checkpoint import atomic_write
 from .masks import read_mask
 from .transforms import EvalTransform
 
-__all__ = ["SegmentationDataset", "data_root", "find_missing"]
+__all__ = ["SegmentationDataset", "check_in_chans", "data_root", "find_missing"]
 
 ENV_DATA_ROOT = "SEGZOO_DATA"
 _MAX_BAD_VALUES = 10
@@ -84,6 +84,13 @@ def _size_error(image_path: Path, image_shape, mask_path: Path, mask_shape) -> D
     return DatasetError(
         f"image {image_path} is {image_shape[0]}x{image_shape[1]} (height x width) but its mask "
         f"{mask_path} is {mask_shape[0]}x{mask_shape[1]}; they must be the same size")
+
+
+def check_in_chans(in_chans) -> int:
+    """``in_chans`` if it is an integer >= 1 (the bands images are read with), else a one-line DatasetError."""
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise DatasetError(f"in_chans must be an integer >= 1 (3 for RGB), got {in_chans!r}")
+    return in_chans
 
 
 def _stamp(path: Path) -> list[int]:
@@ -178,8 +185,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def __init__(self, files: Sequence[tuple[Path, Path]], split: str,
                  transform: Callable | None = None, in_chans: int = 3) -> None:
-        if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
-            raise DatasetError(f"in_chans must be an integer >= 1 (3 for RGB), got {in_chans!r}")
+        check_in_chans(in_chans)
         self.files: list[tuple[Path, Path]] = sorted((Path(i), Path(m)) for i, m in files)
         self.split = split
         self.in_chans = in_chans

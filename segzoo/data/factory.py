@@ -9,7 +9,7 @@ from typing import Any
 from ..config import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 from ..errors import DatasetError, did_you_mean
 from .ade20k import ADE20KSegmentation
-from .base import SegmentationDataset
+from .base import SegmentationDataset, check_in_chans
 from .cityscapes import CityscapesSegmentation
 from .coco_stuff import COCOStuff10kSegmentation, COCOStuff164kSegmentation
 from .folder import FolderDataset
@@ -144,7 +144,9 @@ def create_dataset(name: str, root: str | os.PathLike | None = None, split: str 
         dataset = folder_class(folder, _folder_split(folder, split, kwargs.get("image_dir", "images")),
                                transform=transform, **kwargs)
     else:
+        in_chans = check_in_chans(kwargs.pop("in_chans", 3))  # the named datasets find files; the base reads bands
         dataset = _CLASSES[key](root, split=split, transform=transform, **kwargs)
+        dataset.in_chans = in_chans
     if transform is None:
         if "mean" not in options and "std" not in options:  # the statistics of the bands the images are read with
             options["mean"], options["std"] = default_mean_std(dataset.in_chans)

@@ -416,3 +416,19 @@ def test_eval_transform_modes():
         EvalTransform("test")
     assert isinstance(default_transform("ade", train=False, mode="val"), EvalTransform)
     assert default_transform("citys", train=True).base_size == 1024
+
+
+def test_named_datasets_read_the_bands_asked_for(tmp_path):
+    """create_dataset(..., in_chans=1) on a named (RGB) dataset reads its photos as greyscale (Pillow's L) and
+    normalises with the one-band statistics; a bad in_chans is one line."""
+    make_voc(tmp_path)
+    grey = create_dataset("voc", tmp_path, split="val", in_chans=1)
+    image, _ = grey.load(0)
+    rgb, _ = create_dataset("voc", tmp_path, split="val").load(0)
+    expected = np.asarray(Image.fromarray(rgb).convert("L"))
+    np.testing.assert_array_equal(np.squeeze(image), expected)
+    tensor, _ = grey[0]
+    assert tensor.shape == (1,) + expected.shape
+    np.testing.assert_allclose(tensor[0].numpy(), (expected / 255.0 - 0.449) / 0.226, atol=1e-5)
+    with pytest.raises(DatasetError, match=r"in_chans must be an integer >= 1 \(3 for RGB\), got 0"):
+        create_dataset("voc", tmp_path, split="val", in_chans=0)
