@@ -21,6 +21,7 @@ __all__ = [
     "SharedError",
     "all_gather_objects",
     "all_reduce_mean",
+    "all_reduce_sum_",
     "barrier",
     "broadcast_buffers",
     "cleanup_distributed",
@@ -206,6 +207,20 @@ def all_reduce_mean(value: float | Tensor) -> float:
         tensor = torch.tensor(float(value), dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return float(tensor) / dist.get_world_size()
+
+
+def all_reduce_sum_(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over all ranks in place (no-op without a process group of more than one rank); under NCCL a
+    CPU tensor goes through a CUDA copy, since NCCL reduces CUDA tensors only. Returns ``tensor``."""
+    if not _active():
+        return tensor
+    reduced = tensor
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        reduced = tensor.to(torch.device("cuda", torch.cuda.current_device()))
+    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+    if reduced is not tensor:
+        tensor.copy_(reduced)
+    return tensor
 
 
 def all_gather_objects(obj: object) -> list:

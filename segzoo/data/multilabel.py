@@ -139,8 +139,10 @@ class MultiLabelFolderDataset(SegmentationDataset):
         """Sizes only: every stored value is a valid mask value (0 / other / ignore_value)."""
         try:
             image_shape = cache.get(image_path, _image_shape)
-            shapes = [cache.get(path, _mask_values)["shape"] for path in self._mask_files(mask)] \
-                if not self.arrays else [list(self._read_stored(mask).shape[:2])]
+            if self.arrays:  # cached like the PNGs: a second scan reads only the arrays that changed
+                shapes = [cache.get(mask, lambda path: list(self._read_stored(path).shape))]
+            else:
+                shapes = [cache.get(path, _mask_values)["shape"] for path in self._mask_files(mask)]
         except SegzooError as err:
             return str(err)
         for shape in shapes:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
+
+from ..distributed import all_reduce_sum_
 
 __all__ = ["LabelMetrics"]
 
@@ -101,14 +102,7 @@ class LabelMetrics:
 
     def all_reduce(self) -> "LabelMetrics":
         """Sum the counts over all ranks in place (no-op without a process group of more than one rank)."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-            return self
-        counts = self.counts
-        if dist.get_backend() == "nccl" and counts.device.type != "cuda":
-            counts = counts.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(counts, op=dist.ReduceOp.SUM)
-        if counts is not self.counts:
-            self.counts.copy_(counts)
+        all_reduce_sum_(self.counts)
         return self
 
     def compute(self) -> dict:

@@ -12,8 +12,9 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
+
+from ..distributed import all_reduce_sum_
 
 __all__ = ["ConfusionMatrix", "format_metrics_table"]
 
@@ -87,15 +88,7 @@ class ConfusionMatrix:
         Returns:
             ``self``.
         """
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-            return self
-        matrix = self.matrix
-        if dist.get_backend() == "nccl" and matrix.device.type != "cuda":
-            # NCCL reduces CUDA tensors only.
-            matrix = matrix.to(torch.device("cuda", torch.cuda.current_device()))
-        dist.all_reduce(matrix, op=dist.ReduceOp.SUM)
-        if matrix is not self.matrix:
-            self.matrix.copy_(matrix)
+        all_reduce_sum_(self.matrix)
         return self
 
     def compute(self) -> dict:

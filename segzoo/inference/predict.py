@@ -192,13 +192,21 @@ def _write_outputs(mask: np.ndarray, rgb: np.ndarray, stem: Path, out_dir: Path,
     else:  # more than 256 classes: no palette can hold them; a 16-bit greyscale PNG of the indices
         Image.fromarray(mask.astype(np.uint16)).save(mask_path)
     written.append(mask_path)
-    if with_overlay:
+    picture = overlay(rgb, mask, palette) if with_overlay else None
+    return _write_overlay_and_array(target, written, picture, mask if save_npy else None)
+
+
+def _write_overlay_and_array(target: Path, written: list[Path], picture: Optional[np.ndarray],
+                             array: Optional[np.ndarray]) -> tuple[Path, ...]:
+    """After the masks: ``<target>_overlay.png`` of ``picture`` and ``<target>.npy`` of ``array`` (each only when
+    given). Returns every file written for the image."""
+    if picture is not None:
         overlay_path = target.with_name(f"{target.name}_overlay.png")
-        Image.fromarray(overlay(rgb, mask, palette)).save(overlay_path)
+        Image.fromarray(picture).save(overlay_path)
         written.append(overlay_path)
-    if save_npy:
+    if array is not None:
         npy_path = target.with_name(f"{target.name}.npy")
-        np.save(npy_path, mask)
+        np.save(npy_path, array)
         written.append(npy_path)
     return tuple(written)
 
@@ -231,15 +239,8 @@ def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir
         path = target.with_name(target.name + suffix)
         colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])).save(path)
         written.append(path)
-    if with_overlay:
-        overlay_path = target.with_name(f"{target.name}_overlay.png")
-        Image.fromarray(overlay_labels(rgb, stack, colours)).save(overlay_path)
-        written.append(overlay_path)
-    if save_npy:
-        npy_path = target.with_name(f"{target.name}.npy")
-        np.save(npy_path, masks)
-        written.append(npy_path)
-    return tuple(written)
+    picture = overlay_labels(rgb, stack, colours) if with_overlay else None
+    return _write_overlay_and_array(target, written, picture, masks if save_npy else None)
 
 
 def predict(
