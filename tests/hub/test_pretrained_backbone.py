@@ -6,9 +6,8 @@ import sys
 
 import timm
 import torch
-from safetensors.torch import save_file
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
+from support.hub_cache import fill_hub_cache
 
 SCRIPT = """
 import sys, torch, segzoo
@@ -28,14 +27,6 @@ except Exception as err:
 """
 
 
-def _fill_cache(cache, repo: str, weights: dict) -> str:
-    repo_dir = cache / f"models--{repo.replace('/', '--')}"
-    snapshot = repo_dir / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    (repo_dir / "refs").mkdir()
-    (repo_dir / "refs" / "main").write_text(COMMIT)
-    save_file(weights, snapshot / "model.safetensors")
-    return str(snapshot / "model.safetensors")
 
 
 def test_gluon_weights_load_offline_and_are_not_reapplied(tmp_path):
@@ -43,7 +34,7 @@ def test_gluon_weights_load_offline_and_are_not_reapplied(tmp_path):
     classifier = timm.create_model("resnet18")
     weights = {k: v.clone() + 0.01 for k, v in classifier.state_dict().items() if v.is_floating_point()}
     weights.update({k: v for k, v in classifier.state_dict().items() if not v.is_floating_point()})
-    path = _fill_cache(tmp_path / "hub", "timm/resnet18.gluon_in1k", weights)
+    path = fill_hub_cache(tmp_path / "hub", "timm/resnet18.gluon_in1k", weights)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", SCRIPT, path, str(tmp_path / "export")], env=env,
                          capture_output=True, text=True, check=True, cwd=tmp_path)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from timm.models import adapt_input_conv
 
 import segzoo
@@ -20,21 +19,9 @@ from segzoo.data.transforms import EvalTransform, TrainTransform
 from segzoo.errors import ConfigError, ImageReadError
 from segzoo.inference.image_io import display_rgb, image_shape, load_image, to_tensor
 from segzoo.model import SegmentationModel
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
+from support.hub_cache import fill_hub_cache
 
 # --- pretrained backbones: timm adapts the RGB stem ------------------------------------------------------------
-
-def _fill_cache(cache, repo: str, weights: dict) -> None:
-    """A Hub cache entry as huggingface_hub writes it: refs/main -> snapshots/<commit>/model.safetensors."""
-    repo_dir = cache / f"models--{repo.replace('/', '--')}"
-    snapshot = repo_dir / "snapshots" / COMMIT
-    snapshot.mkdir(parents=True)
-    (repo_dir / "refs").mkdir()
-    (repo_dir / "refs" / "main").write_text(COMMIT)
-    save_file(weights, str(snapshot / "model.safetensors"))
-
 
 @pytest.fixture(scope="module")
 def imagenet_weights(tmp_path_factory):
@@ -50,7 +37,7 @@ def imagenet_weights(tmp_path_factory):
         state = timm.create_model(arch).state_dict()
         weights[arch] = {key: (value + 0.01 * torch.randn_like(value)) if value.is_floating_point() else value
                          for key, value in state.items()}
-        _fill_cache(cache, f"timm/{arch}.gluon_in1k", weights[arch])
+        fill_hub_cache(cache, f"timm/{arch}.gluon_in1k", weights[arch])
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("HF_HUB_CACHE", str(cache))
