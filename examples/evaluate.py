@@ -17,7 +17,9 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
-from segzoo.inference.precision import inference_precision
+from segzoo.inference.paths import candidate_paths
+from segzoo.inference.precision import inference_precision, inference_runtime
+from segzoo.inference.predict import load_calibration_images
 from segzoo.inference.tta import recipe_options
 from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
@@ -46,9 +48,16 @@ def parse_args():
     add("--ignore-value", type=integer(0), help="binary / multilabel masks: the stored value of pixels to ignore")
     add("--workers", type=integer(0), default=2)
     add("--device", help="cuda or cpu (default: cuda if available)")
-    add("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-        help="auto (default: bfloat16 on a CPU with native bfloat16, else float32), fp32 (BatchNorm folded, weights "
-             "pre-packed) or bf16 (a bfloat16 copy; CPU only, emulated and slow without native bfloat16)")
+    add("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+        help="auto (default: float32, or where several paths are possible the fastest that agrees with float32 on "
+             ">= 99.5%% of the pixels of the first --check-images images), fp32, bf16 (CPU; emulated and slow "
+             "without native bfloat16) or int8 (ONNX Runtime; needs --calibration)")
+    add("--runtime", choices=["eager", "compile", "onnxruntime", "auto"], default="eager",
+        help="eager (default), compile (torch.compile with freezing), onnxruntime or auto (see segzoo.optimize)")
+    add("--calibration", action="append", metavar="PATH",
+        help="image file / folder / pattern to calibrate int8 on (repeatable; not the evaluation images)")
+    add("--check-images", type=integer(1), default=2, metavar="N",
+        help="how many of the evaluation images auto measures the candidate paths on (default: 2)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
     return parser.parse_args()
 
@@ -56,10 +65,9 @@ def parse_args():
 def main():
     args = parse_args()
     ctx = init_distributed(args.device)
-    model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained))
-    # BN folded (same numbers, faster); bfloat16 with --precision bf16 (auto checks no images here: fp32)
-    model = segzoo.optimize(model.to(ctx.device), args.precision, inplace=True)
+    model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained)).to(ctx.device)
     config = model.config
+    paths = candidate_paths(args.precision, args.runtime, ctx.device, calibration=bool(args.calibration))
     # a binary / multi-label model reads a folder of its kind of masks
     task = {"task": config.mode, "ignore_value": args.ignore_value} if config.mode != "multiclass" else {}
     if task and args.dataset != "folder":
@@ -71,6 +79,13 @@ def main():
     if dataset.num_classes != config.num_classes:
         raise SystemExit(f"{args.model} predicts {config.num_classes} classes but {args.dataset} has "
                          f"{dataset.num_classes}: evaluate it on a dataset with its classes")
+    # the inference path: BatchNorm folded at least; where several are possible, measured on the first images
+    check = [dataset[i][0] for i in range(min(args.check_images, len(dataset)))] if len(paths) > 1 else None
+    calibration = load_calibration_images(args.calibration, config, ctx.device) if args.calibration else None
+    model = segzoo.optimize(model, args.precision, args.runtime, check_images=check, calibration_images=calibration,
+                            inplace=True)
+    if check is not None and ctx.is_main:
+        print(f"inference path: {model.optimize_report}")
     batches = eval_loader(dataset, rank=ctx.rank, world_size=ctx.world_size, workers=args.workers)
     # as the model's upstream measured its mIoU (config.inference), unless a window is asked for
     options = ({"window": args.window, "stride": args.stride} if args.window or not args.recipe
@@ -81,7 +96,7 @@ def main():
     seconds = time.perf_counter() - start
     if ctx.is_main:
         print(f"{args.model} on {args.dataset} {args.split} ({len(dataset)} images, {ctx.world_size} process(es), "
-              f"{inference_precision(model)}, "
+              f"{inference_precision(model)} on {inference_runtime(model)}, "
               f"scales {args.scales}{', flip' if args.flip else ''}"
               f"{', ' + str(options) if options.get('window') or options.get('resize') else ''}, {seconds:.1f} s)")
         print(format_metrics_table(metrics, dataset.class_names))
@@ -89,6 +104,7 @@ def main():
             record = {"model": args.model, "dataset": args.dataset, "split": args.split, "mode": args.mode,
                       "scales": args.scales, "flip": args.flip, "window": options.get("window"),
                       "resize": options.get("resize"), "images": len(dataset), "precision": inference_precision(model),
+                      "runtime": inference_runtime(model),
                       "class_names": list(dataset.class_names), **metrics}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")

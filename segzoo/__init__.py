@@ -27,8 +27,8 @@ from .zoo import get_pretrained, list_pretrained
 _LAZY = {
     "predict": ".inference.predict",
     "optimize_for_inference": ".inference.optimize",
-    "optimize": ".inference.precision",
-    "export": ".tools.export",
+    "optimize": ".inference.paths",
+    "export": ".inference.export",
     "benchmark": ".tools.benchmark",
     "model_info": ".tools.info",
 }

@@ -1,40 +1,30 @@
-"""Precision on the CPU: ``optimize(model, precision)`` runs a model in float32 (``optimize_for_inference``) or in
-bfloat16, and ``"auto"`` picks bfloat16 only where the CPU computes it natively and the model keeps its answer.
+"""bfloat16 on the CPU: whether this CPU computes it natively (``cpu_has_fast_bf16``), the bfloat16 copy of a model
+behind a float32 interface (``bf16_model``), and how far a reduced-precision path agrees with float32
+(``argmax_agreement``). ``segzoo.optimize`` (``segzoo.inference.paths``) chooses among the paths.
 
-- ``"fp32"``: ``optimize_for_inference`` (BatchNorm folded, weights pre-packed for oneDNN): segzoo's fastest
-  float32 path.
-- ``"bf16"``: a bfloat16 copy of the model with its BatchNorms folded in float32 first (``optimize_for_inference``,
-  then ``.to(torch.bfloat16)``), in channels-last, behind ``BFloat16Model``: it takes the usual float32
-  normalised image and returns float32 logits, so the test-time code (``predict_logits``, sliding windows) is
-  unchanged. Why this design and not eager autocast: both run every convolution in bfloat16 through oneDNN
-  (which is fast only with AMX-BF16 or AVX512-BF16), but autocast casts each float32 weight to bfloat16 on every
-  call and runs each BatchNorm as a separate pass, which the bfloat16 copy does not; its weights are rounded once,
-  after folding. The attention heads run their chunked attention unchanged, in bfloat16 (half the memory).
-- ``"auto"``: ``"bf16"`` on a CPU with native bfloat16 (``cpu_has_fast_bf16``) when the model passes the
-  agreement check on ``check_images`` (``AGREEMENT_THRESHOLD`` of its pixels decoded alike in both precisions),
-  else ``"fp32"``. Without check images it relies on the per-model agreement stated in docs/inference.md. On a
-  CUDA device it is ``"fp32"`` (the GPU's reduced precision is ``predict(half=True)``).
+Why a bfloat16 copy and not eager autocast: both run every convolution in bfloat16 through oneDNN (which is fast
+only with AMX-BF16 or AVX512-BF16), but autocast casts each float32 weight to bfloat16 on every call and runs each
+BatchNorm as a separate pass, which the copy does not: its BatchNorms are folded in float32 first
+(``optimize_for_inference``) and each folded weight is rounded once. The attention heads run their chunked
+attention unchanged, in bfloat16 (half the memory).
 """
 from __future__ import annotations
 
 import copy
 import functools
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
-from ..errors import ConfigError
 from .decode import decode_logits
 from .optimize import optimize_for_inference
 
-__all__ = ["PRECISIONS", "AGREEMENT_THRESHOLD", "BFloat16Model", "cpu_has_fast_bf16", "fast_bf16_signal",
-           "resolve_precision", "check_precision", "argmax_agreement", "bf16_model", "optimize",
-           "inference_precision"]
+__all__ = ["AGREEMENT_THRESHOLD", "BFloat16Model", "cpu_has_fast_bf16", "fast_bf16_signal", "argmax_agreement",
+           "bf16_model", "inference_precision", "inference_runtime"]
 
-PRECISIONS = ("auto", "fp32", "bf16")
 # ``auto`` keeps bfloat16 only if at least this fraction of the check images' pixels get the same class (binary /
 # multi-label models: the same 0 / 1 per label) as in float32.
 AGREEMENT_THRESHOLD = 0.995
@@ -100,21 +90,6 @@ def _cpuinfo_flags() -> Optional[set]:
     return None
 
 
-def check_precision(precision) -> None:
-    """``ConfigError`` unless ``precision`` is one of ``PRECISIONS``."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-
-
-def resolve_precision(precision: str, device: Union[str, torch.device] = "cpu") -> str:
-    """``"fp32"`` or ``"bf16"``: what ``precision`` means on ``device`` without an agreement check (``"auto"``:
-    ``"bf16"`` on a CPU where ``cpu_has_fast_bf16()``, else ``"fp32"``)."""
-    check_precision(precision)
-    if precision != "auto":
-        return precision
-    return "bf16" if torch.device(device).type == "cpu" and cpu_has_fast_bf16() else "fp32"
-
-
 def argmax_agreement(reference_logits: Tensor, logits: Tensor, mode: str = "multiclass",
                      threshold: float = 0.5) -> float:
     """The fraction of pixels whose decoded prediction is the same in ``logits`` as in ``reference_logits``
@@ -137,6 +112,7 @@ class BFloat16Model(nn.Module):
 
     inference_only = True
     precision = "bf16"
+    runtime = "eager"
 
     def __init__(self, model: nn.Module, memory_format: torch.memory_format = torch.channels_last):
         super().__init__()
@@ -176,13 +152,22 @@ def bf16_model(model: nn.Module, *, fold: bool = True, example_size: tuple[int, 
 
 
 def inference_precision(model: nn.Module) -> str:
-    """``"bf16"`` for a model made by ``optimize`` / ``bf16_model`` in bfloat16, else the dtype of its first
-    floating-point parameter as ``"fp32"`` / ``"bf16"`` / ``"fp16"`` (``"fp32"`` when it has none)."""
-    if isinstance(model, BFloat16Model):
-        return "bf16"
+    """What ``model`` computes in: ``"int8"`` / ``"bf16"`` / ``"fp32"`` for a model made by ``segzoo.optimize``
+    (its ``precision``), else the dtype of its first floating-point parameter as ``"fp32"`` / ``"bf16"`` /
+    ``"fp16"`` (``"fp32"`` when it has none)."""
+    chosen = getattr(model, "precision", None)
+    if getattr(model, "inference_only", False) and isinstance(chosen, str):
+        return chosen
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     dtype = tensors[0].dtype if tensors else torch.float32
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+
+
+def inference_runtime(model: nn.Module) -> str:
+    """What runs ``model``: ``"onnxruntime"`` or ``"compile"`` for those paths of ``segzoo.optimize``, else
+    ``"eager"``."""
+    runtime = getattr(model, "runtime", None)
+    return runtime if getattr(model, "inference_only", False) and isinstance(runtime, str) else "eager"
 
 
 @functools.cache
@@ -190,101 +175,3 @@ def _warn_slow_bf16() -> None:
     warnings.warn(f"precision='bf16' on a CPU without native bfloat16 ({fast_bf16_signal()}): it runs emulated, "
                   f"several times slower than fp32; use precision='auto' or 'fp32' for speed", RuntimeWarning,
                   stacklevel=3)
-
-
-def _as_batches(images: Union[Tensor, Sequence[Tensor]]) -> list[Tensor]:
-    batches = [images] if isinstance(images, Tensor) else list(images)
-    out = []
-    for batch in batches:
-        if not isinstance(batch, Tensor) or batch.dim() not in (3, 4) or not batch.is_floating_point():
-            raise ConfigError("check_images must be a float tensor (N, C, H, W) of normalised images, or a list of "
-                              "(C, H, W) / (N, C, H, W) tensors")
-        out.append(batch[None] if batch.dim() == 3 else batch)
-    if not out:
-        raise ConfigError("check_images is empty: give at least one image, or None")
-    return out
-
-
-def _logits(model: nn.Module, images: Tensor) -> Tensor:
-    out = model(images)
-    if isinstance(out, dict):  # torchvision's {"out": ..., "aux": ...}
-        out = out["out"] if "out" in out else next(iter(out.values()))
-    elif isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.float()
-
-
-def _agreement_on(reference: nn.Module, candidate: nn.Module, batches: list[Tensor], device: torch.device,
-                  mode: str, threshold: float) -> float:
-    same = total = 0.0
-    with torch.inference_mode():
-        for batch in batches:
-            batch = batch.to(device, torch.float32)
-            expected, got = _logits(reference, batch), _logits(candidate, batch)
-            pixels = got.shape[0] * got.shape[-2] * got.shape[-1] * (1 if mode == "multiclass" else got.shape[1])
-            same += argmax_agreement(expected, got, mode, threshold) * pixels
-            total += pixels
-    return same / total
-
-
-def optimize(model: nn.Module, precision: str = "auto", *, example_size: tuple[int, int] = (64, 64),
-             check_images: Optional[Union[Tensor, Sequence[Tensor]]] = None, inplace: bool = False) -> nn.Module:
-    """The fastest inference version of ``model`` in ``precision`` (see the module's docstring).
-
-    Args:
-        model: A float32 model in eval mode on its device (a segzoo model, or any module whose forward takes one
-            image tensor).
-        precision: ``"fp32"`` (``optimize_for_inference``), ``"bf16"`` (``bf16_model``: CPU only; on a CPU
-            without native bfloat16 it runs emulated, slowly, with a warning) or ``"auto"`` (bf16 where
-            ``cpu_has_fast_bf16()`` and the agreement check on ``check_images`` passes, else fp32; fp32 on CUDA).
-        example_size: (H, W) of the example ``optimize_for_inference`` records and checks the folding on.
-        check_images: Normalised float32 images (a tensor ``(N, C, H, W)`` or a list of them) on which ``"auto"``
-            compares the bfloat16 model's decoded predictions with the float32 model's: below
-            ``AGREEMENT_THRESHOLD`` it warns, naming the agreement, and returns the float32 path. With
-            ``"bf16"`` they are checked too, and a low agreement is a warning only. None: ``"auto"`` runs fp32
-            (it never picks bf16 unchecked; ``segzoo.predict`` checks on its first batch).
-        inplace: Rewrite ``model`` itself (no second copy of the weights). With check images the bfloat16
-            candidate is always a copy, so that a fallback still has the float32 weights.
-
-    Returns:
-        The model to run: float32 in, float32 logits out, whichever precision it computes in
-        (``inference_precision`` says which).
-    """
-    check_precision(precision)
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    if precision == "bf16" and device.type != "cpu":
-        raise ConfigError(f"precision='bf16' is the CPU path; the model is on {device.type} (on a GPU use float16 "
-                          f"autocast: predict(half=True) / --half)")
-    chosen = resolve_precision(precision, device)
-    if chosen == "fp32":
-        return optimize_for_inference(model, example_size=example_size, inplace=inplace)
-    if precision == "bf16" and not cpu_has_fast_bf16():
-        _warn_slow_bf16()
-    if check_images is None:
-        if precision == "auto":
-            # auto never runs bf16 unchecked: the one trained model measured offline (docs/inference.md) agreed
-            # with fp32 on only ~98.8% of unseen photos' pixels, below AGREEMENT_THRESHOLD
-            return optimize_for_inference(model, example_size=example_size, inplace=inplace)
-        return bf16_model(model, example_size=example_size, inplace=inplace)
-    batches = _as_batches(check_images)
-    config = getattr(model, "config", None)
-    mode, threshold = getattr(config, "mode", "multiclass"), getattr(config, "threshold", 0.5)
-    was_training = model.training
-    model.eval()
-    candidate = bf16_model(model, example_size=example_size, inplace=False)
-    try:
-        agreement = _agreement_on(model, candidate, batches, device, mode, threshold)
-    finally:
-        model.train(was_training)
-    if agreement >= AGREEMENT_THRESHOLD:
-        return candidate
-    name = f"{config.head}_{config.backbone}" if hasattr(config, "head") else type(model).__name__
-    if precision == "bf16":
-        warnings.warn(f"precision='bf16': {name} agrees with fp32 on {agreement:.2%} of the check images' pixels, "
-                      f"below {AGREEMENT_THRESHOLD:.1%}", RuntimeWarning, stacklevel=2)
-        return candidate
-    warnings.warn(f"precision='auto': bf16 agrees with fp32 on only {agreement:.2%} of the check images' pixels "
-                  f"(< {AGREEMENT_THRESHOLD:.1%}) for {name}; running fp32", RuntimeWarning, stacklevel=2)
-    del candidate
-    return optimize_for_inference(model, example_size=example_size, inplace=inplace)

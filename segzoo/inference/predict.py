@@ -21,11 +21,11 @@ from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
 from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
-from .precision import check_precision, optimize, resolve_precision
+from .paths import candidate_paths, check_path, optimize
 from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay, overlay_labels
 
-__all__ = ["predict", "PredictResult", "collect_inputs"]
+__all__ = ["predict", "PredictResult", "collect_inputs", "load_calibration_images"]
 
 _READABLE = IMAGE_EXTENSIONS + ARRAY_EXTENSIONS  # images, and .npy arrays of N bands
 
@@ -243,6 +243,30 @@ def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir
     return _write_overlay_and_array(target, written, picture, masks if save_npy else None)
 
 
+def _calibration_items(inputs) -> list[_Item]:
+    items = collect_inputs(inputs)
+    unreadable = [item for item in items if item.error is not None]
+    if unreadable or not items:
+        raise SegzooError(f"calibration: {unreadable[0].error if unreadable else 'no images found'}")
+    return items
+
+
+def _read_calibration(items: Optional[list[_Item]], config, device) -> Optional[list[torch.Tensor]]:
+    if items is None:
+        return None
+    return [to_tensor(load_image(item.path, in_chans=config.in_chans), config.mean, config.std).to(device)
+            for item in items]
+
+
+def load_calibration_images(inputs: Union[PathLike, Iterable[PathLike]], config,
+                            device: Union[str, torch.device] = "cpu") -> list[torch.Tensor]:
+    """The images of ``inputs`` (files, folders, patterns as ``collect_inputs`` takes them) read with the model's
+    bands and normalised with its mean and std (``config``): one ``(1, C, H, W)`` batch per image, each at its
+    own size, for ``segzoo.optimize(..., calibration_images=)``. ``SegzooError`` when an input gives no image;
+    ``ImageReadError`` for an unreadable one."""
+    return _read_calibration(_calibration_items(inputs), config, device)
+
+
 def predict(
     inputs: Union[PathLike, Iterable[PathLike]],
     model: Union[nn.Module, str],
@@ -261,6 +285,8 @@ def predict(
     keep_masks: bool = True,
     recipe: bool = True,
     precision: Optional[str] = None,
+    runtime: Optional[str] = None,
+    calibration: Optional[Union[PathLike, Iterable[PathLike]]] = None,
 ) -> list[PredictResult]:
     """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
 
@@ -304,27 +330,41 @@ def predict(
         recipe: Run as the model's upstream evaluated it (``config.inference``: mmseg's entries rescale the image to
             their test size and some run by sliding window), unless ``max_size`` is given; False runs each image
             whole at its own size.
-        precision: ``"auto"``, ``"fp32"`` or ``"bf16"`` (``segzoo.inference.precision.optimize``: bf16 is the CPU
-            path, emulated and slow on a CPU without native bfloat16). None: ``"auto"`` for a model made here
-            from a name, the model as it is for a model passed in. Given explicitly, a model passed in is
-            converted on a copy (it is not modified). ``"auto"`` picks bf16 only on a CPU with native bfloat16, and
-            only if bf16 and fp32 agree on at least 99.5% of the first batch's pixels (checked once).
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"int8"`` (``segzoo.optimize``: bf16 and int8 are CPU
+            paths; bf16 is emulated and slow on a CPU without native bfloat16; int8 runs on ONNX Runtime and needs
+            ``calibration``). None: ``"auto"`` for a model made here from a name (or when ``runtime`` is given),
+            the model as it is for a model passed in. Given, a model passed in is converted on a copy (it is not
+            modified). When ``"auto"`` leaves more than one path (bf16 on a CPU with native bfloat16, ONNX Runtime
+            with ``runtime="auto"``, int8 with ``calibration``), each is run on the first batch and the fastest
+            that decodes at least 99.5% of its pixels as float32 does is kept (said on stderr with ``progress``).
+        runtime: ``"eager"`` (default), ``"compile"``, ``"onnxruntime"`` or ``"auto"`` (eager or ONNX Runtime,
+            measured on the first batch), see ``segzoo.optimize``.
+        calibration: Image files / folders / patterns (as ``inputs``) on which int8 is calibrated; a handful like
+            the images to segment.
 
     Returns:
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
     _check_arguments(out_dir, max_size, scales, batch_size)
-    if precision is not None:
-        check_precision(precision)
     resolved_device = _resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
                           f"(drop --half / half=True, or use --device cuda)")
-    if precision == "bf16" and resolved_device.type != "cpu":
-        raise SegzooError(f"precision bf16 is the CPU path; the device is {resolved_device.type} (use --half / "
-                          f"half=True for float16 on a GPU)")
     built_here = isinstance(model, str)
+    wanted = precision or ("auto" if built_here or runtime is not None else None)
+    if wanted is not None:
+        if half and (wanted not in ("auto", "fp32") or runtime not in (None, "eager")):
+            raise SegzooError("half=True / --half is float16 autocast on eager PyTorch: leave precision and runtime "
+                              "unset (or fp32 / eager) with it")
+        check_path(wanted, runtime or "eager", resolved_device)
+        paths = candidate_paths(wanted, runtime or "eager", resolved_device, calibration=calibration is not None)
+        if wanted == "int8" and calibration is None:
+            raise SegzooError("precision int8 needs calibration images: calibration=[files or folders] / "
+                              "--calibration DIR")
+    if calibration is not None and (wanted is None or not any(p == "int8" for p, _ in paths)):
+        raise SegzooError("calibration images serve precision int8 only (or auto with runtime onnxruntime / auto)")
+    calibration_items = _calibration_items(calibration) if calibration is not None else None
     model = _resolve_model(model, num_classes)
     config = model.config
     multiclass = config.mode == "multiclass"
@@ -349,8 +389,12 @@ def predict(
         nonlocal model, check_first_batch
         images = torch.cat([to_tensor(rgb, config.mean, config.std) for _, rgb in batch]).to(resolved_device)
         if check_first_batch:
-            model = optimize(model, "auto", check_images=images, inplace=built_here)
+            model = optimize(model, wanted, runtime or "eager", check_images=images,
+                             calibration_images=_read_calibration(calibration_items, config, resolved_device),
+                             inplace=built_here)
             check_first_batch = False
+            if progress:
+                tqdm.write(f"inference path: {model.optimize_report}", file=sys.stderr)
         height, width = images.shape[-2:]
         if max_size is not None:
             options = {"window": tuple(config.input_size)} if max(height, width) > max_size else {}
@@ -373,11 +417,11 @@ def predict(
 
     was_training, original = model.training, model
     model.eval().to(resolved_device)
-    wanted = precision or ("auto" if built_here else None)
-    # "auto" where bf16 is fast: decided on the first batch, bf16 kept only if it agrees with fp32 there
-    check_first_batch = wanted == "auto" and resolve_precision("auto", resolved_device) == "bf16"
+    # several possible paths ("auto"): measured on the first batch, a reduced precision kept only if it agrees
+    check_first_batch = wanted is not None and len(paths) > 1
     if wanted is not None and not check_first_batch:  # a model made here is converted in place: nobody else holds it
-        model = optimize(model, wanted, inplace=built_here)
+        model = optimize(model, wanted, runtime or "eager", inplace=built_here,
+                         calibration_images=_read_calibration(calibration_items, config, resolved_device))
     pending: dict[tuple[int, int], list[tuple[_Item, np.ndarray]]] = {}
     try:
         for item in items:

@@ -177,7 +177,7 @@ class HeadBattery:
 
     def test_onnx_export_runs_at_other_sizes(self, tmp_path):
         pytest.importorskip("onnxruntime")
-        from ..tools.export import check_export, export
+        from ..inference.export import check_export, export
 
         model = switch_on_zero_initialised(self.build())
         path = export(model, tmp_path / f"{self.head}.onnx", size=(64, 64), check=False)

@@ -1,12 +1,17 @@
-"""Inference (or training-step) benchmark: latency, images/s, GFLOPs, GFLOP/s and peak memory.
+"""Inference (or training-step) benchmark: latency, images/s, GFLOPs, GFLOP/s and peak memory, beside this
+machine's roof (a large GEMM in float32 and bfloat16).
 
 Each model runs in a fresh child process so that its peak memory is its own (CPU: resident set size,
 read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's FLOP counter on a
 ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise ops
-are not counted). ``tv:<name>`` benchmarks a torchvision segmentation model (weights=None) as a peer.
-By default segzoo models run in eval as segzoo's own inference paths run them, after
-``optimize_for_inference`` (BatchNorm folded, weights pre-packed); ``optimize`` chooses for which models.
-``precision`` (fp32 by default) applies to every row, peers included, and each row records the precision it ran in.
+are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
+segmentation_models_pytorch model (where installed), both with random weights.
+
+Every row records what was applied to it: memory format, precision, runtime and whether
+``optimize_for_inference`` ran. The run's options apply to every row, peers included (``optimize`` chooses for
+which models the folding runs); a row's own suffix overrides them (``tv:deeplabv3_resnet101@contiguous,plain`` is
+torchvision as users run it), so one table can hold segzoo's default, the peers as users run them and the peers
+given the same options.
 """
 from __future__ import annotations
 
@@ -20,15 +25,34 @@ from typing import Any, Optional
 import torch
 
 from ..errors import ConfigError, SegzooError, UnknownModelError, did_you_mean
+from ..inference.compiled import compiled_model
+from ..inference.onnx_runtime import onnx_runtime_available, onnx_runtime_model
 from ..inference.optimize import optimize_for_inference
-from ..inference.precision import PRECISIONS, bf16_model, resolve_precision
+from ..inference.paths import PRECISIONS, RUNTIME_PRECISIONS
+from ..inference.precision import bf16_model, cpu_has_fast_bf16
 from ..model import input_channels
 from ..weights.resolver import resolve_model_name
-from .flops import TORCHVISION_PREFIX, build_for_benchmark, count_flops
+from .flops import SMP_PREFIX, TORCHVISION_PREFIX, build_for_benchmark, count_flops, is_peer
 
-__all__ = ["BenchmarkResult", "BenchmarkError", "benchmark", "check_model_name", "format_table", "results_as_dicts"]
+__all__ = ["BenchmarkResult", "BenchmarkError", "RowOptions", "benchmark", "check_model_name", "format_table",
+           "gemm_roof", "results_as_dicts", "parse_spec"]
 
 OPTIMIZE_CHOICES = ("segzoo", "all", "none")
+BENCHMARK_RUNTIMES = ("eager", "compile", "onnxruntime")
+# a row's own options, after "@": each word sets one of its settings
+_ROW_WORDS = {"contiguous": ("memory_format", "contiguous"), "channels_last": ("memory_format", "channels_last"),
+              **{p: ("precision", p) for p in PRECISIONS}, **{r: ("runtime", r) for r in BENCHMARK_RUNTIMES},
+              "optimized": ("optimize", True), "plain": ("optimize", False)}
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """What one row runs with: any setting left None takes the run's option."""
+
+    memory_format: Optional[str] = None  # "contiguous" | "channels_last"
+    precision: Optional[str] = None
+    runtime: Optional[str] = None
+    optimize: Optional[bool] = None  # optimize_for_inference first (eager runtime only)
 
 
 @dataclass
@@ -50,7 +74,10 @@ class BenchmarkResult:
     peak_memory_mb: float
     forward_memory_mb: float
     round_latencies_s: tuple[float, ...] = ()  # each round's median latency (``rounds``); latency_s is their median
-    precision: str = "fp32"  # what the row computed in: "fp32" or "bf16" (``precision="auto"`` resolved)
+    precision: str = "fp32"  # what the row computed in: "fp32", "bf16" or "int8" (``precision="auto"`` resolved)
+    runtime: str = "eager"  # "eager", "compile" (inductor, freezing) or "onnxruntime"
+    roof_gflops_per_s: Optional[float] = None  # the machine's GEMM roof in this row's precision (fp32 / bf16)
+    spec: str = ""  # the name as given to ``benchmark``, with its ``@options``
 
 
 def _rss_peak_mb() -> float:
@@ -59,8 +86,19 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _run_one(name, size, batch, device, channels_last, train, warmup, runs, compile_model, optimize, kwargs, queue,
-             precision="fp32"):
+def _prepare(model, images, precision, runtime, optimize, memory_format):
+    """The model to time, on the row's path (not timed: conversion, export and compilation happen here)."""
+    if runtime == "onnxruntime":  # int8: calibrated on the benchmark's input (speed only, no accuracy here)
+        return onnx_runtime_model(model, precision, calibration_images=[images])
+    if runtime == "compile":  # freezing folds the BatchNorms itself
+        return compiled_model(model, precision, memory_format=memory_format)
+    if precision == "bf16":  # a bfloat16 copy, its BatchNorms folded first where optimize applies
+        return bf16_model(model, fold=optimize, inplace=True, memory_format=memory_format)
+    return optimize_for_inference(model, inplace=True) if optimize else model
+
+
+def _run_one(name, size, batch, device, channels_last, train, warmup, runs, optimize, kwargs, queue,
+             precision="fp32", runtime="eager"):
     try:
         torch.manual_seed(0)
         gflops, params_m = count_flops(name, size, batch, **kwargs)
@@ -71,13 +109,8 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
         model = model.to(memory_format=memory_format)
         images = images.contiguous(memory_format=memory_format)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6) if train else None
-        chosen = "fp32" if train else resolve_precision(precision, device)
-        if chosen == "bf16":  # not timed: a bfloat16 copy (its BatchNorms folded first where optimize applies)
-            model = bf16_model(model, fold=optimize, inplace=True, memory_format=memory_format)
-        elif optimize:  # not timed, like the compilation
-            model = optimize_for_inference(model, inplace=True)
-        if compile_model:  # compiled on the first (warm-up) call
-            model = torch.compile(model)
+        if not train:
+            model = _prepare(model, images, precision, runtime, optimize, memory_format)
 
         def step():
             if train:
@@ -109,30 +142,65 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, comp
             forward = peak - before
         latency = statistics.median(times)
         queue.put(BenchmarkResult(
-            model=name, size=tuple(size), batch=batch, device=device, channels_last=channels_last,
-            mode="train" if train else "eval", optimized=optimize, params_m=params_m, gflops=gflops, latency_s=latency,
+            model=name, size=tuple(size), batch=batch, device=device,
+            channels_last=channels_last and runtime != "onnxruntime", mode="train" if train else "eval",
+            optimized=optimize and runtime == "eager", params_m=params_m, gflops=gflops, latency_s=latency,
             images_per_s=batch / latency, gflops_per_s=gflops * (3 if train else 1) / latency,
-            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,), precision=chosen))
+            peak_memory_mb=peak, forward_memory_mb=forward, round_latencies_s=(latency,), precision=precision,
+            runtime=runtime))
     except BaseException as err:  # report, don't hang the parent
         queue.put(err)
+
+
+def gemm_roof(dtype: torch.dtype = torch.float32, size: int = 2048, runs: int = 5,
+              device: str = "cpu") -> float:
+    """GFLOP/s of a ``size`` x ``size`` matrix product in ``dtype`` (median of ``runs`` after one warm-up): the
+    most this machine computes per second in that precision, to read a model's GFLOP/s against."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 class BenchmarkError(SegzooError, RuntimeError):
     """A model that failed while being benchmarked (in its own process)."""
 
 
-def _parse_spec(spec: str) -> tuple[str, Optional[str]]:
-    """``name[@contiguous|@channels_last]`` -> (name, memory format or None for the run's default)."""
-    name, _, memory_format = spec.partition("@")
-    if memory_format not in ("", "contiguous", "channels_last"):
-        raise ConfigError(f"{spec!r}: the suffix after '@' must be 'contiguous' or 'channels_last'")
-    return name, memory_format or None
+def parse_spec(spec: str) -> tuple[str, RowOptions]:
+    """``name[@word,word,...]`` -> (name, the row's own options). Words: ``contiguous`` / ``channels_last``,
+    a precision (``fp32``, ``bf16``, ``int8``, ``auto``), a runtime (``eager``, ``compile``, ``onnxruntime``),
+    ``optimized`` / ``plain`` (with or without ``optimize_for_inference``)."""
+    name, _, suffix = spec.partition("@")
+    settings: dict[str, Any] = {}
+    for word in filter(None, suffix.split(",")) if suffix else ():
+        if word not in _ROW_WORDS:
+            raise ConfigError(f"{spec!r}: unknown option {word!r} after '@'; the options are "
+                              f"{', '.join(_ROW_WORDS)} (comma-separated)")
+        setting, value = _ROW_WORDS[word]
+        if setting in settings:
+            raise ConfigError(f"{spec!r}: two values for the {setting.replace('_', ' ')} ({word!r} and an earlier one)")
+        settings[setting] = value
+    if "@" in spec and not settings:
+        raise ConfigError(f"{spec!r}: nothing after '@'; give options such as @contiguous,fp32,plain")
+    return name, RowOptions(**settings)
 
 
 def check_model_name(spec: str) -> None:
     """``UnknownModelError`` (or ``ConfigError``) for a name that ``benchmark`` could not build, before any process
-    is started: a segzoo name is resolved (nothing is downloaded), a ``tv:`` name looked up in torchvision."""
-    name, _ = _parse_spec(spec)
+    is started: a segzoo name is resolved (nothing is downloaded), a ``tv:`` name looked up in torchvision, an
+    ``smp:`` name in segmentation_models_pytorch."""
+    name, _ = parse_spec(spec)
+    if name.startswith(SMP_PREFIX):
+        _check_smp_name(name)
+        return
     if not name.startswith(TORCHVISION_PREFIX):
         resolve_model_name(name)
         return
@@ -146,7 +214,55 @@ def check_model_name(spec: str) -> None:
                                 f"{did_you_mean(name[len(TORCHVISION_PREFIX):], builders)}")
 
 
-def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision="fp32", train=False) -> None:
+def _check_smp_name(name: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("segmentation_models_pytorch") is None:
+        raise ConfigError(f"{name!r}: segmentation_models_pytorch is not installed (pip install "
+                          f"segmentation-models-pytorch)")
+    import segmentation_models_pytorch as smp
+
+    arch, _, encoder = name[len(SMP_PREFIX):].partition(":")
+    archs = sorted(n for n in dir(smp) if n[:1].isupper() and isinstance(getattr(smp, n), type)
+                   and issubclass(getattr(smp, n), torch.nn.Module))
+    if arch not in archs or not encoder:
+        raise UnknownModelError(f"{name!r}: give smp:<architecture>:<encoder>, e.g. smp:DeepLabV3:resnet101; the "
+                                f"architectures are {', '.join(archs)}.{did_you_mean(arch, archs)}")
+    encoders = smp.encoders.get_encoder_names()
+    if encoder not in encoders:
+        raise UnknownModelError(f"{name!r}: segmentation_models_pytorch has no encoder {encoder!r}."
+                                f"{did_you_mean(encoder, encoders)}")
+
+
+def _row_path(name: str, options: RowOptions, precision: str, runtime: Optional[str], optimize: str,
+              channels_last: bool, device: str, train: bool) -> tuple[bool, str, str, bool]:
+    """(channels_last, precision, runtime, optimize) of one row: its own options over the run's, ``auto``
+    resolved, checked (``ConfigError`` naming the row)."""
+    row_precision = options.precision or precision
+    if row_precision == "auto":  # segzoo's default path where the agreement check passes (not checked here)
+        row_precision = "bf16" if torch.device(device).type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    row_runtime = options.runtime or runtime or ("onnxruntime" if row_precision == "int8" else "eager")
+    optimize_model = options.optimize if options.optimize is not None else (
+        optimize == "all" or (optimize == "segzoo" and not is_peer(name)))
+    memory_format = options.memory_format
+    row_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
+    where = f"{name}: " if options != RowOptions() else ""
+    if row_precision not in RUNTIME_PRECISIONS[row_runtime]:
+        raise ConfigError(f"{where}runtime {row_runtime} does not compute in {row_precision} (it computes in "
+                          f"{' or '.join(RUNTIME_PRECISIONS[row_runtime])})")
+    if train and (row_precision != "fp32" or row_runtime != "eager"):
+        raise ConfigError(f"{where}precision {row_precision} on {row_runtime} is an inference path; a training step "
+                          f"(train=True / --train) runs fp32 eager")
+    if torch.device(device).type != "cpu" and (row_precision != "fp32" or row_runtime == "onnxruntime"):
+        raise ConfigError(f"{where}{row_precision} on {row_runtime} is a CPU path; on CUDA benchmark fp32, eager "
+                          f"or compile")
+    if row_runtime == "onnxruntime" and not onnx_runtime_available():
+        raise ConfigError("runtime onnxruntime needs onnx, onnxscript and onnxruntime: pip install 'segzoo[onnx]'")
+    return row_channels_last, row_precision, row_runtime, optimize_model and not train
+
+
+def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision="fp32", runtime=None,
+                     train=False) -> None:
     """``ConfigError`` (or ``UnknownModelError``) naming the first argument of ``benchmark`` that cannot work."""
     if isinstance(names, str) or not names:
         raise ConfigError(f"names must be a non-empty list of model names, got {names!r}")
@@ -162,8 +278,8 @@ def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds,
         raise ConfigError(f"optimize must be one of {', '.join(OPTIMIZE_CHOICES)}, got {optimize!r}")
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "bf16" and train:
-        raise ConfigError("precision bf16 is an inference path; a training step (train=True / --train) runs fp32")
+    if runtime is not None and runtime not in BENCHMARK_RUNTIMES:
+        raise ConfigError(f"runtime must be one of {', '.join(BENCHMARK_RUNTIMES)}, got {runtime!r}")
     try:
         kind = torch.device(device).type
     except (RuntimeError, TypeError):
@@ -172,8 +288,9 @@ def _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds,
         raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} was asked for, but CUDA is not available here")
-    if precision == "bf16" and kind != "cpu":
-        raise ConfigError("precision bf16 is the CPU path; on CUDA benchmark fp32")
+    for spec in names:
+        name, options = parse_spec(spec)
+        _row_path(name, options, precision, runtime, optimize, True, device, train)
 
 
 def _is_count(value: Any, minimum: int) -> bool:
@@ -183,14 +300,15 @@ def _is_count(value: Any, minimum: int) -> bool:
 def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int = 1, device: str = "cpu",
               channels_last: bool = True,
               train: bool = False, warmup: int = 1, runs: int = 3, compile: bool = False,
-              optimize: str = "segzoo", rounds: int = 1, precision: str = "fp32",
-              **kwargs: Any) -> list[BenchmarkResult]:
+              optimize: str = "segzoo", rounds: int = 1, precision: str = "fp32", runtime: Optional[str] = None,
+              roof: bool = False, **kwargs: Any) -> list[BenchmarkResult]:
     """Benchmark each model in its own process, one after the other (``rounds`` times over).
 
     Args:
-        names: segzoo model names, or ``tv:<torchvision segmentation model>`` peers; a suffix
-            ``@contiguous`` or ``@channels_last`` sets that model's memory format (``tv:deeplabv3_resnet101@contiguous``
-            is torchvision as users run it).
+        names: segzoo model names, ``tv:<torchvision segmentation model>`` or ``smp:<Arch>:<encoder>`` peers;
+            a suffix ``@word,word`` sets that row's own options over the run's (see ``parse_spec``):
+            ``tv:deeplabv3_resnet101@contiguous,plain`` is torchvision as users run it,
+            ``fcn_resnet101@bf16`` one row in bfloat16.
         size: Input (height, width).
         batch: Batch size.
         device: ``"cpu"`` or ``"cuda"``.
@@ -199,45 +317,54 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
             counts the backward as twice the forward.
         warmup: Untimed runs first (at least 1 with ``compile``: compilation happens there).
         runs: Timed runs; the median is reported.
-        compile: Run ``torch.compile(model)`` (the compilation is not timed).
-        optimize: Which models run through ``optimize_for_inference`` first (eval only; not timed):
-            ``"segzoo"`` (segzoo models, as ``segzoo predict`` and ``examples/evaluate.py`` run them),
-            ``"all"`` (torchvision peers too) or ``"none"`` (plain eager models).
+        compile: The same as ``runtime="compile"`` (kept for existing calls).
+        optimize: Which models run through ``optimize_for_inference`` first (eager runtime, eval only; not
+            timed): ``"segzoo"`` (segzoo models, as ``segzoo predict`` and ``examples/evaluate.py`` run them),
+            ``"all"`` (peers too) or ``"none"`` (plain eager models).
         rounds: Run the whole list this many times, one model after the other each time, and report each
             model's median over the rounds. On a shared machine a slow stretch then slows one round of every
             model instead of all the runs of one model.
-        precision: ``"fp32"`` (default), ``"bf16"`` or ``"auto"`` (``segzoo.inference.precision``), applied to every
-            row, torchvision peers too, in eval only: bf16 runs a bfloat16 copy of the model, its BatchNorms
-            folded first where ``optimize`` applies to it, behind a float32 interface (the input's cast to
-            bfloat16 is timed); auto is bf16 where the CPU has native bfloat16, else fp32. Each row's
-            ``precision`` says what it ran in. CPU only.
-        **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for torchvision peers
-            except ``num_classes``.
+        precision: ``"fp32"`` (default), ``"bf16"``, ``"int8"`` or ``"auto"``, for every row without its own, peers
+            included, in eval only: bf16 runs a bfloat16 copy (eager; its BatchNorms folded first where
+            ``optimize`` applies) or bf16 autocast inside the compiled graph (compile); int8 runs ONNX Runtime's
+            static quantization, calibrated on the benchmark's random input (its speed, not its accuracy);
+            ``auto`` is what segzoo's default path runs when the agreement check passes: bf16 where the CPU has
+            native bfloat16, else fp32 (random weights: the agreement is not judged here). CPU only.
+        runtime: ``"eager"``, ``"compile"`` (``torch.compile`` with freezing; compiled in the warm-up) or
+            ``"onnxruntime"`` (the ONNX export; not timed); default eager, onnxruntime for int8.
+        roof: Also measure the machine's roof, a 2048x2048 GEMM in float32 and bfloat16 (in this process, before the
+            models), into each row's ``roof_gflops_per_s`` (its precision's; int8 rows have none).
+        **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for peers except ``num_classes``.
 
     Returns:
         One ``BenchmarkResult`` per name.
     """
-    _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision, train)
+    runtime = "compile" if compile and runtime is None else runtime
+    _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision, runtime, train)
+    roofs = {}
+    if roof:
+        roofs = {"fp32": gemm_roof(torch.float32, device=device), "bf16": gemm_roof(torch.bfloat16, device=device)}
     context = multiprocessing.get_context("spawn")
     by_model = [[] for _ in names]
     for _ in range(rounds):
         for spec, results in zip(names, by_model):
             results.append(_run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs,
-                                         compile, optimize, kwargs, precision))
-    return [_combine_rounds(results) for results in by_model]
+                                         optimize, kwargs, precision, runtime))
+    return [dataclasses.replace(_combine_rounds(results), roof_gflops_per_s=roofs.get(results[0].precision),
+                                spec=spec) for spec, results in zip(names, by_model)]
 
 
-def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, compile, optimize,
-                  kwargs, precision="fp32") -> BenchmarkResult:
-    name, memory_format = _parse_spec(spec)
-    model_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
+def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, optimize, kwargs,
+                  precision="fp32", runtime=None) -> BenchmarkResult:
+    name, options = parse_spec(spec)
+    row_channels_last, row_precision, row_runtime, optimize_model = _row_path(
+        name, options, precision, runtime, optimize, channels_last, device, train)
     queue = context.Queue()
-    optimize_model = not train and (optimize == "all" or
-                                    (optimize == "segzoo" and not name.startswith(TORCHVISION_PREFIX)))
-    model_kwargs = {k: v for k, v in kwargs.items() if not name.startswith(TORCHVISION_PREFIX) or k == "num_classes"}
-    process = context.Process(target=_run_one, args=(name, tuple(size), batch, device, model_channels_last,
-                                                     train, max(warmup, int(compile)), runs, compile,
-                                                     optimize_model, model_kwargs, queue, precision))
+    model_kwargs = {k: v for k, v in kwargs.items() if not is_peer(name) or k == "num_classes"}
+    process = context.Process(target=_run_one, args=(
+        name, tuple(size), batch, device, row_channels_last, train,
+        max(warmup, int(row_runtime == "compile")), runs, optimize_model, model_kwargs, queue, row_precision,
+        row_runtime))
     process.start()
     result = queue.get()
     process.join()
@@ -259,31 +386,40 @@ def _combine_rounds(results: list[BenchmarkResult]) -> BenchmarkResult:
         forward_memory_mb=max(r.forward_memory_mb for r in results), round_latencies_s=latencies)
 
 
-def _format_name(result: BenchmarkResult) -> str:
-    return "channels_last" if result.channels_last else "contiguous"
+def _row_label(result: BenchmarkResult) -> str:
+    """The row's options as a benchmark suffix would give them, e.g. ``contiguous,fp32,eager,plain``."""
+    return ",".join(("channels_last" if result.channels_last else "contiguous", result.precision, result.runtime,
+                     "optimized" if result.optimized else "plain"))
 
 
 def format_table(results: list[BenchmarkResult], reference: Optional[str] = None) -> str:
-    """A fixed-width table (each row's precision among its columns); with ``reference`` (a model in the
-    results), a column of GFLOP/s ratios; after several rounds, each round's latency."""
-    ref = next((r for r in results if reference in (r.model, f"{r.model}@{_format_name(r)}")), None)
+    """A fixed-width table: each row's format, precision, runtime and folding among its columns; with
+    ``reference`` (a model in the results, or its ``name@options`` as given, to pick one row of a model given
+    twice), its latency and GFLOP/s ratios against that row; with a measured roof, the roof of the row's
+    precision and the share of it reached; after several rounds, each round's latency."""
+    ref = next((r for r in results if reference in (r.spec, r.model, f"{r.model}@{_row_label(r)}")), None)
     rounds = max(len(r.round_latencies_s) for r in results) if results else 0
-    header = (f"{'model':<34} {'format':<8} {'params(M)':>9} {'GFLOPs':>8} {'latency(s)':>10} {'img/s':>7} "
-              f"{'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8} {'precision':>9}" + (f" {'vs ref':>7}" if ref else "")
+    roofs = any(r.roof_gflops_per_s for r in results)
+    header = (f"{'model':<34} {'format':<6} {'prec':<5} {'runtime':<11} {'fold':<4} {'params(M)':>9} {'GFLOPs':>8} "
+              f"{'latency(s)':>10} {'img/s':>7} {'GFLOP/s':>8} {'peak MB':>8} {'fwd MB':>8}"
+              + (f" {'roof':>7} {'%roof':>5}" if roofs else "") + (f" {'lat/ref':>7} {'rate/ref':>8}" if ref else "")
               + (f" {'rounds: latency(s)'}" if rounds > 1 else ""))
     lines = [header, "-" * len(header)]
-    optimized = [r.model for r in results if r.optimized]
     for r in results:
-        line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<8} {r.params_m:>9.2f} {r.gflops:>8.1f} "
-                f"{r.latency_s:>10.3f} {r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} "
-                f"{r.forward_memory_mb:>8.0f} {r.precision:>9}")
+        line = (f"{r.model:<34} {'cl' if r.channels_last else 'contig':<6} {r.precision:<5} {r.runtime:<11} "
+                f"{'yes' if r.optimized else 'no':<4} {r.params_m:>9.2f} {r.gflops:>8.1f} {r.latency_s:>10.3f} "
+                f"{r.images_per_s:>7.2f} {r.gflops_per_s:>8.1f} {r.peak_memory_mb:>8.0f} {r.forward_memory_mb:>8.0f}")
+        if roofs:
+            line += (f" {r.roof_gflops_per_s:>7.0f} {100 * r.gflops_per_s / r.roof_gflops_per_s:>4.0f}%"
+                     if r.roof_gflops_per_s else f" {'-':>7} {'-':>5}")
         if ref:
-            line += f" {r.gflops_per_s / ref.gflops_per_s:>7.2f}"
+            line += f" {r.latency_s / ref.latency_s:>7.2f} {r.gflops_per_s / ref.gflops_per_s:>8.2f}"
         if rounds > 1:
             line += " " + " ".join(f"{latency:.3f}" for latency in r.round_latencies_s)
         lines.append(line)
-    if optimized:
-        lines.append(f"optimize_for_inference: {', '.join(optimized)}")
+    if roofs:
+        lines.append("roof: GFLOP/s of a 2048x2048 matrix product in the row's precision (int8: not measured)")
+    lines.append("fold: optimize_for_inference (BatchNorm folded, weights pre-packed); compile folds by freezing")
     return "\n".join(lines)
 
 

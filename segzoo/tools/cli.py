@@ -99,34 +99,45 @@ def _add_benchmark(commands) -> None:
         description="Benchmark models, each in its own process: median latency over --runs after --warmup, "
                     "images/s, GFLOPs (torch's FLOP counter; a multiply-add is 2 FLOPs), GFLOP/s and peak "
                     "memory (CPU: peak RSS of the process and its growth during the timed runs; CUDA: max "
-                    "allocated). Names prefixed 'tv:' are torchvision segmentation models (weights=None), "
-                    "e.g. tv:deeplabv3_resnet101, run in the same session as a peer. A suffix @contiguous or "
-                    "@channels_last sets one model's memory format.")
+                    "allocated). Peers: 'tv:' names are torchvision segmentation models, e.g. "
+                    "tv:deeplabv3_resnet101, 'smp:<Arch>:<encoder>' segmentation_models_pytorch models, e.g. "
+                    "smp:DeepLabV3:resnet101 (random weights). The options apply to every row; a suffix "
+                    "@word,word gives one row its own: contiguous / channels_last, fp32 / bf16 / int8 / auto, "
+                    "eager / compile / onnxruntime, optimized / plain (e.g. tv:deeplabv3_resnet101@contiguous,plain "
+                    "is torchvision as users run it).")
     parser.add_argument("models", nargs="+", metavar="NAME",
-                        help="segzoo model name or tv:<torchvision name>, optionally @contiguous / @channels_last")
+                        help="segzoo model name, tv:<torchvision name> or smp:<Arch>:<encoder>, optionally "
+                             "@options")
     parser.add_argument("--size", nargs=2, type=integer(1), default=(480, 480), metavar=("H", "W"), help="input size")
     parser.add_argument("--batch", type=integer(1), default=1, help="batch size")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="channels-last memory format (default: on)")
     parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile each model first (compilation happens in the untimed warm-up)")
+    parser.add_argument("--compile", action="store_true", help="the same as --runtime compile")
     parser.add_argument("--optimize", choices=("segzoo", "all", "none"), default="segzoo",
-                        help="run these models through segzoo.optimize_for_inference first (eval only): segzoo "
-                             "models (default, as segzoo predict runs them), all (torchvision peers too) or none")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
-                        help="inference precision of every row (segzoo models and peers alike; each row says which "
-                             "it ran in): fp32 (default), bf16 (a bfloat16 copy, BatchNorm folded first where "
-                             "--optimize applies; CPU only, emulated and slow without native bfloat16) or auto "
-                             "(bf16 where the CPU has native bfloat16, else fp32: what segzoo predict picks)")
+                        help="run these models through segzoo.optimize_for_inference first (eager, eval only): segzoo "
+                             "models (default, as segzoo predict runs them), all (peers too) or none")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
+                        help="inference precision of every row without its own (segzoo models and peers alike; each "
+                             "row says what it ran in): fp32 (default), bf16 (CPU; emulated and slow without native "
+                             "bfloat16), int8 (ONNX Runtime static quantization, calibrated on the random input: "
+                             "speed only) or auto (bf16 where the CPU has native bfloat16, else fp32: segzoo "
+                             "predict's path when its agreement check passes)")
+    parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime"),
+                        help="runtime of every row without its own: eager (default), compile (torch.compile with "
+                             "freezing, compiled in the warm-up) or onnxruntime (the ONNX export; default for int8)")
+    parser.add_argument("--roof", action="store_true",
+                        help="also measure the machine's roof (a 2048x2048 GEMM in fp32 and bf16) and show each "
+                             "row's share of it")
     parser.add_argument("--warmup", type=integer(0), default=1, help="untimed runs first")
     parser.add_argument("--runs", type=integer(1), default=3, help="timed runs (the median is reported)")
     parser.add_argument("--rounds", type=integer(1), default=1,
                         help="run the whole list this many times in turn and report each model's median round "
                              "(steadier on a shared machine)")
     parser.add_argument("--num-classes", type=integer(1), help="override the number of classes")
-    parser.add_argument("--reference", help="a NAME among the models: print GFLOP/s ratios against it")
+    parser.add_argument("--reference", help="a NAME among the models (as given, with its @options): print latency "
+                                               "and GFLOP/s ratios against it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_run_benchmark)
 
@@ -141,7 +152,8 @@ def _run_benchmark(args) -> int:
     results = benchmark(args.models, size=tuple(args.size), batch=args.batch, device=args.device,
                         channels_last=args.channels_last, train=args.train, warmup=args.warmup, runs=args.runs,
                         compile=args.compile, optimize=args.optimize, rounds=args.rounds,
-                        precision=args.precision, num_classes=args.num_classes)
+                        precision=args.precision, runtime=args.runtime, roof=args.roof,
+                        num_classes=args.num_classes)
     print(json.dumps(results_as_dicts(results), indent=2) if args.json else format_table(results, args.reference))
     return 0
 
@@ -307,10 +319,18 @@ def _add_predict(commands) -> None:
                         help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="float16 autocast, on a CUDA device only (an error on the CPU)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto (default: bfloat16 on a CPU with native bfloat16 (AMX-BF16 / AVX512-BF16), "
-                             "else float32), fp32 (BatchNorm folded, weights pre-packed) or bf16 (a bfloat16 copy; "
-                             "CPU only, emulated and slow without native bfloat16)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
+                        help="auto (default: float32, or where --runtime auto / a CPU with native bfloat16 / "
+                             "--calibration leave several paths, the fastest that agrees with float32 on >= 99.5%% "
+                             "of the first batch's pixels), fp32, bf16 (CPU; emulated and slow without native "
+                             "bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
+    parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime", "auto"), default="eager",
+                        help="eager PyTorch (default), compile (torch.compile with freezing: compiles per image "
+                             "size), onnxruntime (exports the model first; pip install 'segzoo[onnx]') or auto "
+                             "(eager or onnxruntime, whichever is faster on the first batch)")
+    parser.add_argument("--calibration", action="append", metavar="PATH",
+                        help="an image file, folder or pattern to calibrate int8 on (repeatable; a handful of "
+                             "images like the ones to segment)")
     parser.add_argument("--num-classes", type=integer(1), metavar="N",
                         help="number of classes to build the model with (a model with other weights gets "
                              "re-initialised classifiers; default: the model's own)")
@@ -325,7 +345,8 @@ def _run_predict(args) -> int:
     results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
                       max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                       batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
-                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision)
+                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision,
+                      runtime=args.runtime, calibration=args.calibration)
     written = sum(result.ok for result in results)
     skipped = len(results) - written
     print(f"{written} written, {skipped} skipped (outputs in {args.out})")
@@ -333,7 +354,7 @@ def _run_predict(args) -> int:
 
 
 def _add_export(commands) -> None:
-    """``segzoo export``: see segzoo/export.py."""
+    """``segzoo export``: see segzoo/inference/export.py."""
     parser = commands.add_parser(
         "export", help="export a model to ONNX or torch.export (.pt2) and check it against eager PyTorch",
         description="Export NAME (a zoo name, '<head>_<backbone>', 'hf-hub:org/name[@rev]' or 'local-dir:DIR') "
@@ -368,7 +389,7 @@ def _run_export(args) -> int:
     import re
 
     from ..factory import create_model
-    from .export import DEFAULT_SUFFIXES, check_arguments, check_export, check_sizes, export
+    from ..inference.export import DEFAULT_SUFFIXES, check_arguments, check_export, check_sizes, export
 
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", args.name.split(":", 1)[-1].rstrip("/\\").rsplit("/", 1)[-1]) or "model"
     out = args.out or f"{stem}{DEFAULT_SUFFIXES[args.format]}"

@@ -10,13 +10,25 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..factory import create_model
 from ..model import input_channels
 
-__all__ = ["TORCHVISION_PREFIX", "build_for_benchmark", "count_flops", "count_model_flops"]
+__all__ = ["TORCHVISION_PREFIX", "SMP_PREFIX", "build_for_benchmark", "count_flops", "count_model_flops", "is_peer"]
 
 TORCHVISION_PREFIX = "tv:"
+SMP_PREFIX = "smp:"
+
+
+def is_peer(name: str) -> bool:
+    """Whether ``name`` is a peer's model (torchvision's or segmentation_models_pytorch's), not segzoo's."""
+    return name.startswith((TORCHVISION_PREFIX, SMP_PREFIX))
 
 
 def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) -> torch.nn.Module:
-    """A segzoo model (random weights) or, for ``tv:<name>``, a torchvision segmentation model."""
+    """A segzoo model (random weights) or a peer with random weights: ``tv:<name>``, a torchvision segmentation
+    model (no aux head); ``smp:<Arch>:<encoder>``, a segmentation_models_pytorch model (``smp.create_model``)."""
+    if name.startswith(SMP_PREFIX):
+        import segmentation_models_pytorch as smp
+
+        arch, _, encoder = name[len(SMP_PREFIX):].partition(":")
+        return smp.create_model(arch, encoder_name=encoder, encoder_weights=None, classes=num_classes or 21)
     if name.startswith(TORCHVISION_PREFIX):
         import torchvision
 

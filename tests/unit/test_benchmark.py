@@ -40,9 +40,10 @@ def test_benchmark_table_with_reference_ratio():
     out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1",
                           "--reference", "fcn_resnet18"], capture_output=True, text=True, check=True)
     header, _, row, footer = out.stdout.splitlines()
-    assert header.split()[:3] == ["model", "format", "params(M)"] and header.endswith("vs ref")
-    assert row.split()[0] == "fcn_resnet18" and row.split()[-1] == "1.00"
-    assert footer == "optimize_for_inference: fcn_resnet18"
+    assert header.split()[:6] == ["model", "format", "prec", "runtime", "fold", "params(M)"]
+    assert header.endswith("lat/ref rate/ref")
+    assert row.split()[:5] == ["fcn_resnet18", "cl", "fp32", "eager", "yes"] and row.split()[-2:] == ["1.00", "1.00"]
+    assert footer.startswith("fold: optimize_for_inference")
 
 
 @pytest.mark.slow
@@ -80,7 +81,7 @@ def test_rounds_report_the_median_round_and_every_round():
     assert row.gflops_per_s == pytest.approx(row.gflops / row.latency_s)
     assert row.images_per_s == pytest.approx(1 / row.latency_s)
     header, _, line, _ = format_table([row], reference="fcn_resnet18").splitlines()
-    assert header.endswith("vs ref rounds: latency(s)")
-    assert line.split()[-4:] == ["1.00"] + [f"{t:.3f}" for t in row.round_latencies_s]
+    assert header.endswith("lat/ref rate/ref rounds: latency(s)")
+    assert line.split()[-5:] == ["1.00", "1.00"] + [f"{t:.3f}" for t in row.round_latencies_s]
     with pytest.raises(ValueError, match="rounds must be at least 1"):
         segzoo.benchmark(["fcn_resnet18"], rounds=0)
