@@ -131,12 +131,35 @@ def test_invalid_repo_ids_are_refused_before_any_request(hub_server, hub_env, ti
     assert hub_server.request_log == []
 
 
-def _segzoo(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "segzoo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+# huggingface_hub waits 1, 2, 4, 8 and 8 s between the 5 retries of a failed request (http_backoff's base_wait_time
+# and max_wait_time): the tests that retry to no one keep the 5 retries and wait 10 ms between them.
+FAST_BACKOFF = {"base_wait_time": 0.01, "max_wait_time": 0.01}
+# `python -m segzoo` with FAST_BACKOFF
+FAST_BACKOFF_SEGZOO = ("import inspect, runpy\nfrom huggingface_hub.utils import _http\n"
+                       "for backoff in (_http.http_backoff, inspect.unwrap(_http.http_stream_backoff)):\n"
+                       f"    backoff.__kwdefaults__.update({FAST_BACKOFF!r})\n"
+                       "runpy.run_module('segzoo', run_name='__main__')\n")
+
+
+@pytest.fixture
+def fast_backoff(monkeypatch):
+    """FAST_BACKOFF in this process."""
+    import inspect
+
+    from huggingface_hub.utils import _http
+
+    for backoff in (_http.http_backoff, inspect.unwrap(_http.http_stream_backoff)):  # the latter: a contextmanager
+        for argument, seconds in FAST_BACKOFF.items():
+            monkeypatch.setitem(backoff.__kwdefaults__, argument, seconds)
+
+
+def _segzoo(*args: str, fast_backoff: bool = False) -> subprocess.Popen:
+    command = ["-c", FAST_BACKOFF_SEGZOO] if fast_backoff else ["-m", "segzoo"]
+    return subprocess.Popen([sys.executable, *command, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "HF_HUB_DISABLE_XET": "1"})
 
 
-def test_stopped_server(hub_server, hub_env, tiny):
+def test_stopped_server(hub_server, hub_env, tiny, fast_backoff):
     """Push and pull say the connection failed, after how many retries (not "offline, or local_files_only=True");
     the command's stderr is that one line, without huggingface_hub's line per retry."""
     push_to_hub(tiny, "alice/model", token=ALICE, endpoint=hub_server.endpoint)
@@ -146,9 +169,11 @@ def test_stopped_server(hub_server, hub_env, tiny):
                                        r".*Connection refused") as err:
         push_to_hub(tiny, "alice/model", token=ALICE, endpoint=endpoint)
     one_line(err.value)
-    # huggingface_hub retries a download for ~23 s: the commands wait at the same time as the function
-    commands = {"pull": _segzoo("pull", "alice/model", "--token", ALICE, "--endpoint", endpoint),
-                "info": _segzoo("info", "hf-hub:alice/model", "--token", ALICE, "--endpoint", endpoint)}
+    # huggingface_hub retries a download 5 times (~23 s, 50 ms with FAST_BACKOFF): the commands retry at the same
+    # time as the function
+    commands = {"pull": _segzoo("pull", "alice/model", "--token", ALICE, "--endpoint", endpoint, fast_backoff=True),
+                "info": _segzoo("info", "hf-hub:alice/model", "--token", ALICE, "--endpoint", endpoint,
+                                fast_backoff=True)}
     expected = rf"downloading config.json of alice/model: the connection to {endpoint} failed after 5 retries"
     with pytest.raises(WeightsUnavailableError, match=expected + r" \(\d+ s\): .*refused") as err:
         create_model("hf-hub:alice/model", token=ALICE, endpoint=endpoint)
@@ -160,7 +185,7 @@ def test_stopped_server(hub_server, hub_env, tiny):
                                       f"failed after 5 retries")
 
 
-def test_server_dying_during_a_pull(hub_server, hub_env):
+def test_server_dying_during_a_pull(hub_server, hub_env, fast_backoff):
     """The server goes away 1 MiB into the 47 MB weights; huggingface_hub resumes 5 times, to no one. Nothing broken
     stays in the cache: the next pull from a live server works."""
     model = create_model("fcn_resnet18", num_classes=3)
