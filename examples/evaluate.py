@@ -17,7 +17,7 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
-from segzoo.inference.paths import candidate_paths
+from segzoo.inference.paths import candidate_paths, default_runtime
 from segzoo.inference.precision import inference_precision, inference_runtime
 from segzoo.inference.predict import load_calibration_images
 from segzoo.inference.tta import recipe_options
@@ -52,8 +52,9 @@ def parse_args():
         help="auto (default: float32, or where several paths are possible the fastest that agrees with float32 on "
              ">= 99.5%% of the pixels of the first --check-images images), fp32, bf16 (CPU; emulated and slow "
              "without native bfloat16) or int8 (ONNX Runtime; needs --calibration)")
-    add("--runtime", choices=["eager", "compile", "onnxruntime", "auto"], default="eager",
-        help="eager (default), compile (torch.compile with freezing), onnxruntime or auto (see segzoo.optimize)")
+    add("--runtime", choices=["eager", "compile", "onnxruntime", "auto"],
+        help="eager (default; onnxruntime for int8), compile (torch.compile with freezing), onnxruntime or auto "
+             "(see segzoo.optimize)")
     add("--calibration", action="append", metavar="PATH",
         help="image file / folder / pattern to calibrate int8 on (repeatable; not the evaluation images)")
     add("--check-images", type=integer(1), default=2, metavar="N",
@@ -67,7 +68,8 @@ def main():
     ctx = init_distributed(args.device)
     model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained)).to(ctx.device)
     config = model.config
-    paths = candidate_paths(args.precision, args.runtime, ctx.device, calibration=bool(args.calibration))
+    runtime = default_runtime(args.precision, args.runtime)
+    paths = candidate_paths(args.precision, runtime, ctx.device, calibration=bool(args.calibration))
     # a binary / multi-label model reads a folder of its kind of masks
     task = {"task": config.mode, "ignore_value": args.ignore_value} if config.mode != "multiclass" else {}
     if task and args.dataset != "folder":
@@ -82,7 +84,7 @@ def main():
     # the inference path: BatchNorm folded at least; where several are possible, measured on the first images
     check = [dataset[i][0] for i in range(min(args.check_images, len(dataset)))] if len(paths) > 1 else None
     calibration = load_calibration_images(args.calibration, config, ctx.device) if args.calibration else None
-    model = segzoo.optimize(model, args.precision, args.runtime, check_images=check, calibration_images=calibration,
+    model = segzoo.optimize(model, args.precision, runtime, check_images=check, calibration_images=calibration,
                             inplace=True)
     if check is not None and ctx.is_main:
         print(f"inference path: {model.optimize_report}")

@@ -25,6 +25,9 @@ class PositionAttention(nn.Module):
             reference zoo's checkpoints).
     """
 
+    # an exported graph (ONNX) computes this attention in one pass: memory grows with (H x W)^2
+    unchunked_when_exported = True
+
     def __init__(self, channels: int, key_channels: int, softmax_over: str = "keys"):
         super().__init__()
         self.softmax_over = softmax_over

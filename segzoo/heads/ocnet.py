@@ -23,6 +23,9 @@ class ObjectContext(nn.Module):
     max-pooled map and is upsampled back.
     """
 
+    # an exported graph (ONNX) computes this attention in one pass: memory grows with (H x W)^2
+    unchunked_when_exported = True
+
     def __init__(self, in_channels: int, key_channels: int, value_channels: int, out_channels: int,
                  scale: int = 1, act: str = "relu", align_corners: bool = True):
         super().__init__()

@@ -78,10 +78,11 @@ def _example(size: tuple[int, int], batch: int, model: nn.Module) -> torch.Tenso
 def _dynamic_shapes(dynamic: bool, onnx: bool):
     if not dynamic:
         return None
+    # by position, not by the forward's argument name (segzoo's is "images"; nn.Sequential's is "input")
     if onnx:  # names become the ONNX graph's dim_params
-        return {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+        return ({0: "batch", 2: "height", 3: "width"},)
     dim = torch.export.Dim.DYNAMIC  # refuses to export if a size had to be specialised
-    return {INPUT_NAME: {0: dim, 2: dim, 3: dim}}
+    return ({0: dim, 2: dim, 3: dim},)
 
 
 def check_sizes(size: tuple[int, int], dynamic: bool) -> list[tuple[int, int, int]]:

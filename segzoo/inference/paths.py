@@ -35,7 +35,7 @@ from .optimize import optimize_for_inference
 from .precision import AGREEMENT_THRESHOLD, argmax_agreement, bf16_model
 
 __all__ = ["PRECISIONS", "RUNTIMES", "RUNTIME_PRECISIONS", "PathTrial", "OptimizeReport", "optimize",
-           "check_path", "candidate_paths", "image_batches"]
+           "check_path", "candidate_paths", "default_runtime", "image_batches"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 RUNTIMES = ("auto", "eager", "compile", "onnxruntime")
@@ -200,12 +200,24 @@ def _latencies(runs: dict[tuple[str, str], Callable[[], object]], rounds: int = 
     return {path: statistics.median(values) for path, values in times.items()}
 
 
+def _attention_unchunked_when_exported(model: nn.Module) -> bool:
+    """Whether an ONNX export of ``model`` would hold full attention matrices (DANet, OCNet: modules that say
+    ``unchunked_when_exported``)."""
+    return any(getattr(module, "unchunked_when_exported", False) for module in model.modules())
+
+
 def _describe(model: nn.Module) -> str:
     config = getattr(model, "config", None)
     return f"{config.head}_{config.backbone}" if hasattr(config, "head") else type(model).__name__
 
 
-def optimize(model: nn.Module, precision: str = "auto", runtime: str = "eager", *,
+def default_runtime(precision: str, runtime: Optional[str] = None) -> str:
+    """``runtime``, or where it is None the default for ``precision``: onnxruntime for int8 (the only runtime that
+    computes in int8), else eager."""
+    return runtime if runtime is not None else ("onnxruntime" if precision == "int8" else "eager")
+
+
+def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] = None, *,
              check_images: Optional[Images] = None, calibration_images: Optional[Images] = None,
              example_size: tuple[int, int] = (64, 64), inplace: bool = False) -> nn.Module:
     """The model to run for inference: ``model`` on the path of ``precision`` and ``runtime`` (see the module's
@@ -215,8 +227,8 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: str = "eager", 
         model: A float32 model on its device (a segzoo model, or any module whose forward takes one image tensor).
         precision: ``"fp32"``, ``"bf16"`` (CPU; emulated and slow, with a warning, on a CPU without native
             bfloat16), ``"int8"`` (CPU, ONNX Runtime, needs ``calibration_images``) or ``"auto"``.
-        runtime: ``"eager"`` (default: no conversion cost), ``"compile"``, ``"onnxruntime"`` or ``"auto"``
-            (eager or ONNX Runtime, measured).
+        runtime: ``"eager"``, ``"compile"``, ``"onnxruntime"`` or ``"auto"`` (eager or ONNX Runtime, measured);
+            None: eager (no conversion cost), or onnxruntime for int8.
         check_images: Normalised float32 images (a tensor ``(N, C, H, W)`` or a list of them). With more than one
             possible path, each is run on them and the fastest that keeps ``AGREEMENT_THRESHOLD`` of the pixels'
             decoded predictions of float32 eager is returned. With one path that computes in reduced precision,
@@ -232,10 +244,19 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: str = "eager", 
         ``optimize_report`` (an ``OptimizeReport``) what was measured.
     """
     device = _device_of(model)
+    runtime = default_runtime(precision, runtime)
     if precision == "int8" and calibration_images is None:
         raise ConfigError("precision int8 needs calibration_images (--calibration DIR): the quantization scales are "
                           "measured on them")
     paths = candidate_paths(precision, runtime, device, calibration=calibration_images is not None)
+    if _attention_unchunked_when_exported(model):
+        if runtime == "auto":  # auto keeps the chunked attention's memory bound: eager (and compile) only
+            paths = [path for path in paths if path[1] != "onnxruntime"]
+        elif runtime == "onnxruntime":
+            warnings.warn(f"{_describe(model)} on onnxruntime computes its spatial attention in one pass, not in "
+                          f"chunks: its memory grows with the square of the feature map's pixels (fine at crop "
+                          f"sizes, not at 1024x2048); eager and compile keep the chunks", RuntimeWarning,
+                          stacklevel=2)
     calibration = image_batches(calibration_images, "calibration_images") if calibration_images is not None else None
     batches = image_batches(check_images) if check_images is not None else None
     config = getattr(model, "config", None)
@@ -244,7 +265,7 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: str = "eager", 
     if not measured:
         chosen = paths[0]
         built = _build(model, chosen, example_size=example_size, inplace=inplace, calibration=calibration)
-        reason = "the only path asked for" if len(paths) == 1 else "float32 eager: no check images to measure on"
+        reason = "the only candidate path" if len(paths) == 1 else "float32: no check images to measure on"
         return _with_report(built, OptimizeReport(*chosen, reason))
 
     was_training = model.training

@@ -21,7 +21,7 @@ from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
 from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
-from .paths import candidate_paths, check_path, optimize
+from .paths import candidate_paths, check_path, default_runtime, optimize
 from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay, overlay_labels
 
@@ -247,7 +247,8 @@ def _calibration_items(inputs) -> list[_Item]:
     items = collect_inputs(inputs)
     unreadable = [item for item in items if item.error is not None]
     if unreadable or not items:
-        raise SegzooError(f"calibration: {unreadable[0].error if unreadable else 'no images found'}")
+        found = f"{unreadable[0].path}: {unreadable[0].error}" if unreadable else "no images found"
+        raise SegzooError(f"calibration: {found} (give image files, folders or patterns)")
     return items
 
 
@@ -337,8 +338,8 @@ def predict(
             modified). When ``"auto"`` leaves more than one path (bf16 on a CPU with native bfloat16, ONNX Runtime
             with ``runtime="auto"``, int8 with ``calibration``), each is run on the first batch and the fastest
             that decodes at least 99.5% of its pixels as float32 does is kept (said on stderr with ``progress``).
-        runtime: ``"eager"`` (default), ``"compile"``, ``"onnxruntime"`` or ``"auto"`` (eager or ONNX Runtime,
-            measured on the first batch), see ``segzoo.optimize``.
+        runtime: ``"eager"``, ``"compile"``, ``"onnxruntime"`` or ``"auto"`` (eager or ONNX Runtime, measured
+            on the first batch), see ``segzoo.optimize``; None: eager, or onnxruntime for int8.
         calibration: Image files / folders / patterns (as ``inputs``) on which int8 is calibrated; a handful like
             the images to segment.
 
@@ -353,12 +354,13 @@ def predict(
                           f"(drop --half / half=True, or use --device cuda)")
     built_here = isinstance(model, str)
     wanted = precision or ("auto" if built_here or runtime is not None else None)
+    runtime = default_runtime(wanted, runtime)
     if wanted is not None:
-        if half and (wanted not in ("auto", "fp32") or runtime not in (None, "eager")):
+        if half and (wanted not in ("auto", "fp32") or runtime != "eager"):
             raise SegzooError("half=True / --half is float16 autocast on eager PyTorch: leave precision and runtime "
                               "unset (or fp32 / eager) with it")
-        check_path(wanted, runtime or "eager", resolved_device)
-        paths = candidate_paths(wanted, runtime or "eager", resolved_device, calibration=calibration is not None)
+        check_path(wanted, runtime, resolved_device)
+        paths = candidate_paths(wanted, runtime, resolved_device, calibration=calibration is not None)
         if wanted == "int8" and calibration is None:
             raise SegzooError("precision int8 needs calibration images: calibration=[files or folders] / "
                               "--calibration DIR")
@@ -389,7 +391,7 @@ def predict(
         nonlocal model, check_first_batch
         images = torch.cat([to_tensor(rgb, config.mean, config.std) for _, rgb in batch]).to(resolved_device)
         if check_first_batch:
-            model = optimize(model, wanted, runtime or "eager", check_images=images,
+            model = optimize(model, wanted, runtime, check_images=images,
                              calibration_images=_read_calibration(calibration_items, config, resolved_device),
                              inplace=built_here)
             check_first_batch = False
@@ -420,7 +422,7 @@ def predict(
     # several possible paths ("auto"): measured on the first batch, a reduced precision kept only if it agrees
     check_first_batch = wanted is not None and len(paths) > 1
     if wanted is not None and not check_first_batch:  # a model made here is converted in place: nobody else holds it
-        model = optimize(model, wanted, runtime or "eager", inplace=built_here,
+        model = optimize(model, wanted, runtime, inplace=built_here,
                          calibration_images=_read_calibration(calibration_items, config, resolved_device))
     pending: dict[tuple[int, int], list[tuple[_Item, np.ndarray]]] = {}
     try:

@@ -324,10 +324,10 @@ def _add_predict(commands) -> None:
                              "--calibration leave several paths, the fastest that agrees with float32 on >= 99.5%% "
                              "of the first batch's pixels), fp32, bf16 (CPU; emulated and slow without native "
                              "bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
-    parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime", "auto"), default="eager",
-                        help="eager PyTorch (default), compile (torch.compile with freezing: compiles per image "
-                             "size), onnxruntime (exports the model first; pip install 'segzoo[onnx]') or auto "
-                             "(eager or onnxruntime, whichever is faster on the first batch)")
+    parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime", "auto"),
+                        help="eager PyTorch (default; onnxruntime for int8), compile (torch.compile with freezing: "
+                             "compiles per image size), onnxruntime (exports the model first; pip install "
+                             "'segzoo[onnx]') or auto (eager or onnxruntime, whichever is faster on the first batch)")
     parser.add_argument("--calibration", action="append", metavar="PATH",
                         help="an image file, folder or pattern to calibrate int8 on (repeatable; a handful of "
                              "images like the ones to segment)")

@@ -1,6 +1,6 @@
 """Precision on the CPU (segzoo.inference.precision, segzoo.inference.paths): bf16 capability detection, the fp32 /
-bf16 / auto choice on the eager runtime, the agreement guard, optimize_for_inference under bf16 (autocast, bf16 models) and its torch-version gate, and the
---precision options of segzoo predict / benchmark."""
+bf16 / auto choice on the eager runtime, the agreement guard, optimize_for_inference under bf16 (autocast, bf16
+models) and its torch-version gate, and the --precision options of segzoo predict / benchmark."""
 import copy
 import importlib
 import warnings
