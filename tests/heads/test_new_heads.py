@@ -18,7 +18,17 @@ from segzoo.weights.convert import convert_upstream
 from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
 
 
-class TestDeepLabV3Plus(HeadBattery):
+class OnnxInTheSlowRun:
+    """The battery's ONNX export (13-18 s a head) in the slow run: the default run exports PSPNet + JPU (the pyramid
+    pooling UPerNet reuses) and DANet in tests/unit/test_export.py, and the plug-in head in its battery; the other
+    built-in heads' exports are slow there too."""
+
+    @pytest.mark.slow
+    def test_onnx_export_runs_at_other_sizes(self, tmp_path):
+        super().test_onnx_export_runs_at_other_sizes(tmp_path)
+
+
+class TestDeepLabV3Plus(OnnxInTheSlowRun, HeadBattery):
     head = "deeplabv3plus"
 
 
@@ -37,7 +47,7 @@ class TestDeepLabV3PlusEfficientNet(OtherBackbone, TestDeepLabV3Plus):
     structures = ({"output_stride": 8},)
 
 
-class TestUPerNet(HeadBattery):
+class TestUPerNet(OnnxInTheSlowRun, HeadBattery):
     head = "upernet"
     structures = ({"output_stride": 32},)  # designed for a plain backbone (output stride 8 works too, see below)
 
