@@ -46,12 +46,14 @@ def _check_installed() -> None:
 class OnnxRuntimeModel(nn.Module):
     """An ONNX Runtime session behind the model interface: float32 images ``(N, C, H, W)`` in, float32 logits out
     (a CPU tensor; given a tensor on another device, the logits go back to it). Inference only: it has no
-    parameters to train or save. ``config`` is the exported model's; ``path`` the ``.onnx`` file it runs."""
+    parameters to train or save. ``config`` is the exported model's; ``path`` the ``.onnx`` file it runs (None
+    when it was a temporary file, read and removed)."""
 
     inference_only = True
     runtime = "onnxruntime"
 
-    def __init__(self, path: Path, precision: str, config=None, threads: Optional[int] = None):
+    def __init__(self, path: Path, precision: str, config=None, threads: Optional[int] = None,
+                 keep_path: bool = True):
         super().__init__()
         import onnxruntime
 
@@ -60,7 +62,7 @@ class OnnxRuntimeModel(nn.Module):
         # as many threads as torch uses: the same share of the machine as the eager paths it is compared with
         options.intra_op_num_threads = threads or torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.path = Path(path)
+        self.path = Path(path) if keep_path else None
         self.precision = precision
         if config is not None:
             self.config = config
@@ -71,7 +73,22 @@ class OnnxRuntimeModel(nn.Module):
         return torch.from_numpy(logits).to(images.device)
 
     def extra_repr(self) -> str:
-        return f"path={str(self.path)!r}, precision={self.precision!r}"
+        return f"path={str(self.path) if self.path else None!r}, precision={self.precision!r}"
+
+
+class _MainOutput(nn.Module):
+    """A peer's model whose forward returns a dict (torchvision's ``{"out": ...}``) or a tuple, exported as its main
+    output only, so that the ONNX file has one output as segzoo's models do."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        out = self.model(images)
+        if isinstance(out, dict):
+            return out["out"] if "out" in out else next(iter(out.values()))
+        return out[0] if isinstance(out, (tuple, list)) else out
 
 
 class _Calibration:
@@ -127,8 +144,8 @@ def onnx_runtime_model(model: nn.Module, precision: str = "fp32", *,
         precision: ``"fp32"`` or ``"int8"``.
         calibration_images: Required for int8: the images whose activation ranges set the quantization scales
             (a few images like the ones to segment; more images, steadier ranges).
-        work_dir: Where the ``.onnx`` files are written (kept; the session reads them); default a new temporary
-            folder.
+        work_dir: Where to write and keep the ``.onnx`` files (``model.onnx``, ``model.int8.onnx``); default a
+            temporary folder, removed once the session has read the graph (``path`` is then None).
         example_size: (H, W) at which the export is checked against the eager model.
     """
     if precision not in ONNX_RUNTIME_PRECISIONS:
@@ -141,12 +158,20 @@ def onnx_runtime_model(model: nn.Module, precision: str = "fp32", *,
     if parameter is not None and parameter.device.type != "cpu":
         raise ConfigError(f"the onnxruntime path runs on the CPU; the model is on {parameter.device.type}")
     _check_installed()
-    folder = Path(work_dir or tempfile.mkdtemp(prefix="segzoo-onnx-"))
+    if work_dir is None:  # the session holds the graph once made: the temporary files go right after
+        with tempfile.TemporaryDirectory(prefix="segzoo-onnx-") as folder:
+            return _session_model(model, precision, calibration_images, Path(folder), example_size, keep=False)
+    folder = Path(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    fp32_path = export(model, folder / "model.onnx", size=tuple(example_size), check=True)
+    return _session_model(model, precision, calibration_images, folder, example_size, keep=True)
+
+
+def _session_model(model, precision, calibration_images, folder: Path, example_size, keep: bool) -> OnnxRuntimeModel:
+    exported = model if hasattr(model, "set_channels_last") else _MainOutput(model)  # segzoo's: one tensor already
+    fp32_path = export(exported, folder / "model.onnx", size=tuple(example_size), check=True)
     path = fp32_path
     if precision == "int8":
         path = folder / "model.int8.onnx"
         _quantize(fp32_path, path, list(calibration_images))
-    return OnnxRuntimeModel(path, precision, config=getattr(model, "config", None))
+    return OnnxRuntimeModel(path, precision, config=getattr(model, "config", None), keep_path=keep)
 

@@ -152,22 +152,44 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, opti
         queue.put(err)
 
 
-def gemm_roof(dtype: torch.dtype = torch.float32, size: int = 2048, runs: int = 5,
-              device: str = "cpu") -> float:
-    """GFLOP/s of a ``size`` x ``size`` matrix product in ``dtype`` (median of ``runs`` after one warm-up): the
-    most this machine computes per second in that precision, to read a model's GFLOP/s against."""
+def gemm_roof(dtype: torch.dtype = torch.float32, max_size: int = 2048, runs: int = 3, device: str = "cpu",
+              min_seconds: float = 0.05) -> float:
+    """GFLOP/s of an n x n x n matrix product in ``dtype``, the median of ``runs``: the most this machine computes
+    per second in that precision, to read a model's GFLOP/s against. The product runs both as ``torch.mm`` (BLAS)
+    and as a 1x1 convolution in channels-last (oneDNN, the library the models' convolutions run on; without
+    native bfloat16, torch.mm's bfloat16 is several times slower than oneDNN's), and the faster counts. For each,
+    n doubles from 256 until one product takes ``min_seconds`` or n reaches ``max_size``."""
+    def as_mm(a, b):
+        return torch.mm, a, b
+
+    def as_conv(a, b):  # (HW = n pixels) x (n channels in) x (n channels out)
+        size, channels_last = a.shape[0], torch.channels_last
+        return (torch.nn.functional.conv2d, a.reshape(1, size, size // 32, 32).contiguous(memory_format=channels_last),
+                b.reshape(size, size, 1, 1).contiguous(memory_format=channels_last))
+
+    with torch.inference_mode():
+        return max(_product_rate(form, dtype, max_size, runs, device, min_seconds) for form in (as_mm, as_conv))
+
+
+def _product_rate(form, dtype, max_size, runs, device, min_seconds) -> float:
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device, dtype)
-    b = torch.randn(size, size, generator=generator).to(device, dtype)
-    times = []
-    for i in range(runs + 1):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    size = 256
+    while True:
+        operation, *args = form(torch.randn(size, size, generator=generator).to(device, dtype),
+                                torch.randn(size, size, generator=generator).to(device, dtype))
+        _time(operation, *args, device=device)  # warm-up (the first call also starts the thread pool)
+        if _time(operation, *args, device=device) >= min_seconds or size >= max_size:
+            break
+        size *= 2
+    return 2 * size**3 / statistics.median([_time(operation, *args, device=device) for _ in range(runs)]) / 1e9
+
+
+def _time(operation, *args, device: str) -> float:
+    start = time.perf_counter()
+    operation(*args)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 class BenchmarkError(SegzooError, RuntimeError):
@@ -332,8 +354,9 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
             native bfloat16, else fp32 (random weights: the agreement is not judged here). CPU only.
         runtime: ``"eager"``, ``"compile"`` (``torch.compile`` with freezing; compiled in the warm-up) or
             ``"onnxruntime"`` (the ONNX export; not timed); default eager, onnxruntime for int8.
-        roof: Also measure the machine's roof, a 2048x2048 GEMM in float32 and bfloat16 (in this process, before the
-            models), into each row's ``roof_gflops_per_s`` (its precision's; int8 rows have none).
+        roof: Also measure the machine's roof, a square GEMM (``gemm_roof``) in float32 and bfloat16 (in this
+            process, before the models), into each row's ``roof_gflops_per_s`` (its precision's; int8 rows have
+            none).
         **kwargs: Passed to ``create_model`` (e.g. ``num_classes``); ignored for peers except ``num_classes``.
 
     Returns:
@@ -418,7 +441,8 @@ def format_table(results: list[BenchmarkResult], reference: Optional[str] = None
             line += " " + " ".join(f"{latency:.3f}" for latency in r.round_latencies_s)
         lines.append(line)
     if roofs:
-        lines.append("roof: GFLOP/s of a 2048x2048 matrix product in the row's precision (int8: not measured)")
+        lines.append("roof: GFLOP/s of a square matrix product (up to 2048) in the row's precision (int8: not "
+                     "measured)")
     lines.append("fold: optimize_for_inference (BatchNorm folded, weights pre-packed); compile folds by freezing")
     return "\n".join(lines)
 

@@ -128,8 +128,8 @@ def _add_benchmark(commands) -> None:
                         help="runtime of every row without its own: eager (default), compile (torch.compile with "
                              "freezing, compiled in the warm-up) or onnxruntime (the ONNX export; default for int8)")
     parser.add_argument("--roof", action="store_true",
-                        help="also measure the machine's roof (a 2048x2048 GEMM in fp32 and bf16) and show each "
-                             "row's share of it")
+                        help="also measure the machine's roof (a square GEMM, up to 2048, in fp32 and bf16) and show "
+                             "each row's share of it")
     parser.add_argument("--warmup", type=integer(0), default=1, help="untimed runs first")
     parser.add_argument("--runs", type=integer(1), default=3, help="timed runs (the median is reported)")
     parser.add_argument("--rounds", type=integer(1), default=1,

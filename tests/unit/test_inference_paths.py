@@ -18,7 +18,7 @@ from segzoo import create_model
 from segzoo.errors import ConfigError, SegzooError
 from segzoo.inference import paths
 from segzoo.inference.compiled import CompiledModel, compiled_model
-from segzoo.inference.onnx_runtime import OnnxRuntimeModel
+from segzoo.inference.onnx_runtime import OnnxRuntimeModel, onnx_runtime_model
 from segzoo.inference.paths import candidate_paths, check_path, optimize
 from segzoo.inference.precision import inference_precision, inference_runtime
 from segzoo.testing import randomize_batch_norm
@@ -42,9 +42,10 @@ def _relative_error(got, expected):
 
 
 @pytest.fixture(scope="module")
-def int8_model(model):
+def int8_model(model, tmp_path_factory):
     calibration = [_images(1, 3, 64, 64, seed=seed) for seed in range(4)]
-    return optimize(model, "int8", "onnxruntime", calibration_images=calibration)
+    return onnx_runtime_model(model, "int8", calibration_images=calibration,
+                              work_dir=tmp_path_factory.mktemp("int8"))
 
 
 # --- ONNX Runtime ---------------------------------------------------------------------------------------------------
@@ -52,6 +53,7 @@ def int8_model(model):
 def test_onnxruntime_fp32_equals_eager_at_any_size(model):
     fast = optimize(model, "fp32", "onnxruntime")
     assert isinstance(fast, OnnxRuntimeModel) and fast.config == model.config
+    assert fast.path is None  # a temporary export: read by the session, then removed
     assert (inference_precision(fast), inference_runtime(fast)) == ("fp32", "onnxruntime")
     for shape in ((1, 3, 64, 64), (2, 3, 45, 71)):  # the export is dynamic in batch, height and width
         images = _images(*shape)
@@ -65,17 +67,16 @@ def test_onnxruntime_fp32_equals_eager_at_any_size(model):
 
 def test_int8_is_quantized_and_close_to_fp32(model, int8_model):
     assert (inference_precision(int8_model), inference_runtime(int8_model)) == ("int8", "onnxruntime")
-    graph = onnx.load(str(int8_model.path)) if int8_model.path.exists() else None
+    graph = onnx.load(str(int8_model.path))  # kept in its work_dir
     images = _images(1, 3, 64, 64, seed=9)  # not a calibration image
     with torch.inference_mode():
         expected, got = model(images), int8_model(images)
     # 8-bit activations and weights: a few percent of the logits' range (random weights, no class margins)
     assert got.shape == expected.shape and _relative_error(got, expected) < 0.15
     assert _relative_error(got, expected) > 1e-4  # it is not the float32 graph
-    if graph is not None:
-        ops = {node.op_type for node in graph.graph.node}
-        int8_weights = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-        assert {"QuantizeLinear", "DequantizeLinear"} <= ops and len(int8_weights) >= 20  # 20 convs + classifier
+    ops = {node.op_type for node in graph.graph.node}
+    int8_weights = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and len(int8_weights) >= 20  # 20 convs + classifier
 
 
 def test_int8_needs_calibration_and_onnxruntime(model):
