@@ -268,13 +268,29 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] =
         reason = "the only candidate path" if len(paths) == 1 else "float32: no check images to measure on"
         return _with_report(built, OptimizeReport(*chosen, reason))
 
+    batches = [batch.to(device, torch.float32) for batch in batches]
+    candidates, trials = _try_paths(model, paths, batches, example_size, calibration, mode, threshold)
+    if len(paths) == 1:  # asked for one reduced-precision path: measured for the report, kept whatever it scored
+        trial = trials[paths[0]]
+        if not trial.passed:
+            warnings.warn(f"precision={paths[0][0]!r}: {_describe(model)} agrees with fp32 on {trial.agreement:.2%} "
+                          f"of the check images' pixels, below {AGREEMENT_THRESHOLD:.1%}", RuntimeWarning,
+                          stacklevel=2)
+        return _with_report(candidates[paths[0]], OptimizeReport(*paths[0], "the only path asked for", (trial,)))
+    return _fastest(model, paths, candidates, trials, batches[0])
+
+
+def _try_paths(model: nn.Module, paths: list[tuple[str, str]], batches: list[Tensor], example_size,
+               calibration: Optional[list[Tensor]], mode: str, threshold: float) -> tuple[dict, dict]:
+    """Build each path (from copies: ``model`` stays the float32 reference) and measure its agreement with
+    ``model`` on ``batches``: ({path: model}, {path: PathTrial}). A path that fails is a trial with its error,
+    unless it is the only one (then its error is raised)."""
     was_training = model.training
     model.eval()
-    batches = [batch.to(device, torch.float32) for batch in batches]
+    candidates, trials = {}, {}
     try:
         with torch.inference_mode():
             reference = [_logits(model, batch) for batch in batches]
-        candidates, trials = {}, {}
         for path in paths:
             try:
                 candidate = _build(model, path, example_size=example_size, inplace=False, calibration=calibration)
@@ -289,30 +305,26 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] =
             trials[path] = PathTrial(*path, agreement=agreement)
     finally:
         model.train(was_training)
-    if len(paths) == 1:  # asked for one reduced-precision path: measured for the report, kept whatever it scored
-        trial = trials[paths[0]]
-        if not trial.passed:
-            warnings.warn(f"precision={paths[0][0]!r}: {_describe(model)} agrees with fp32 on {trial.agreement:.2%} "
-                          f"of the check images' pixels, below {AGREEMENT_THRESHOLD:.1%}", RuntimeWarning,
-                          stacklevel=2)
-        return _with_report(candidates[paths[0]], OptimizeReport(*paths[0], "the only path asked for",
-                                                                 (trial,)))
+    return candidates, trials
+
+
+def _fastest(model: nn.Module, paths, candidates: dict, trials: dict, batch: Tensor) -> nn.Module:
+    """The fastest of the candidates that passed, timed on ``batch``, with the report of every trial."""
     passing = {path: candidates[path] for path in candidates if trials[path].passed}
-    first = batches[0]
     with torch.inference_mode():
-        latencies = _latencies({path: (lambda m=m: m(first)) for path, m in passing.items()})
+        latencies = _latencies({path: (lambda m=m: m(batch)) for path, m in passing.items()})
     for path, latency in latencies.items():
         trials[path] = PathTrial(*path, agreement=trials[path].agreement, latency_s=latency)
-    measured_trials = tuple(trials[path] for path in paths)
+    measured = tuple(trials[path] for path in paths)
     if not latencies:
         raise ConfigError(f"no inference path for {_describe(model)} agrees with fp32 on the check images: "
-                          + "; ".join(map(str, measured_trials)))
+                          + "; ".join(map(str, measured)))
     fastest = min(latencies, key=latencies.get)
-    rejected = [trial for trial in measured_trials if not trial.passed]
+    rejected = [trial for trial in measured if not trial.passed]
     if rejected:
-        warnings.warn(f"{_describe(model)}: left out " + "; ".join(map(str, rejected)), RuntimeWarning, stacklevel=2)
+        warnings.warn(f"{_describe(model)}: left out " + "; ".join(map(str, rejected)), RuntimeWarning, stacklevel=3)
     reason = f"the fastest of {len(latencies)} path(s) agreeing with fp32 on >= {AGREEMENT_THRESHOLD:.1%} of pixels"
-    return _with_report(passing[fastest], OptimizeReport(*fastest, reason, measured_trials))
+    return _with_report(passing[fastest], OptimizeReport(*fastest, reason, measured))
 
 
 def _with_report(model: nn.Module, report: OptimizeReport) -> nn.Module:
