@@ -21,7 +21,7 @@ from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
 from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
-from .paths import candidate_paths, check_path, default_runtime, optimize
+from .paths import candidate_paths, default_runtime, optimize
 from .tta import predict_logits, recipe_options
 from .visualize import colorize, overlay, overlay_labels
 
@@ -359,7 +359,6 @@ def predict(
         if half and (wanted not in ("auto", "fp32") or runtime != "eager"):
             raise SegzooError("half=True / --half is float16 autocast on eager PyTorch: leave precision and runtime "
                               "unset (or fp32 / eager) with it")
-        check_path(wanted, runtime, resolved_device)
         paths = candidate_paths(wanted, runtime, resolved_device, calibration=calibration is not None)
         if wanted == "int8" and calibration is None:
             raise SegzooError("precision int8 needs calibration images: calibration=[files or folders] / "
