@@ -17,7 +17,7 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
-from segzoo.inference.paths import candidate_paths, default_runtime
+from segzoo.inference.paths import candidate_paths, check_path, default_runtime
 from segzoo.inference.precision import inference_precision, inference_runtime
 from segzoo.inference.predict import load_calibration_images
 from segzoo.inference.tta import recipe_options
@@ -60,7 +60,17 @@ def parse_args():
     add("--check-images", type=integer(1), default=2, metavar="N",
         help="how many of the evaluation images auto measures the candidate paths on (default: 2)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
-    return parser.parse_args()
+    args = parser.parse_args()
+    # the inference path is checked before the model and the data are read
+    if args.precision == "int8" and not args.calibration:
+        parser.error("--precision int8 needs --calibration PATH (images to measure the quantization scales on)")
+    if args.calibration and args.precision not in ("int8", "auto"):
+        parser.error(f"--calibration serves --precision int8 (or auto), not {args.precision}")
+    try:
+        check_path(args.precision, default_runtime(args.precision, args.runtime), args.device or "cpu")
+    except SegzooError as err:
+        parser.error(str(err))
+    return args
 
 
 def main():

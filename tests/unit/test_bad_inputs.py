@@ -228,7 +228,7 @@ def test_benchmark():
         (["fcn_resnt18"], {}, UnknownModelError, r"Unknown model 'fcn_resnt18'"),
         (["tv:fcn_resnet5"], {}, UnknownModelError, r"torchvision has no segmentation model 'fcn_resnet5'.*"
                                                     r"Did you mean: fcn_resnet50"),
-        (["fcn_resnet18@fast"], {}, ConfigError, r"the suffix after '@' must be 'contiguous' or 'channels_last'"),
+        (["fcn_resnet18@fast"], {}, ConfigError, r"unknown option 'fast' after '@'; the options are contiguous"),
         ("fcn_resnet18", {}, ConfigError, r"names must be a non-empty list of model names"),
         (["fcn_resnet18"], {"runs": 0}, ConfigError, r"runs must be at least 1 \(an integer\), got 0"),
         (["fcn_resnet18"], {"size": (0, 0)}, ConfigError, r"size must be \(height, width\), two integers >= 1"),
@@ -322,7 +322,7 @@ CLI_ERRORS = {  # id: (argv, message after "error: "): one line, exit 1
     "push bad repo id": (["push", "{model}", "not a repo"], r"Hub repo id must be 'namespace/name"),
     "benchmark typo": (["benchmark", "fcn_resnt18"], r"Unknown model 'fcn_resnt18'"),
     "benchmark tv typo": (["benchmark", "tv:fcn_resnet5"], r"torchvision has no segmentation model 'fcn_resnet5'"),
-    "benchmark @suffix": (["benchmark", f"{TINY}@fast"], r"the suffix after '@' must be"),
+    "benchmark @suffix": (["benchmark", f"{TINY}@fast"], r"unknown option 'fast' after '@'"),
     "benchmark --device": (["benchmark", TINY, "--device", "tpu"], r"device must be cpu, cuda or cuda:N"),
     "benchmark --reference": (["benchmark", TINY, "--reference", "fcn_resnet18"],
                               r"--reference 'fcn_resnet18' is not among the models benchmarked"),
