@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -114,6 +115,17 @@ def _quiet_quantizer():
         logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def _working_directory(folder: Path):
+    """The process's working directory is ``folder`` while inside (process-wide: not for concurrent threads)."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def _quantize(source: Path, target: Path, calibration: Sequence[Tensor]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -121,10 +133,14 @@ def _quantize(source: Path, target: Path, calibration: Sequence[Tensor]) -> None
     class Reader(_Calibration, CalibrationDataReader):
         pass
 
+    source, target = source.resolve(), target.resolve()  # the working directory changes below
     prepared = target.with_name(target.stem + ".prepared.onnx")
-    with _quiet_quantizer():
+    # onnxruntime's tools write scratch files into the working directory (symbolic shape inference saves its
+    # model there, with 200+ MB of external weights, when it gives up): work in our folder. Symbolic shape
+    # inference is skipped (onnx's own runs): it gives up on the dynamic-size exports anyway.
+    with _quiet_quantizer(), _working_directory(target.parent):
         try:
-            quant_pre_process(str(source), str(prepared))
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception as err:  # noqa: BLE001 - only an optimisation: quantize the export as it is
             logging.getLogger(__name__).info("quant_pre_process failed (%s); quantizing the export as it is", err)
             prepared = source

@@ -126,6 +126,20 @@ def test_compiled_model_refuses_int8():
         compiled_model(ConvNet(), "int8")
 
 
+def test_int8_writes_nothing_outside_its_folders(tmp_path, monkeypatch):
+    """onnxruntime's quantization tools write scratch files into the working directory when they give up on a
+    step; segzoo runs them in its own folder, and the temporary folder goes once the session has the graph."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    net = optimize(ConvNet().eval(), "int8", calibration_images=_images(1, 3, 16, 16))
+    assert net.precision == "int8" and net.path is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"] and not any((tmp_path / "tmp").iterdir())
+    relative = onnx_runtime_model(ConvNet().eval(), "int8", calibration_images=[_images(1, 3, 16, 16)],
+                                  work_dir="kept")  # a relative work_dir survives the directory change
+    assert relative.path.resolve() == (tmp_path / "kept" / "model.int8.onnx").resolve() and relative.path.is_file()
+
+
 # --- auto among runtimes --------------------------------------------------------------------------------------------
 
 def test_auto_runtime_lists_onnxruntime_where_installed_and_compile_only_by_name(monkeypatch):
