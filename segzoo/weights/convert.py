@@ -292,7 +292,7 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             raise CheckpointError(f"{path} is not a PyTorch checkpoint ({_load_error_reason(err)})") from None
         raise CheckpointError(f"{path} is not a plain state dict: torch.load(weights_only=True) refuses it, and "
                               f"segzoo reads checkpoints no other way ({_load_error_reason(err)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - on corrupt bytes the unpickler raises anything (IndexError, KeyError...)
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (corrupt or truncated?): "
                               f"{_load_error_reason(err)}") from None
     if not isinstance(loaded, Mapping):
