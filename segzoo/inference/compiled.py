@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.utils._pytree import tree_map
 
 from ..errors import ConfigError
+from .precision import float32_outputs
 
 __all__ = ["CompiledModel", "compiled_model", "COMPILE_PRECISIONS"]
 
 COMPILE_PRECISIONS = ("fp32", "bf16")
-
-
-def _to_float32(value):
-    return value.float() if isinstance(value, Tensor) and value.dtype == torch.bfloat16 else value
 
 
 class _Bf16Autocast(nn.Module):
@@ -37,7 +33,7 @@ class _Bf16Autocast(nn.Module):
     def forward(self, images: Tensor):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = self.model(images)
-        return tree_map(_to_float32, out)
+        return float32_outputs(out)
 
 
 class CompiledModel(nn.Module):

@@ -4,7 +4,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["decode_logits"]
+__all__ = ["decode_logits", "main_output"]
+
+
+def main_output(out) -> Tensor:
+    """The logits of a model's output: the tensor itself, the ``"out"`` entry of a dict (torchvision's
+    ``{"out": ..., "aux": ...}``; else its first value), or the first element of a tuple or list."""
+    if isinstance(out, dict):
+        return out["out"] if "out" in out else next(iter(out.values()))
+    return out[0] if isinstance(out, (tuple, list)) else out
 
 
 def decode_logits(logits: Tensor, mode: str = "multiclass", threshold: float = 0.5) -> Tensor:

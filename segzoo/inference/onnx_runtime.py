@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, SegzooError
+from .decode import main_output
 from .export import INPUT_NAME, OUTPUT_NAME, export
 
 __all__ = ["OnnxRuntimeModel", "onnx_runtime_model", "onnx_runtime_available", "ONNX_RUNTIME_PRECISIONS"]
@@ -86,10 +87,7 @@ class _MainOutput(nn.Module):
         self.model = model
 
     def forward(self, images: Tensor) -> Tensor:
-        out = self.model(images)
-        if isinstance(out, dict):
-            return out["out"] if "out" in out else next(iter(out.values()))
-        return out[0] if isinstance(out, (tuple, list)) else out
+        return main_output(self.model(images))
 
 
 class _Calibration:

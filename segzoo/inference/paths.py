@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from . import precision as bf16
 from .compiled import compiled_model
+from .decode import main_output
 from .onnx_runtime import onnx_runtime_available, onnx_runtime_model
 from .optimize import optimize_for_inference
 from .precision import AGREEMENT_THRESHOLD, argmax_agreement, bf16_model
@@ -169,12 +170,7 @@ def _build(model: nn.Module, path: tuple[str, str], *, example_size, inplace: bo
 
 
 def _logits(model: nn.Module, images: Tensor) -> Tensor:
-    out = model(images)
-    if isinstance(out, dict):  # torchvision's {"out": ..., "aux": ...}
-        out = out["out"] if "out" in out else next(iter(out.values()))
-    elif isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.float()
+    return main_output(model(images)).float()
 
 
 def _agreement(reference: list[Tensor], candidate: nn.Module, batches: list[Tensor], mode: str,

@@ -105,6 +105,11 @@ def _to_float32(value):
     return value.float() if isinstance(value, Tensor) and value.dtype == torch.bfloat16 else value
 
 
+def float32_outputs(out):
+    """``out`` (a tensor, or a dict / tuple of them) with every bfloat16 tensor cast to float32."""
+    return tree_map(_to_float32, out)
+
+
 class BFloat16Model(nn.Module):
     """A bfloat16 model behind a float32 interface: the input is cast to bfloat16 (in ``memory_format``), the
     model runs in bfloat16, and every bfloat16 tensor it returns is cast to float32. Made by ``bf16_model``;
@@ -125,7 +130,7 @@ class BFloat16Model(nn.Module):
         images = images.to(torch.bfloat16)
         if images.dim() == 4:
             images = images.contiguous(memory_format=self.memory_format)
-        return tree_map(_to_float32, self.model(images, *args, **kwargs))
+        return float32_outputs(self.model(images, *args, **kwargs))
 
 
 def bf16_model(model: nn.Module, *, fold: bool = True, example_size: tuple[int, int] = (64, 64),

@@ -26,9 +26,10 @@ import torch
 
 from ..errors import ConfigError, SegzooError, UnknownModelError, did_you_mean
 from ..inference.compiled import compiled_model
-from ..inference.onnx_runtime import onnx_runtime_available, onnx_runtime_model
+from ..inference.decode import main_output
+from ..inference.onnx_runtime import onnx_runtime_model
 from ..inference.optimize import optimize_for_inference
-from ..inference.paths import PRECISIONS, RUNTIME_PRECISIONS
+from ..inference.paths import PRECISIONS, check_path
 from ..inference.precision import bf16_model, cpu_has_fast_bf16
 from ..model import input_channels
 from ..weights.resolver import resolve_model_name
@@ -114,9 +115,7 @@ def _run_one(name, size, batch, device, channels_last, train, warmup, runs, opti
 
         def step():
             if train:
-                out = model(images)
-                out = out if isinstance(out, torch.Tensor) else (out["out"] if isinstance(out, dict) else out[0])
-                out.float().mean().backward()
+                main_output(model(images)).float().mean().backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             else:
@@ -269,17 +268,13 @@ def _row_path(name: str, options: RowOptions, precision: str, runtime: Optional[
     memory_format = options.memory_format
     row_channels_last = channels_last if memory_format is None else memory_format == "channels_last"
     where = f"{name}: " if options != RowOptions() else ""
-    if row_precision not in RUNTIME_PRECISIONS[row_runtime]:
-        raise ConfigError(f"{where}runtime {row_runtime} does not compute in {row_precision} (it computes in "
-                          f"{' or '.join(RUNTIME_PRECISIONS[row_runtime])})")
+    try:  # a precision the runtime computes in, CPU-only paths on the CPU, ONNX Runtime installed
+        check_path(row_precision, row_runtime, device)
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None
     if train and (row_precision != "fp32" or row_runtime != "eager"):
         raise ConfigError(f"{where}precision {row_precision} on {row_runtime} is an inference path; a training step "
                           f"(train=True / --train) runs fp32 eager")
-    if torch.device(device).type != "cpu" and (row_precision != "fp32" or row_runtime == "onnxruntime"):
-        raise ConfigError(f"{where}{row_precision} on {row_runtime} is a CPU path; on CUDA benchmark fp32, eager "
-                          f"or compile")
-    if row_runtime == "onnxruntime" and not onnx_runtime_available():
-        raise ConfigError("runtime onnxruntime needs onnx, onnxscript and onnxruntime: pip install 'segzoo[onnx]'")
     return row_channels_last, row_precision, row_runtime, optimize_model and not train
 
 
