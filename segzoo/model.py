@@ -13,7 +13,7 @@ from .errors import ConfigError
 from .layers import FCNBlock
 from .registry import get_head, get_neck
 
-__all__ = ["SegmentationModel", "input_channels"]
+__all__ = ["SegmentationModel", "input_channels", "model_device"]
 
 
 def input_channels(model: nn.Module) -> int:
@@ -21,6 +21,12 @@ def input_channels(model: nn.Module) -> int:
     ``optimize_for_inference``), else 3 (RGB: torchvision and timm models as the tools build them)."""
     in_chans = getattr(getattr(model, "config", None), "in_chans", None)
     return in_chans if isinstance(in_chans, int) and not isinstance(in_chans, bool) else 3
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _takes_in_chans(head_class: type) -> bool:

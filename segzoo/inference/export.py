@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import SegzooError
 from ..factory import create_model
-from ..model import input_channels
+from ..model import input_channels, model_device
 
 __all__ = ["export", "check_export", "check_arguments", "check_sizes", "ExportCheck", "ExportCheckError", "FORMATS",
            "DEFAULT_SUFFIXES"]
@@ -69,10 +69,8 @@ def _export_copy(model: nn.Module) -> nn.Module:
 
 
 def _example(size: tuple[int, int], batch: int, model: nn.Module) -> torch.Tensor:
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
     generator = torch.Generator().manual_seed(0)
-    return torch.randn(batch, input_channels(model), *size, generator=generator).to(device)
+    return torch.randn(batch, input_channels(model), *size, generator=generator).to(model_device(model))
 
 
 def _dynamic_shapes(dynamic: bool, onnx: bool):
@@ -96,7 +94,7 @@ def check_sizes(size: tuple[int, int], dynamic: bool) -> list[tuple[int, int, in
 
 
 def _check_onnx_installed() -> None:
-    missing = [name for name in ("onnx", "onnxscript") if _not_installed(name)]
+    missing = missing_modules("onnx", "onnxscript")
     if missing:
         raise SegzooError(f"ONNX export needs {' and '.join(missing)}: pip install onnx onnxscript "
                           f"(or pip install 'segzoo[onnx]')")
@@ -172,16 +170,17 @@ def _export_program(model: nn.Module, example: torch.Tensor, path: Path, dynamic
     torch.export.save(program, str(path))
 
 
-def _not_installed(module: str) -> bool:
+def missing_modules(*names: str) -> list[str]:
+    """The modules among ``names`` that are not installed (looked up, not imported)."""
     import importlib.util
 
-    return importlib.util.find_spec(module) is None
+    return [name for name in names if importlib.util.find_spec(name) is None]
 
 
 def _run_exported(path: Path, format: str):
     """A callable ``numpy/torch images -> torch logits`` running the exported file."""
     if format == "onnx":
-        if _not_installed("onnxruntime"):
+        if missing_modules("onnxruntime"):
             raise ExportCheckError("checking an ONNX export needs onnxruntime: pip install onnxruntime "
                                    "(or pass check=False / --no-check)")
         import onnxruntime

@@ -14,7 +14,6 @@ MatMul, Gemm) and the ones between them are quantized; resampling, softmax and t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -25,8 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, SegzooError
+from ..model import model_device
 from .decode import main_output
-from .export import INPUT_NAME, OUTPUT_NAME, export
+from .export import INPUT_NAME, OUTPUT_NAME, export, missing_modules
 
 __all__ = ["OnnxRuntimeModel", "onnx_runtime_model", "onnx_runtime_available", "ONNX_RUNTIME_PRECISIONS"]
 
@@ -36,11 +36,11 @@ _NEEDED = ("onnx", "onnxscript", "onnxruntime")
 
 def onnx_runtime_available() -> bool:
     """Whether this path can run here: onnx and onnxscript (to export) and onnxruntime (to run) are installed."""
-    return all(importlib.util.find_spec(name) is not None for name in _NEEDED)
+    return not missing_modules(*_NEEDED)
 
 
 def _check_installed() -> None:
-    missing = [name for name in _NEEDED if importlib.util.find_spec(name) is None]
+    missing = missing_modules(*_NEEDED)
     if missing:
         raise SegzooError(f"the onnxruntime path needs {', '.join(missing)}: pip install 'segzoo[onnx]'")
 
@@ -168,9 +168,8 @@ def onnx_runtime_model(model: nn.Module, precision: str = "fp32", *,
     if precision == "int8" and not calibration_images:
         raise ConfigError("precision int8 needs calibration images (calibration_images= / --calibration DIR): "
                           "the quantization scales are measured on them")
-    parameter = next(model.parameters(), None)
-    if parameter is not None and parameter.device.type != "cpu":
-        raise ConfigError(f"the onnxruntime path runs on the CPU; the model is on {parameter.device.type}")
+    if model_device(model).type != "cpu":
+        raise ConfigError(f"the onnxruntime path runs on the CPU; the model is on {model_device(model).type}")
     _check_installed()
     if work_dir is None:  # the session holds the graph once made: the temporary files go right after
         with tempfile.TemporaryDirectory(prefix="segzoo-onnx-") as folder:

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..model import model_device
 from . import precision as bf16
 from .compiled import compiled_model
 from .decode import main_output
@@ -92,11 +93,6 @@ class OptimizeReport:
         lines = [f"{self.runtime}/{self.precision}: {self.reason}"]
         lines += [f"  {trial}" for trial in self.trials]
         return "\n".join(lines)
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def check_path(precision: str, runtime: str = "auto", device: Union[str, torch.device] = "cpu") -> None:
@@ -239,7 +235,7 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] =
         The model to run; ``inference_precision`` / ``inference_runtime`` say what it is, and its
         ``optimize_report`` (an ``OptimizeReport``) what was measured.
     """
-    device = _device_of(model)
+    device = model_device(model)
     runtime = default_runtime(precision, runtime)
     if precision == "int8" and calibration_images is None:
         raise ConfigError("precision int8 needs calibration_images (--calibration DIR): the quantization scales are "
