@@ -1,10 +1,12 @@
 """Inference (or training-step) benchmark: latency, images/s, GFLOPs, GFLOP/s and peak memory, beside this
 machine's roof (a large GEMM in float32 and bfloat16).
 
-Each model runs in a fresh child process so that its peak memory is its own (CPU: resident set size,
-read from the kernel; CUDA: ``max_memory_allocated``). FLOPs come from torch's FLOP counter on a
-``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise ops
-are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
+Each model runs in a child process of its own that has run no model before, so that its peak memory is its own (CPU:
+resident set size, read from the kernel; CUDA: ``max_memory_allocated``). The children are forked from a server that
+has imported torch and segzoo once (see ``_child_context``): a forked child's resident set counts only the shared
+library pages it touches, about 300 MB less than a freshly started interpreter's. FLOPs come from torch's FLOP
+counter on a ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise
+ops are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
 segmentation_models_pytorch model (where installed), both with random weights.
 
 Every row records what was applied to it: memory format, precision, runtime and whether
@@ -360,7 +362,7 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
     runtime = "compile" if compile and runtime is None else runtime
     _check_arguments(names, size, batch, device, warmup, runs, optimize, rounds, precision, runtime, train)
     roofs: dict[str, float] = {}
-    context = multiprocessing.get_context("spawn")
+    context = _child_context()
     by_model = [[] for _ in names]
     for _ in range(rounds):
         if roof:  # measured each round, the best kept: the roof is what the machine reaches when it is free
@@ -371,6 +373,18 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
                                          optimize, kwargs, precision, runtime))
     return [dataclasses.replace(_combine_rounds(results), roof_gflops_per_s=roofs.get(results[0].precision),
                                 spec=spec) for spec, results in zip(names, by_model)]
+
+
+def _child_context():
+    """Where each row's process comes from: forked from a server that has imported torch, timm and segzoo once
+    (``forkserver``, where the platform has it), so a row does not pay those seconds of imports again; else a
+    fresh interpreter (``spawn``). Either way each row runs in a process of its own that has never run a model,
+    and the server never runs torch (so its children start with no thread pools, and may use CUDA)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def _run_in_child(context, spec, size, batch, device, channels_last, train, warmup, runs, optimize, kwargs,
