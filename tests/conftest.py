@@ -1,7 +1,9 @@
 """Shared fixtures: tiny models and real on-disk plug-in distributions."""
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -9,6 +11,13 @@ import pytest
 import torch
 
 import segzoo
+
+
+def pytest_report_header(config):
+    """The temp folder's free space, first thing in the log: the run writes checkpoints and exports there (about
+    1.5 GB at its peak, each test's folder removed when it passes), and a full disk fails it everywhere at once."""
+    folder = tempfile.gettempdir()
+    return f"temp folder: {folder} ({shutil.disk_usage(folder).free / 2**30:.1f} GiB free)"
 
 
 @pytest.fixture(autouse=True)
