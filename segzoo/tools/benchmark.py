@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import queue as queue_module
+import signal
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -101,8 +104,13 @@ def _prepare(model, images, precision, runtime, optimize, memory_format):
 
 
 def _run_one(name, size, batch, device, channels_last, train, warmup, runs, optimize, kwargs, queue,
-             precision="fp32", runtime="eager"):
+             precision="fp32", runtime="eager", environ=None, threads=None):
     try:
+        if environ is not None:  # the caller's environment now, not the one the fork server started with
+            os.environ.clear()
+            os.environ.update(environ)
+        if threads:
+            torch.set_num_threads(threads)
         torch.manual_seed(0)
         gflops, params_m = count_flops(name, size, batch, **kwargs)
         model = build_for_benchmark(name, **kwargs).to(device)
@@ -397,14 +405,41 @@ def _run_in_child(context, spec, size, batch, device, channels_last, train, warm
     process = context.Process(target=_run_one, args=(
         name, tuple(size), batch, device, row_channels_last, train,
         max(warmup, int(row_runtime == "compile")), runs, optimize_model, model_kwargs, queue, row_precision,
-        row_runtime))
+        row_runtime, dict(os.environ), torch.get_num_threads()))
     process.start()
-    result = queue.get()
+    result = _result_or_death(queue, process, name)
     process.join()
     if isinstance(result, BaseException):
         reason = next((line.strip() for line in str(result).splitlines() if line.strip()), "")
         raise BenchmarkError(f"benchmark of {name!r} failed: {type(result).__name__}: {reason}") from result
     return result
+
+
+def _result_or_death(queue, process, name: str, poll_s: float = 1.0):
+    """The child's result, or a ``BenchmarkError`` as soon as it has ended without one (killed for memory, a
+    crash in native code): waiting on the queue alone would wait forever."""
+    while True:
+        try:
+            return queue.get(timeout=poll_s)
+        except queue_module.Empty:
+            if process.is_alive():
+                continue
+        try:  # it may have put its result just before it ended
+            return queue.get(timeout=poll_s)
+        except queue_module.Empty:
+            raise BenchmarkError(f"benchmark of {name!r} failed: its process {_how_it_ended(process.exitcode)} "
+                                 f"before reporting") from None
+
+
+def _how_it_ended(code: Optional[int]) -> str:
+    if code is None or code >= 0:
+        return f"ended with exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = " (out of memory? try a smaller --size or --batch)" if name == "SIGKILL" else ""
+    return f"was killed by {name}{hint}"
 
 
 def _combine_rounds(results: list[BenchmarkResult]) -> BenchmarkResult:

@@ -64,3 +64,35 @@ def test_smp_peers_build_and_unknown_ones_are_named():
         check_model_name("smp:DeeplabV3:resnet101")
     with pytest.raises(UnknownModelError, match="no encoder 'resnet999'"):
         check_model_name("smp:FPN:resnet999")
+
+
+KILLED_HEAD = """
+import os, signal
+from torch import nn
+from segzoo.heads import SegmentationHead
+
+class KilledHead(SegmentationHead):
+    in_features = ("c4",)
+
+    def __init__(self, in_channels, num_classes, align_corners=True):
+        super().__init__()
+        if os.environ.get("SEGZOO_TEST_BENCHMARK_PARENT") != str(os.getpid()):  # in the row's process only
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        self.classifier = nn.Conv2d(in_channels["c4"], num_classes, 1)
+
+    def forward(self, features, image=None):
+        return self.classifier(features["c4"])
+"""
+
+
+def test_a_row_whose_process_is_killed_is_an_error_not_a_hang(make_plugin, monkeypatch):
+    """The row's process dies without reporting (SIGKILL, as the OOM killer sends): the benchmark says so at once.
+    The variable reaches the row through the caller's environment, which rows take over from the fork server's
+    (started earlier in a full test run)."""
+    import os
+
+    make_plugin("killed-head", "killed_head_mod", KILLED_HEAD, {"killed": "killed_head_mod:KilledHead"})
+    monkeypatch.setenv("SEGZOO_TEST_BENCHMARK_PARENT", str(os.getpid()))
+    with pytest.raises(segzoo.SegzooError, match=r"benchmark of 'killed_resnet18' failed: its process was killed "
+                                                 r"by SIGKILL \(out of memory\? try a smaller --size or --batch\)"):
+        segzoo.benchmark(["killed_resnet18"], size=(32, 32), runs=1)
