@@ -168,8 +168,9 @@ def onnx_runtime_model(model: nn.Module, precision: str = "fp32", *,
     if precision == "int8" and not calibration_images:
         raise ConfigError("precision int8 needs calibration images (calibration_images= / --calibration DIR): "
                           "the quantization scales are measured on them")
-    if model_device(model).type != "cpu":
-        raise ConfigError(f"the onnxruntime path runs on the CPU; the model is on {model_device(model).type}")
+    device = model_device(model).type
+    if device != "cpu":
+        raise ConfigError(f"the onnxruntime path runs on the CPU; the model is on {device}")
     _check_installed()
     if work_dir is None:  # the session holds the graph once made: the temporary files go right after
         with tempfile.TemporaryDirectory(prefix="segzoo-onnx-") as folder:

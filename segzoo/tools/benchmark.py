@@ -4,7 +4,7 @@ machine's roof (a large GEMM in float32 and bfloat16).
 Each model runs in a child process of its own that has run no model before, so that its peak memory is its own (CPU:
 resident set size, read from the kernel; CUDA: ``max_memory_allocated``). The children are forked from a server that
 has imported torch and segzoo once (see ``_child_context``): a forked child's resident set counts only the shared
-library pages it touches, about 300 MB less than a freshly started interpreter's. FLOPs come from torch's FLOP
+library pages it touches, about 270 MB less than a freshly started interpreter's. FLOPs come from torch's FLOP
 counter on a ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise
 ops are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
 segmentation_models_pytorch model (where installed), both with random weights.
@@ -418,17 +418,16 @@ def _run_in_child(context, spec, size, batch, device, channels_last, train, warm
 def _result_or_death(queue, process, name: str, poll_s: float = 1.0):
     """The child's result, or a ``BenchmarkError`` as soon as it has ended without one (killed for memory, a
     crash in native code): waiting on the queue alone would wait forever."""
-    while True:
+    while process.is_alive():
         try:
             return queue.get(timeout=poll_s)
         except queue_module.Empty:
-            if process.is_alive():
-                continue
-        try:  # it may have put its result just before it ended
-            return queue.get(timeout=poll_s)
-        except queue_module.Empty:
-            raise BenchmarkError(f"benchmark of {name!r} failed: its process {_how_it_ended(process.exitcode)} "
-                                 f"before reporting") from None
+            pass
+    try:  # it may have put its result just before it ended
+        return queue.get(timeout=poll_s)
+    except queue_module.Empty:
+        raise BenchmarkError(f"benchmark of {name!r} failed: its process {_how_it_ended(process.exitcode)} "
+                             f"before reporting") from None
 
 
 def _how_it_ended(code: Optional[int]) -> str:
