@@ -1,6 +1,7 @@
-"""Plug-in discovery: heads through the ``segzoo.heads`` entry-point group, necks through ``segzoo.necks``.
+"""Plug-in discovery: heads through the ``segzoo.heads`` entry-point group, necks through ``segzoo.necks``,
+upstreams (the zoos checkpoints are converted from) through ``segzoo.upstreams``.
 
-segzoo's own heads and necks are declared in segzoo's pyproject.toml exactly as a third-party plug-in would
+segzoo's own heads, necks and upstreams are declared in segzoo's pyproject.toml exactly as a third-party plug-in would
 declare them. Discovery runs on first use and is cached (``refresh_heads()`` forgets it). Each plug-in is
 imported in isolation: one that fails gives a warning and is remembered with its error, which is raised (as
 the cause of a ``HeadPluginError``) only when that plug-in is asked for. On a name clash segzoo's own plug-in
@@ -21,14 +22,16 @@ from typing import Optional
 from .errors import HeadPluginError, UnknownModelError, did_you_mean
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "PluginInfo", "HeadInfo",
+    "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "UPSTREAM_ENTRY_POINT_GROUP", "PluginInfo", "HeadInfo",
     "get_head", "get_head_info", "list_heads", "head_spellings", "split_head_prefix",
     "get_neck", "get_neck_info", "list_necks", "neck_output_stride", "refresh_heads", "registry_generation",
-    "check_plugins_installed",
+    "check_plugins_installed", "get_upstream_info", "list_upstream_infos",
 ]
 
 ENTRY_POINT_GROUP = "segzoo.heads"
 NECK_ENTRY_POINT_GROUP = "segzoo.necks"
+UPSTREAM_ENTRY_POINT_GROUP = "segzoo.upstreams"
+_KINDS = {ENTRY_POINT_GROUP: "head", NECK_ENTRY_POINT_GROUP: "neck", UPSTREAM_ENTRY_POINT_GROUP: "upstream"}
 _SEGZOO_DISTRIBUTION = "segzoo"
 _discovered: dict[str, dict[str, "PluginInfo"]] = {}  # entry-point group -> name -> plug-in
 _generation = 0  # counts refreshes, so that tables built from the plug-ins (the zoo) know when to rebuild
@@ -42,7 +45,7 @@ class PluginInfo:
     entry_point: str            # "module:attr"
     distribution: str
     version: str
-    plugin_class: Optional[type] = None  # the class the entry point names: a head or a neck
+    plugin_class: Optional[type] = None  # the class the entry point names: a head, a neck or an upstream
     error: Optional[BaseException] = None
 
     @property
@@ -94,7 +97,8 @@ def _is_builtin(entry_point: metadata.EntryPoint) -> bool:
 def _load_class(entry_point: metadata.EntryPoint, kind: str) -> type:
     """The class an entry point names; ``TypeError`` unless it subclasses the plug-in kind's base class."""
     # the base class by its qualified name: the registry sits below the heads and necks and must not import them
-    base = {"head": "segzoo.heads.base.SegmentationHead", "neck": "segzoo.necks.base.SegmentationNeck"}[kind]
+    base = {"head": "segzoo.heads.base.SegmentationHead", "neck": "segzoo.necks.base.SegmentationNeck",
+            "upstream": "segzoo.upstreams.base.UpstreamPlugin"}[kind]
     plugin_class = entry_point.load()
     if not (isinstance(plugin_class, type)
             and any(f"{cls.__module__}.{cls.__qualname__}" == base for cls in plugin_class.__mro__)):
@@ -139,12 +143,12 @@ def _discover(group: str, kind: str) -> dict[str, PluginInfo]:
 
 def _registry(group: str = ENTRY_POINT_GROUP) -> dict[str, PluginInfo]:
     if group not in _discovered:
-        _discovered[group] = _discover(group, "head" if group == ENTRY_POINT_GROUP else "neck")
+        _discovered[group] = _discover(group, _KINDS[group])
     return _discovered[group]
 
 
 def refresh_heads() -> None:
-    """Forget discovered plug-ins (heads and necks); the next lookup reads the entry points again (after a
+    """Forget discovered plug-ins (heads, necks and upstreams); the next lookup reads the entry points again (after a
     ``pip install``)."""
     global _generation
     _discovered.clear()
@@ -239,6 +243,17 @@ def get_neck(name: str) -> type:
 def neck_output_stride(name: str) -> Optional[int]:
     """The backbone output stride neck ``name`` is built for (JPU: 32), or None when it takes any."""
     return getattr(get_neck(name), "output_stride", None)
+
+
+def list_upstream_infos(include_failed: bool = False) -> list[PluginInfo]:
+    """Upstream plug-ins that can be used, sorted by name (plus those that failed with ``include_failed``)."""
+    return [info for name, info in sorted(_registry(UPSTREAM_ENTRY_POINT_GROUP).items())
+            if info.ok or include_failed]
+
+
+def get_upstream_info(name: str) -> PluginInfo:
+    """The ``PluginInfo`` of an upstream plug-in, raising a clear error for unknown or broken ones."""
+    return _get(UPSTREAM_ENTRY_POINT_GROUP, "upstream", name)
 
 
 def check_plugins_installed(head: str, provenance: dict) -> None:

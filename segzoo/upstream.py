@@ -9,6 +9,12 @@ both, beside its code, as plain data:
         upstreams = (Upstream("reference", "psp", options={"bins": (1, 2, 3, 4)}, rules=..., classifier=...),)
         pretrained = (PretrainedSpec("pspnet_resnet101_voc", upstream="reference", variant="psp", ...),)
 
+An upstream's catalogue (mmseg's 233 checkpoints) is not listed in the heads: a head opts in with
+``FromCatalogue("mmseg")`` in ``pretrained``, and its form says which catalogue records are its own
+(``catalogue``) and how their options map to the head's (``adapter``). Everything else about an upstream (hosts,
+download and integrity rule, checkpoint layout, datasets, licence) is the upstream plug-in's
+(``segzoo.upstreams``).
+
 The zoo (``segzoo.zoo``) collects ``pretrained`` from every registered head and takes the head options from the
 matching ``Upstream``; the converter (``segzoo.weights``) collects ``rules``. A new head with weights is then
 one file plus one entry-point line. Nothing here imports torch.
@@ -16,11 +22,14 @@ one file plus one entry-point line. Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
-__all__ = ["Upstream", "UpstreamFile", "PretrainedSpec", "KeyRule", "conv_bn_act_keys", "find_upstream", "hash_in_name"]
+__all__ = ["Upstream", "UpstreamFile", "PretrainedSpec", "FromCatalogue", "KeyRule", "CatalogueAdapter",
+           "conv_bn_act_keys", "find_upstream", "hash_in_name"]
 
 KeyRule = tuple[str, str]  # (checkpoint module path regex, segzoo module path); groups may be used as \1
+# an upstream catalogue's record -> (the head options it was trained with, "" ) or ({}, why segzoo cannot build it)
+CatalogueAdapter = Callable[[Mapping[str, Any]], tuple[dict[str, Any], str]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,10 @@ class Upstream:
         classifier: The checkpoint key of the main classifier weight (its rows give ``num_classes``).
         shared: ``(regex, module it duplicates)`` pairs: checkpoint modules stored under two names (OCNet's
             ``f_query`` is ``f_key``), placed by checking that both hold the same tensors.
+        catalogue: The upstream catalogue's name of this form, when the upstream has a catalogue (mmseg: the
+            architecture its model names start with, ``"fcn"``, ``"fcn-d6"``, ``"bisenetv1"``).
+        adapter: How a catalogue record's options map to this head's: ``adapter(record) -> (options, "")``, or
+            ``({}, why)`` for a record segzoo cannot build exactly. A small function beside the head.
     """
 
     source: str
@@ -47,6 +60,16 @@ class Upstream:
     rules: tuple[KeyRule, ...] = ()
     classifier: str = ""
     shared: tuple[KeyRule, ...] = ()
+    catalogue: str = ""
+    adapter: Optional[CatalogueAdapter] = None
+
+
+@dataclass(frozen=True)
+class FromCatalogue:
+    """In a head's ``pretrained``: every entry of an upstream's catalogue that this head's forms build (the zoo
+    asks the upstream plug-in for them, so no head imports a catalogue)."""
+
+    upstream: str
 
 
 @dataclass(frozen=True)
@@ -54,9 +77,9 @@ class UpstreamFile:
     """A trained checkpoint file where its upstream publishes it.
 
     Attributes:
-        host: Where it is: ``"torchvision"`` (download.pytorch.org), ``"gdrive"`` (Google Drive) or
-            ``"openmmlab"`` (download.openmmlab.com/mmsegmentation); see
-            ``segzoo.weights.download.HOSTS`` for their base URLs and the variables that set a mirror.
+        host: Which of its upstream's hosts has it (``"torchvision"``, ``"gdrive"``, ``"openmmlab"``); the
+            upstream plug-in (``segzoo.upstreams``) knows each host's base URL and the variable that sets a
+            mirror.
         path: The file's name under the host's base URL, or the Drive file id.
         sha256: Its sha256, or the prefix the upstream publishes in the file name (as ``torch.hub`` checks it);
             None where the upstream publishes none.
@@ -86,9 +109,11 @@ class PretrainedSpec:
         input_size: The upstream's evaluation size, when it is not the dataset's usual one.
         file: The trained checkpoint, or None where the upstream reports results but published no file.
         short_names: Other names of the entry (the seed zoo's ``pspnet_resnet101_voc``).
-        license: The weights' licence as a Hub licence id (``"bsd-3-clause"``, ``"unknown"``).
-        terms: The licence and the training data's terms, in words (model cards, ``segzoo list --pretrained``).
-        base_model: The Hub id of the weights the upstream started from (ImageNet backbone), if known.
+        license: The weights' licence as a Hub licence id (``"bsd-3-clause"``); None: the upstream's.
+        terms: The licence and the training data's terms, in words (model cards, ``segzoo list --pretrained``);
+            None: the upstream's.
+        base_model: The Hub id of the weights the upstream started from (ImageNet backbone); None: what the
+            upstream says for this backbone, if anything.
         metrics: Reported accuracy (``{"mIoU": 78.48, "eval": "single scale"}``; mIoU None where not reported).
         metrics_source: Where the metrics come from.
         options: Head options of this entry over its form's (mmseg's per-config widths and rates).
@@ -99,6 +124,8 @@ class PretrainedSpec:
         inference: How the upstream evaluated it (its config's ``inference``, which ``segzoo predict`` and
             ``examples/evaluate.py`` follow): ``{"resize": (2048, 1024), "mode": "whole"}`` or
             ``{"mode": "slide", "crop": (h, w), "stride": (h, w)}``.
+        head: The registered head; set only by an upstream plug-in declaring entries of heads it does not own
+            (a head's own ``pretrained`` leaves it empty).
     """
 
     name: str
@@ -113,8 +140,8 @@ class PretrainedSpec:
     input_size: Optional[tuple[int, int]] = None
     file: Optional[UpstreamFile] = None
     short_names: tuple[str, ...] = ()
-    license: str = "unknown"
-    terms: str = ""
+    license: Optional[str] = None
+    terms: Optional[str] = None
     base_model: Optional[str] = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     metrics_source: str = ""
@@ -123,6 +150,7 @@ class PretrainedSpec:
     block_dilations: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     carry_palette: bool = False
     inference: Mapping[str, Any] = field(default_factory=dict)
+    head: str = ""
 
     @classmethod
     def reference(cls, name: str, variant: str, dataset: str, miou: Optional[float], *,
@@ -132,7 +160,8 @@ class PretrainedSpec:
         """A model of the reference zoo: ResNet-101-v1s (timm ``resnet101s``) with the JPU neck at output
         stride 32, or ``dilated`` at output stride 8, aux head, ``align_corners=True``; the single-scale pixAcc
         and mIoU its README reports; its checkpoint a Google Drive file (``drive_id``; no hash is published).
-        ``output_stride`` sets another plain backbone (BiSeNet's 32, no neck)."""
+        ``output_stride`` sets another plain backbone (BiSeNet's 32, no neck). Licence, terms and base model are
+        the ``reference`` upstream plug-in's."""
         if output_stride is not None:
             structure = dict(neck=None, output_stride=output_stride)
         else:
@@ -140,9 +169,6 @@ class PretrainedSpec:
         metrics = {"mIoU": miou, **({"pixAcc": pixacc} if pixacc is not None else {}), "eval": "single scale"}
         return cls(name=name, upstream="reference", variant=variant, backbone=backbone, dataset=dataset,
                    file=UpstreamFile("gdrive", drive_id) if drive_id else None, short_names=(short_name,),
-                   license="unknown", base_model=f"timm/{backbone}.gluon_in1k",
-                   terms="The reference zoo states no licence for its weights; the training data's terms apply "
-                         "(Pascal VOC: Flickr images for research; Cityscapes: non-commercial research only).",
                    metrics=metrics,
                    metrics_source="the reference zoo's README (single-scale)" + (f"; {note}" if note else ""),
                    **structure)
@@ -153,13 +179,10 @@ class PretrainedSpec:
         """A torchvision segmentation model (``COCO_WITH_VOC_LABELS_V1``): ResNet-v1b at output stride 8, aux
         head, ``align_corners=False``, COCO images with the 20 Pascal VOC categories, evaluated with the short
         side resized to 520; the metrics torchvision's weights enum reports. The file name carries the sha256
-        prefix."""
+        prefix. Licence, terms and base model are the ``torchvision`` upstream plug-in's."""
         return cls(name=name, upstream="torchvision", variant=variant, backbone=backbone, dataset="coco_voc",
                    output_stride=8, align_corners=False,
                    file=UpstreamFile("torchvision", file_name, hash_in_name(file_name)),
-                   license="bsd-3-clause", base_model=f"timm/{backbone}.tv_in1k",
-                   terms="torchvision's BSD-3-Clause licence; trained on COCO (annotations CC BY 4.0, images "
-                         "under their Flickr licences), whose terms the weights may carry.",
                    metrics={"mIoU": miou, "pixAcc": pixacc, "eval": "single scale, short side 520"},
                    metrics_source="torchvision's weights enum (COCO val2017, the 20 VOC categories)")
 

@@ -5,7 +5,7 @@ from typing import ClassVar, Optional, Sequence, Union
 
 from torch import Tensor, nn
 
-from ..upstream import PretrainedSpec, Upstream
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream
 
 __all__ = ["SegmentationHead", "HeadOutput"]
 
@@ -53,7 +53,8 @@ class SegmentationHead(nn.Module):
             the backbone's own c3 and c4).
         aliases: Other spellings of the head's name in model names (``("psp",)`` for ``pspnet``).
         upstreams: The head's forms in upstream checkpoints: options and key rules (``segzoo.upstream.Upstream``).
-        pretrained: The head's zoo entries (``segzoo.upstream.PretrainedSpec``).
+        pretrained: The head's zoo entries (``segzoo.upstream.PretrainedSpec``), and ``FromCatalogue(upstream)``
+            for the entries of an upstream's catalogue its forms build.
     """
 
     in_features: ClassVar[tuple[str, ...]] = ("c4",)
@@ -66,7 +67,7 @@ class SegmentationHead(nn.Module):
     takes_neck: ClassVar[bool] = True
     aliases: ClassVar[tuple[str, ...]] = ()
     upstreams: ClassVar[tuple[Upstream, ...]] = ()
-    pretrained: ClassVar[tuple[PretrainedSpec, ...]] = ()
+    pretrained: ClassVar[tuple[PretrainedSpec | FromCatalogue, ...]] = ()
 
     def forward(self, features: dict[str, Tensor], image: Tensor | None = None) -> HeadOutput:  # pragma: no cover
         raise NotImplementedError

@@ -2,7 +2,7 @@
 ECCV 2018), with the backbone (ResNet-18 in the paper) as context path and a spatial path on the image."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, FCNBlock, concat_channels
-from ..upstream import PretrainedSpec, Upstream
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_choice, check_int
 
 __all__ = ["SpatialPath", "AttentionRefinement", "FeatureFusion", "BiSeNetHead"]
@@ -122,6 +121,17 @@ def _check_spatial_channels(value) -> tuple[int, int, int, int]:
     return tuple(value)
 
 
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg BiSeNetV1 record's widths (its R50 / R101 configs widen everything)."""
+    widths = record["backbone"]
+    # mmseg's aux heads are half as wide as the context path (64 for R18's 128, 256 for R50's 512)
+    context = widths["context_channels"][0]
+    return {"spatial_channels": tuple(widths["spatial_channels"]), "context_channels": context,
+            "fusion_channels": widths["out_channels"], "head_channels": record["decode_head"]["channels"],
+            "aux_channels": context // 2}, ""
+
+
 class BiSeNetHead(SegmentationHead):
     """Context path on c3/c4 (global context + attention refinement), spatial path on the image, feature
     fusion, and a 3x3 + 1x1 head; with ``aux`` two more heads on the /16 and /8 context outputs (all loss
@@ -163,7 +173,8 @@ class BiSeNetHead(SegmentationHead):
         # The reference zoo reports a BiSeNet (ResNet-18 context path, the defaults) but published no checkpoint.
         Upstream("reference", "bisenet"),
         # mmseg's BiSeNetV1 (its R18 configs; a v1b ResNet at output stride 32)
-        Upstream("mmseg", "bisenetv1", options=MMSEG_BISENETV1_OPTIONS, rules=MMSEG_BISENETV1_RULES,
+        Upstream("mmseg", "bisenetv1", catalogue="bisenetv1", adapter=_mmseg_options,
+                 options=MMSEG_BISENETV1_OPTIONS, rules=MMSEG_BISENETV1_RULES,
                  classifier="decode_head.conv_seg.weight"),
     )
     pretrained = (
@@ -171,7 +182,7 @@ class BiSeNetHead(SegmentationHead):
                                  output_stride=32, short_name="bisenet_resnet18_voc"),
         PretrainedSpec.reference("bisenet_resnet18.ref_citys", "bisenet", "citys", None, backbone="resnet18",
                                  output_stride=32, short_name="bisenet_resnet18_citys"),
-        *mmseg_pretrained("bisenetv1"),
+        FromCatalogue("mmseg"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -1,16 +1,27 @@
 """CCNet head (Huang et al., "CCNet: Criss-Cross Attention for Semantic Segmentation", ICCV 2019)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, CrissCrossAttention, concat_channels
-from ..upstream import PretrainedSpec, Upstream
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_choice
 
 __all__ = ["CCNetHead"]
+
+
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg CCHead record's recurrence; segzoo's CCNet is c4/4 wide, so other widths are left out."""
+    decode = record["decode_head"]
+    quarter = decode["in_channels"] // 4
+    if decode["channels"] != quarter:
+        return {}, f"{decode['channels']} head channels: segzoo's ccnet head is c4/4 = {quarter} wide"
+    return {"recurrence": decode["recurrence"]}, ""
 
 
 class CCNetHead(SegmentationHead):
@@ -41,7 +52,8 @@ class CCNetHead(SegmentationHead):
         Upstream("reference", "ccnet"),
         # mmseg's CCHead (an FCNHead): convs.0 -> mmcv's CrissCrossAttention (cca) x recurrence -> convs.1,
         # conv_cat over the input and that, conv_seg
-        Upstream("mmseg", "ccnet", options={"recurrence": 2}, classifier="decode_head.conv_seg.weight", rules=(
+        Upstream("mmseg", "ccnet", catalogue="ccnet", adapter=_mmseg_options,
+                 options={"recurrence": 2}, classifier="decode_head.conv_seg.weight", rules=(
             (r"decode_head\.convs\.0", "head.conva"), (r"decode_head\.convs\.1", "head.convb"),
             (r"decode_head\.cca\.query_conv", "head.attention.query"),
             (r"decode_head\.cca\.key_conv", "head.attention.key"),
@@ -51,7 +63,7 @@ class CCNetHead(SegmentationHead):
     )
     pretrained = (PretrainedSpec.reference("ccnet_resnet101s_jpu.ref_voc", "ccnet", "voc", None,
                                            short_name="ccnet_resnet101_voc"),
-                  *mmseg_pretrained("ccnet"))
+                  FromCatalogue("mmseg"))
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  recurrence: int = 2, activation: str = "relu"):

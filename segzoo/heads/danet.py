@@ -1,13 +1,14 @@
 """DANet head (Fu et al., "Dual Attention Network for Scene Segmentation", CVPR 2019)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from torch import Tensor, nn
 
 from ..layers import ChannelAttention, ConvBnAct, spatial_attention
-from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_bool, check_choice
 
 __all__ = ["PositionAttention", "DANetHead"]
@@ -43,6 +44,18 @@ class PositionAttention(nn.Module):
         value = self.value(x).flatten(2).transpose(1, 2)
         out = spatial_attention(query, key, value, scale=1.0, softmax_over=self.softmax_over)
         return self.gamma * out.transpose(1, 2).reshape(batch, channels, height, width) + x
+
+
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg DAHead record builds when it is c4/4 wide with c4/32 attention channels, as segzoo's DANet is."""
+    decode = record["decode_head"]
+    quarter = decode["in_channels"] // 4
+    if decode["channels"] != quarter:
+        return {}, f"{decode['channels']} head channels: segzoo's danet head is c4/4 = {quarter} wide"
+    if decode.get("pam_channels") != quarter // 8:
+        return {}, f"{decode.get('pam_channels')} attention channels: segzoo's DANet uses c4/32"
+    return {}, ""
 
 
 class DANetHead(SegmentationHead):
@@ -81,7 +94,8 @@ class DANetHead(SegmentationHead):
                      + ((r"head\.conv8\.1", "head.classifier"),))),
         # mmseg's DAHead: pam/cam branches (in_conv, attention, out_conv) with their own classifiers (the extra
         # outputs of deep supervision), conv_seg on the sum; softmax over the keys
-        Upstream("mmseg", "danet", options={"softmax_over": "keys", "deep_supervision": True},
+        Upstream("mmseg", "danet", catalogue="danet", adapter=_mmseg_options,
+                 options={"softmax_over": "keys", "deep_supervision": True},
                  classifier="decode_head.conv_seg.weight", rules=(
                      (r"decode_head\.pam_in_conv", "head.conv5a"), (r"decode_head\.cam_in_conv", "head.conv5c"),
                      (r"decode_head\.pam\.query_project", "head.position_attention.query"),
@@ -99,7 +113,7 @@ class DANetHead(SegmentationHead):
                                  short_name="danet_resnet101_voc", drive_id="1jS69enf_dyn8l27DfMDuzt_ulva7KSWt"),
         PretrainedSpec.reference("danet_resnet101s_jpu.ref_citys", "danet", "citys", None,
                                  short_name="danet_resnet101_citys"),
-        *mmseg_pretrained("danet"),
+        FromCatalogue("mmseg"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -1,14 +1,15 @@
 """DeepLabv3 head (Chen et al., "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..layers import ConvBnAct, SeparableConvBnAct, concat_channels
-from ..upstream import KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
+from ..upstream import FromCatalogue, KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_bool, check_fraction, check_int
 
 __all__ = ["ASPP", "DeepLabV3Head"]
@@ -61,6 +62,16 @@ def _aspp_keys(branch: str, pool: str, project: str) -> tuple[KeyRule, ...]:
             + conv_bn_act_keys(project, "head.aspp.project"))
 
 
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg ASPPHead record's width and atrous rates (its first branch must be the 1x1 one)."""
+    decode = record["decode_head"]
+    rates = tuple(decode["dilations"])
+    if rates[0] != 1:
+        return {}, f"ASPP dilations {rates}: the first branch is not 1x1"
+    return {"channels": decode["channels"], "rates": rates[1:]}, ""
+
+
 class DeepLabV3Head(SegmentationHead):
     """ASPP -> Dropout(0.5) -> 3x3 ConvBnAct -> Dropout(0.1) -> 1x1 classifier.
 
@@ -100,8 +111,8 @@ class DeepLabV3Head(SegmentationHead):
                (r"classifier\.4", "head.classifier")))),
         # mmseg's ASPPHead: image_pool = Sequential(pool, ConvModule), aspp_modules.0 (1x1), .1-3 (atrous),
         # bottleneck (3x3 straight from the concatenation), conv_seg; 512 channels, the pooled branch first
-        Upstream("mmseg", "deeplabv3", options={"channels": 512, "pool_first": True, "project": False,
-                                                "aspp_dropout": 0.0},
+        Upstream("mmseg", "deeplabv3", catalogue="deeplabv3", adapter=_mmseg_options,
+                 options={"channels": 512, "pool_first": True, "project": False, "aspp_dropout": 0.0},
                  classifier="decode_head.conv_seg.weight", rules=(
                      (r"decode_head\.image_pool\.1", "head.aspp.pool_conv"),
                      (r"decode_head\.aspp_modules\.0", "head.aspp.conv1x1"),
@@ -120,7 +131,7 @@ class DeepLabV3Head(SegmentationHead):
                                    "deeplabv3_resnet50_coco-cd0a2569.pth"),
         PretrainedSpec.torchvision("deeplabv3_resnet101.tv_coco_voc", "deeplabv3", "resnet101", 67.4, 92.4,
                                    "deeplabv3_resnet101_coco-586e9e4e.pth"),
-        *mmseg_pretrained("deeplabv3"),
+        FromCatalogue("mmseg"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -2,17 +2,28 @@
 Segmentation", ECCV 2018), in mmsegmentation's form (``DepthwiseSeparableASPPHead``)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, SeparableConvBnAct, concat_channels
-from ..upstream import Upstream
+from ..upstream import FromCatalogue, Upstream
 from .base import SegmentationHead
 from .deeplabv3 import ASPP
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_fraction, check_int, check_ints
 
 __all__ = ["DeepLabV3PlusHead"]
+
+
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg DepthwiseSeparableASPPHead record's width, atrous rates (after the 1x1 branch) and c1 width."""
+    decode = record["decode_head"]
+    rates = tuple(decode["dilations"])
+    if rates[0] != 1:
+        return {}, f"ASPP dilations {rates}: the first branch is not 1x1"
+    return {"channels": decode["channels"], "rates": rates[1:], "c1_channels": decode["c1_channels"]}, ""
 
 
 class DeepLabV3PlusHead(SegmentationHead):
@@ -48,7 +59,8 @@ class DeepLabV3PlusHead(SegmentationHead):
         # mmseg's DepthwiseSeparableASPPHead: image_pool = Sequential(pool, ConvModule), aspp_modules.0 (1x1
         # ConvModule), .1-3 (DepthwiseSeparableConvModule: depthwise_conv, pointwise_conv), bottleneck,
         # c1_bottleneck, sep_bottleneck.0-1 (DepthwiseSeparableConvModule), conv_seg; a ConvModule is conv + bn
-        Upstream("mmseg", "deeplabv3plus", options={"channels": 512, "rates": (12, 24, 36), "c1_channels": 48},
+        Upstream("mmseg", "deeplabv3plus", catalogue="deeplabv3plus", adapter=_mmseg_options,
+                 options={"channels": 512, "rates": (12, 24, 36), "c1_channels": 48},
                  classifier="decode_head.conv_seg.weight", rules=(
                      (r"decode_head\.image_pool\.1", "head.aspp.pool_conv"),
                      (r"decode_head\.aspp_modules\.0", "head.aspp.conv1x1"),
@@ -61,7 +73,7 @@ class DeepLabV3PlusHead(SegmentationHead):
                      (r"decode_head\.sep_bottleneck\.(\d+)\.pointwise_conv", r"head.decoder.\1.pointwise"),
                      (r"decode_head\.conv_seg", "head.classifier"))),
     )
-    pretrained = mmseg_pretrained("deeplabv3plus")
+    pretrained = (FromCatalogue("mmseg"),)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  channels: int = 512, rates=(12, 24, 36), c1_channels: int = 48, dropout: float = 0.1):

@@ -2,15 +2,14 @@
 in the form the reference and FastFCN use: one FCN block on the last feature map."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..layers import FCNBlock
-from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_bool, check_fraction, check_int
 
 __all__ = ["FCNHead"]
@@ -18,6 +17,14 @@ __all__ = ["FCNHead"]
 MMSEG_FCN_RULES = ((r"decode_head\.convs\.0", "head.fcn.block"),
                    *((rf"decode_head\.convs\.{i + 1}", f"head.fcn.more.{i}") for i in range(3)),
                    (r"decode_head\.conv_cat", "head.fcn.conv_cat"), (r"decode_head\.conv_seg", "head.fcn.classifier"))
+
+
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg FCNHead record's options (its width, number of convs, input concatenation)."""
+    decode = record["decode_head"]
+    return {"channels": decode["channels"], "num_convs": decode["num_convs"],
+            "concat_input": decode["concat_input"]}, ""
 
 
 class FCNHead(SegmentationHead):
@@ -45,9 +52,11 @@ class FCNHead(SegmentationHead):
         Upstream("torchvision", "fcn", rules=conv_bn_act_keys(r"classifier", "head.fcn.block")
                  + ((r"classifier\.4", "head.fcn.classifier"),), classifier="classifier.4.weight"),
         # mmseg's FCNHead: convs.0..n-1 (ConvModule conv/bn), conv_cat, conv_seg; the fcn-d6 models dilate the convs
-        Upstream("mmseg", "fcn", options={"num_convs": 2, "concat_input": True}, rules=MMSEG_FCN_RULES,
+        Upstream("mmseg", "fcn", catalogue="fcn", adapter=_mmseg_options,
+                 options={"num_convs": 2, "concat_input": True}, rules=MMSEG_FCN_RULES,
                  classifier="decode_head.conv_seg.weight"),
-        Upstream("mmseg", "fcn_d6", options={"num_convs": 2, "concat_input": True, "dilation": 6},
+        Upstream("mmseg", "fcn_d6", catalogue="fcn-d6", adapter=_mmseg_options,
+                 options={"num_convs": 2, "concat_input": True, "dilation": 6},
                  rules=MMSEG_FCN_RULES, classifier="decode_head.conv_seg.weight"),
     )
     pretrained = (
@@ -59,7 +68,7 @@ class FCNHead(SegmentationHead):
                                    "fcn_resnet50_coco-1167a1af.pth"),
         PretrainedSpec.torchvision("fcn_resnet101.tv_coco_voc", "fcn", "resnet101", 63.7, 91.9,
                                    "fcn_resnet101_coco-7ecb50ca.pth"),
-        *mmseg_pretrained("fcn"),
+        FromCatalogue("mmseg"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -1,15 +1,16 @@
 """PSPNet head (Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
 from ..layers.tracing import is_exporting
-from ..upstream import PretrainedSpec, Upstream, conv_bn_act_keys
+from ..upstream import FromCatalogue, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_fraction, check_ints
 
 __all__ = ["PyramidPooling", "PSPHead"]
@@ -60,6 +61,16 @@ class PyramidPooling(nn.Module):
         return concat_channels([x, *pooled])
 
 
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg PSPHead record's bins; segzoo's PSPNet is c4/4 wide, so other widths are left out."""
+    decode = record["decode_head"]
+    quarter = decode["in_channels"] // 4
+    if decode["channels"] != quarter:
+        return {}, f"{decode['channels']} head channels: segzoo's pspnet head is c4/4 = {quarter} wide"
+    return {"bins": tuple(decode["pool_scales"])}, ""
+
+
 class PSPHead(SegmentationHead):
     """Pyramid pooling on c4, 3x3 ConvBnAct to ``c4/4``, Dropout(0.1), 1x1 classifier.
 
@@ -87,7 +98,8 @@ class PSPHead(SegmentationHead):
                              for rule in conv_bn_act_keys(rf"head\.psp\.conv{i + 1}", f"head.pyramid.branches.{i}"))
                  + conv_bn_act_keys(r"head\.block", "head.bottleneck") + ((r"head\.block\.4", "head.classifier"),)),
         # mmseg's PSPHead: psp_modules.i = Sequential(pool, ConvModule), bottleneck, conv_seg
-        Upstream("mmseg", "pspnet", options={"bins": (1, 2, 3, 6)}, classifier="decode_head.conv_seg.weight",
+        Upstream("mmseg", "pspnet", catalogue="pspnet", adapter=_mmseg_options,
+                 options={"bins": (1, 2, 3, 6)}, classifier="decode_head.conv_seg.weight",
                  rules=((r"decode_head\.psp_modules\.(\d+)\.1", r"head.pyramid.branches.\1"),
                         (r"decode_head\.bottleneck", "head.bottleneck"),
                         (r"decode_head\.conv_seg", "head.classifier"))),
@@ -100,7 +112,7 @@ class PSPHead(SegmentationHead):
                                  drive_id="1g40cVTJRCHLBKwVqjev4yQA5YflQwhrv"),
         PretrainedSpec.reference("pspnet_resnet101s_jpu.ref_citys", "psp", "citys", 78.62, pixacc=96.09,
                                  short_name="pspnet_resnet101_citys", drive_id="1qJVXevkErgVvsa4x8mCvAdMlCIuVMJ1C"),
-        *mmseg_pretrained("pspnet"),
+        FromCatalogue("mmseg"),
     )
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,

@@ -2,17 +2,25 @@
 mmsegmentation's form (``UPerHead``)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import ConvBnAct, concat_channels
-from ..upstream import Upstream
+from ..upstream import FromCatalogue, Upstream
 from .base import SegmentationHead
-from .mmseg_zoo import mmseg_pretrained
 from .options import check_fraction, check_int, check_ints
 from .pspnet import PyramidPooling
 
 __all__ = ["UPerNetHead"]
+
+
+# mmseg's catalogue records -> this head's options (segzoo.upstreams.mmseg builds the entries)
+def _mmseg_options(record: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """An mmseg UPerHead record's width and pooling bins."""
+    decode = record["decode_head"]
+    return {"channels": decode["channels"], "bins": tuple(decode["pool_scales"])}, ""
 
 
 class UPerNetHead(SegmentationHead):
@@ -48,7 +56,8 @@ class UPerNetHead(SegmentationHead):
     upstreams = (
         # mmseg's UPerHead: psp_modules.i = Sequential(pool, ConvModule), bottleneck (over [c4, pooled...]),
         # lateral_convs.0-2 and fpn_convs.0-2 (c1..c3), fpn_bottleneck, conv_seg; a ConvModule is conv + bn
-        Upstream("mmseg", "upernet", options={"channels": 512, "bins": (1, 2, 3, 6)},
+        Upstream("mmseg", "upernet", catalogue="upernet", adapter=_mmseg_options,
+                 options={"channels": 512, "bins": (1, 2, 3, 6)},
                  classifier="decode_head.conv_seg.weight", rules=(
                      (r"decode_head\.psp_modules\.(\d+)\.1", r"head.pyramid.branches.\1"),
                      (r"decode_head\.bottleneck", "head.bottleneck"),
@@ -57,7 +66,7 @@ class UPerNetHead(SegmentationHead):
                      (r"decode_head\.fpn_bottleneck", "head.fpn_bottleneck"),
                      (r"decode_head\.conv_seg", "head.classifier"))),
     )
-    pretrained = mmseg_pretrained("upernet")
+    pretrained = (FromCatalogue("mmseg"),)
 
     def __init__(self, in_channels: dict[str, int], num_classes: int, align_corners: bool = True,
                  channels: int = 512, bins=(1, 2, 3, 6), dropout: float = 0.1):

@@ -159,7 +159,8 @@ def _run_benchmark(args) -> int:
 
 
 def _add_convert(commands) -> None:
-    from ..weights.convert import SOURCES, list_kinds
+    from ..upstreams import convert_sources
+    from ..weights.convert import list_kinds
 
     parser = commands.add_parser(
         "convert",
@@ -172,7 +173,7 @@ def _add_convert(commands) -> None:
                     "torch.load(weights_only=True), never unpickling code.")
     parser.add_argument("src", help="the .pth checkpoint")
     parser.add_argument("out_dir", type=folder, help="output directory (created if needed)")
-    parser.add_argument("--from", dest="source", choices=sorted(SOURCES), default="reference",
+    parser.add_argument("--from", dest="source", choices=sorted(convert_sources()), default="reference",
                         help="the upstream whose layout the file has (default: reference; encoding is its "
                              "PyTorch-Encoding variant, detected from the keys either way)")
     parser.add_argument("--model", metavar="NAME",

@@ -1,11 +1,13 @@
 """Convert upstream checkpoints to segzoo: the reference zoo's and PyTorch-Encoding / FastFCN's ``.pth`` files,
 torchvision's segmentation models, and the zoo entries' files.
 
-The engine: every source key is renamed by explicit rules (the upstream layout's in ``layouts/``, each head's and
-neck's beside them); nothing is matched by shape or order. A conversion succeeds only when every source key is
-placed (or explicitly dropped / verified as a duplicate), every key of the target model is filled, and every
-shape fits; otherwise ``CheckpointError`` lists the offending keys. Files are read with
-``torch.load(weights_only=True)`` only: a file that would need to run code to load is refused.
+The engine: every source key is renamed by explicit rules (the upstream plug-in's layout, ``segzoo.upstreams``;
+each head's and neck's beside them); nothing is matched by shape or order. A conversion succeeds only when every
+source key is placed (or explicitly dropped / verified as a duplicate), every key of the target model is filled,
+and every shape fits; otherwise ``CheckpointError`` lists the offending keys. The keys and shapes to fill come from a
+skeleton of the model on the meta device (no memory, no initialisation): converting builds no model, so
+``create_model`` builds its model once. Files are read with ``torch.load(weights_only=True)`` only: a file that
+would need to run code to load is refused.
 """
 from __future__ import annotations
 
@@ -23,22 +25,20 @@ from torch import Tensor
 from ..config import ModelConfig
 from ..errors import CheckpointError
 from ..model import SegmentationModel
-from ..registry import get_head, list_heads
-from ..upstream import Upstream, find_upstream
+from ..registry import list_heads
+from ..upstream import Upstream
+from ..upstreams import convert_sources, get_upstream, head_form, head_forms
+from ..upstreams.reference import kind_config, reference_kinds
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name
 from .checkpoint import load_weights, save_pretrained
-from .layouts import get_layout, reference
 
 __all__ = ["ConversionReport", "convert_state_dict", "convert_entry", "convert_upstream", "convert_file",
-           "load_source_state_dict", "list_kinds", "SOURCES"]
-
-# What `segzoo convert --from` takes: each upstream layout (PyTorch-Encoding is the reference layout's variant).
-SOURCES = {"reference": "reference", "encoding": "reference", "torchvision": "torchvision", "mmseg": "mmseg"}
+           "load_source_state_dict", "list_kinds"]
 
 
 def list_kinds() -> list[str]:
     """The reference model kinds ``convert_file`` and ``segzoo convert --model`` take (``psp_jpu``, ...)."""
-    return list(reference.reference_kinds())
+    return list(reference_kinds())
 
 
 def _compile(rules) -> list[tuple[re.Pattern, str]]:
@@ -136,20 +136,33 @@ def _check_tensors(source: Mapping) -> None:
         raise CheckpointError(_key_lines("checkpoint entries that are not tensors", bad_values))
 
 
-def _convert_to(source: Mapping[str, Tensor], config: ModelConfig, form: Upstream, variant: str,
-                what: str) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
-    """Place every key of ``source`` (in the layout ``variant`` of ``form.source``) onto a model of ``config``."""
-    layout = get_layout(form.source)
-    source = layout.prepare(source)
-    model = SegmentationModel(config).eval()
-    converted, shared, dropped, problems = _place(source, model.state_dict(), layout.rules(form, config, variant),
-                                                  layout.dropped(variant), form.shared)
+def _expected(config: ModelConfig) -> dict[str, Tensor]:
+    """The keys, shapes and dtypes a model of ``config`` has: a skeleton on the meta device, never a real build."""
+    with torch.device("meta"):
+        return SegmentationModel(config).state_dict()
+
+
+def _place_onto(source: Mapping[str, Tensor], config: ModelConfig, form: Upstream, variant: str,
+                what: str) -> tuple[dict[str, Tensor], ConversionReport]:
+    """Place every key of ``source`` (in the layout ``variant`` of ``form.source``) onto the keys of a model of
+    ``config``."""
+    upstream = get_upstream(form.source)
+    source = upstream.prepare(source)
+    converted, shared, dropped, problems = _place(source, _expected(config), upstream.rules(form, config, variant),
+                                                  upstream.dropped(variant), form.shared)
     if problems:
         raise CheckpointError(f"cannot convert the checkpoint as {what!r} ({variant} layout, {config.backbone}, "
                               f"{config.num_classes} classes):\n" + "\n".join(problems))
     report = ConversionReport(kind=what, layout=variant, config=config, placed=len(converted), shared=shared,
                               dropped=dropped)
-    return model, converted, report
+    return converted, report
+
+
+def _convert_to(source: Mapping[str, Tensor], config: ModelConfig, form: Upstream, variant: str,
+                what: str) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
+    """``_place_onto``, and the model of ``config`` (built here, for the callers that want one)."""
+    converted, report = _place_onto(source, config, form, variant, what)
+    return SegmentationModel(config).eval(), converted, report
 
 
 def _num_classes(source: Mapping[str, Tensor], form: Upstream, what: str, known: str) -> int:
@@ -161,16 +174,17 @@ def _num_classes(source: Mapping[str, Tensor], form: Upstream, what: str, known:
 
 def _convert(state_dict: Mapping[str, Tensor], kind: str, backbone: Optional[str], num_classes: Optional[int],
              class_names: Optional[Sequence[str]]) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
-    kinds = reference.reference_kinds()
+    kinds = reference_kinds()
     if kind not in kinds:
         raise CheckpointError(f"unknown kind {kind!r}; known kinds: {', '.join(kinds)}")
     spec = kinds[kind]
     source = _strip_wrapper(state_dict)
     _check_tensors(source)
+    reference = get_upstream(spec.form.source)
     variant = reference.detect(source)
     backbone = backbone or reference.infer_backbone(source, variant)
     num_classes = num_classes if num_classes is not None else _num_classes(source, spec.form, kind, ", ".join(kinds))
-    config = reference.kind_config(spec, backbone, num_classes)
+    config = kind_config(spec, backbone, num_classes)
     if class_names is not None:  # names do not change the architecture
         config = config.replace(class_names=tuple(class_names))
     return _convert_to(source, config, spec.form, variant, kind)
@@ -185,16 +199,20 @@ def convert_entry(state_dict: Mapping[str, Tensor], entry: PretrainedEntry) -> t
         entry: The zoo entry (its config, upstream and head form).
 
     Returns:
-        The entry's config and the converted state dict (every key of that model).
+        The entry's config and the converted state dict (every key of that model). No model is built.
     """
-    _, converted, _ = convert_upstream(state_dict, entry.upstream, entry=entry)
+    source = _strip_wrapper(state_dict)
+    _check_tensors(source)
+    variant = get_upstream(entry.upstream).detect(source)
+    form = head_form(entry.config.head, entry.upstream, entry.variant)
+    converted, _ = _place_onto(source, entry.config.replace(provenance={}), form, variant, entry.name)
     return entry.config, converted
 
 
 def _forms(source_name: str) -> list[tuple[str, Upstream]]:
-    """(head, form) for every registered head's forms of an upstream that have key rules."""
-    return [(info.name, form) for info in list_heads() for form in getattr(info.plugin_class, "upstreams", ())
-            if form.source == source_name and form.rules]
+    """(head, form) for every registered head's forms of an upstream that have key rules (the heads' own and those
+    the upstream declares for them)."""
+    return [(info.name, form) for info in list_heads() for form in head_forms(info.name, source_name) if form.rules]
 
 
 def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entry: Optional[PretrainedEntry] = None,
@@ -206,12 +224,12 @@ def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entr
     among those whose classifier key the checkpoint has), the backbone from its depth, the structure the upstream
     layout reads from the keys, and the number of classes from the classifier. Options the keys cannot tell
     (PSPNet's bins, DANet's softmax axis) are the form's, as the upstream trained them."""
-    layout = get_layout(source_name)
+    layout = get_upstream(source_name)
     source = _strip_wrapper(state_dict)
     _check_tensors(source)
     variant = layout.detect(source)
     if entry is not None:
-        form = find_upstream(get_head(entry.config.head), entry.upstream, entry.variant)
+        form = head_form(entry.config.head, entry.upstream, entry.variant)
         config = entry.config.replace(provenance={})
         if class_names is not None or num_classes is not None:
             raise CheckpointError("--num-classes and --class-names come from the zoo entry; leave them out")
@@ -318,25 +336,27 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
         backbone: timm backbone name; default inferred from the checkpoint.
         num_classes: Number of classes; default inferred from the checkpoint.
         class_names: Optional class names to record in the config.
-        source: The upstream layout: ``"reference"``, ``"encoding"`` (PyTorch-Encoding / FastFCN: the reference
-            layout's variant; either is detected from the keys) or ``"torchvision"``.
+        source: The upstream: ``"reference"``, ``"encoding"`` (PyTorch-Encoding / FastFCN: the reference
+            layout's variant; either is detected from the keys), ``"torchvision"``, ``"mmseg"`` or an installed
+            upstream plug-in's name (``segzoo.upstreams.convert_sources()``).
 
     Returns:
         A ``ConversionReport`` (``report.summary()`` for a printable line).
     """
-    if source not in SOURCES:
-        raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(SOURCES)}")
+    sources = convert_sources()
+    if source not in sources:
+        raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(sources)}")
     state_dict = load_source_state_dict(src)
     if kind is not None and is_pretrained_name(kind):
-        model, converted, report = convert_upstream(state_dict, SOURCES[source], entry=get_pretrained(kind),
+        model, converted, report = convert_upstream(state_dict, sources[source], entry=get_pretrained(kind),
                                                     num_classes=num_classes, class_names=class_names)
     elif kind is not None:
-        if SOURCES[source] != "reference":
+        if sources[source] != "reference":
             raise CheckpointError(f"{kind!r} is not a zoo name; kinds ({', '.join(list_kinds())}) are for "
                                   f"reference checkpoints")
         model, converted, report = _convert(state_dict, kind, backbone, num_classes, class_names)
     else:
-        model, converted, report = convert_upstream(state_dict, SOURCES[source], backbone=backbone,
+        model, converted, report = convert_upstream(state_dict, sources[source], backbone=backbone,
                                                     num_classes=num_classes, class_names=class_names)
     load_weights(model, converted, source=str(src))
     report.out_dir = save_pretrained(model, out_dir)

@@ -18,11 +18,12 @@ from ..distributed import rank0_first
 from ..errors import CheckpointError, WeightsUnavailableError
 from ..model import SegmentationModel
 from ..registry import check_plugins_installed
+from ..upstreams import get_upstream
 from ..zoo import PretrainedEntry
 from . import cache
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights
 from .convert import convert_entry, load_source_state_dict
-from .download import download, file_url
+from .download import download
 from .hub import cached_weights_path, download_config, download_model_files, offline
 
 __all__ = ["HubOptions", "LocalDirSource", "HubSource", "UpstreamSource", "WeightsSource", "first_available"]
@@ -132,8 +133,7 @@ class UpstreamSource(_Source):
 
     def url(self) -> str:
         """Where the file is downloaded from (a mirror when one is set)."""
-        file = self.entry.file
-        return file_url(file) or f"Google Drive file {file.path}"
+        return get_upstream(self.entry.upstream).describe(self.entry.file)
 
     def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
         """The cached, converted weights when they are complete and intact, else None (nothing is downloaded)."""
@@ -160,7 +160,7 @@ class UpstreamSource(_Source):
         entry = self.entry
         staging = cache.cache_dir() / "downloads"
         target = staging / f"{entry.name}.{Path(entry.file.path).name}"
-        sha256 = download(entry.file, target, name=entry.name)
+        sha256 = download(get_upstream(entry.upstream), entry.file, target, name=entry.name)
         try:
             config, converted = convert_entry(load_source_state_dict(target), entry)
             model = SegmentationModel(config)

@@ -1,9 +1,11 @@
 """The zoo table: every zoo model name with its full config, Hub repo, dataset and reported accuracy.
 
 The entries are not written here: each head declares its own (``pretrained``, see ``segzoo.upstream``), with
-the head options of the upstream form it was trained in (``upstreams``). This module collects them from every
-registered head, builds each config (dataset classes and evaluation size from ``zoo.datasets``) and applies
-the publishing manifest (``zoo.manifest``).
+the head options of the upstream form it was trained in (``upstreams``); a head's ``FromCatalogue(<upstream>)``
+takes the entries of that upstream's catalogue its forms build; an upstream plug-in may declare entries of its own
+(``segzoo.upstreams``). This module collects them, builds each config (dataset classes and evaluation size from
+``zoo.datasets``), takes licence, terms and base model from the upstream where the entry does not state them,
+and applies the publishing manifest (``zoo.manifest``).
 
 Names follow timm's ``<architecture>.<tag>`` (``pspnet_resnet101s_jpu.ref_voc``, ``fcn_resnet50.tv_coco_voc``):
 the architecture part starts with the head's registered name and the tag says where the weights come from.
@@ -20,8 +22,9 @@ from typing import Any, Optional
 
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
-from ..registry import list_heads, registry_generation, split_head_prefix
-from ..upstream import PretrainedSpec, UpstreamFile, find_upstream
+from ..registry import head_spellings, list_heads, registry_generation, split_head_prefix
+from ..upstream import FromCatalogue, PretrainedSpec, UpstreamFile
+from ..upstreams import get_upstream, head_form, list_upstreams
 from .datasets import get_dataset
 from .manifest import read_manifest
 
@@ -80,9 +83,10 @@ class PretrainedEntry:
         return self.published or self.file is not None
 
 
-def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry:
+def _entry(head: str, spec: PretrainedSpec) -> PretrainedEntry:
+    upstream = get_upstream(spec.upstream)
     dataset = get_dataset(spec.dataset)
-    options = find_upstream(head_class, spec.upstream, spec.variant).options
+    options = head_form(head, spec.upstream, spec.variant).options
     config = ModelConfig(head=head, backbone=spec.backbone, num_classes=len(dataset.class_names), aux=spec.aux,
                          output_stride=spec.output_stride, neck=spec.neck, head_kwargs={**options, **spec.options},
                          backbone_kwargs=dict(spec.backbone_kwargs), block_dilations=dict(spec.block_dilations),
@@ -95,18 +99,22 @@ def _entry(head: str, head_class: type, spec: PretrainedSpec) -> PretrainedEntry
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
                            hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
                            upstream=spec.upstream, variant=spec.variant, file=spec.file,
-                           short_names=tuple(spec.short_names), license=spec.license, terms=spec.terms,
-                           base_model=spec.base_model)
+                           short_names=tuple(spec.short_names),
+                           license=spec.license if spec.license is not None else upstream.license,
+                           terms=spec.terms if spec.terms is not None else upstream.terms,
+                           base_model=spec.base_model if spec.base_model is not None else upstream.base_model(spec))
 
 
 _cache: tuple[int, dict[str, PretrainedEntry], dict[str, str]] = (-1, {}, {})
 
 
 def zoo_entries() -> dict[str, PretrainedEntry]:
-    """Every zoo entry by name, as the heads declare them (before the manifest), built once per registry state.
+    """Every zoo entry by name, as the heads and upstreams declare them (before the manifest), built once per
+    registry state.
 
-    A head whose entries cannot be built (a name that does not start with the head's name, an unknown dataset
-    or upstream form) gets a warning and those entries are left out; on a name clash the first head wins.
+    An entry that cannot be built (a name that does not start with the head's name, an unknown dataset, upstream
+    or upstream form) gets a warning and is left out; on a name clash the first declared wins (heads by name, then
+    the upstreams' own entries).
     """
     return _table()[0]
 
@@ -118,24 +126,51 @@ def _table() -> tuple[dict[str, PretrainedEntry], dict[str, str]]:
         return _cache[1], _cache[2]
     entries: dict[str, PretrainedEntry] = {}
     names: dict[str, str] = {}
-    for info in list_heads():
-        for spec in getattr(info.plugin_class, "pretrained", ()):
-            try:
-                if not all(name.startswith(info.name + "_") for name in (spec.name, *spec.short_names)):
-                    raise ValueError(f"zoo names must start with the head's name ({info.name}_...)")
-                entry = _entry(info.name, info.plugin_class, spec)
-            except Exception as err:  # a plug-in's bad entry must not break the zoo
-                warnings.warn(f"zoo entry {spec.name!r} of head {info.name!r} ({info.distribution}) is left out: "
-                              f"{type(err).__name__}: {err}", stacklevel=2)
-                continue
-            taken = [name for name in (entry.name, *entry.short_names) if name in names]
-            if taken:
-                warnings.warn(f"zoo name {taken[0]!r} is declared twice; keeping the first", stacklevel=3)
-                continue
-            entries[entry.name] = entry
-            names.update({name: entry.name for name in (entry.name, *entry.short_names)})
+    for head, spec, declared_by in _declared():
+        try:
+            if not all(name.startswith(head + "_") for name in (spec.name, *spec.short_names)):
+                raise ValueError(f"zoo names must start with the head's name ({head}_...)")
+            entry = _entry(head, spec)
+        except Exception as err:  # a plug-in's bad entry must not break the zoo
+            warnings.warn(f"zoo entry {spec.name!r} of head {head!r} ({declared_by}) is left out: "
+                          f"{type(err).__name__}: {err}", stacklevel=2)
+            continue
+        taken = [name for name in (entry.name, *entry.short_names) if name in names]
+        if taken:
+            warnings.warn(f"zoo name {taken[0]!r} is declared twice; keeping the first", stacklevel=3)
+            continue
+        entries[entry.name] = entry
+        names.update({name: entry.name for name in (entry.name, *entry.short_names)})
     _cache = (registry_generation(), entries, names)
     return entries, names
+
+
+def _declared() -> list[tuple[str, PretrainedSpec, str]]:
+    """(head, spec, who declares it) for every entry: the heads' own (a ``FromCatalogue`` asks its upstream for
+    the catalogue's entries of that head), then those the upstream plug-ins declare."""
+    declared = []
+    for info in list_heads():
+        for item in getattr(info.plugin_class, "pretrained", ()):
+            if isinstance(item, FromCatalogue):
+                try:
+                    specs = get_upstream(item.upstream).catalogue(info.name, info.plugin_class)
+                except Exception as err:  # an upstream that is not installed or fails must not break the zoo
+                    warnings.warn(f"the {item.upstream} catalogue of head {info.name!r} is left out: "
+                                  f"{type(err).__name__}: {err}", stacklevel=3)
+                    continue
+                declared += [(info.name, spec, info.distribution) for spec in specs]
+            else:
+                declared.append((info.name, item, info.distribution))
+    for upstream in list_upstreams():
+        for spec in upstream.entries():
+            declared.append((_head_of(spec), spec, f"upstream {upstream.name}"))
+    return declared
+
+
+def _head_of(spec: PretrainedSpec) -> str:
+    """The registered name of the head an upstream's own entry names, in any spelling (an unknown head fails in
+    ``_entry``)."""
+    return head_spellings().get(spec.head, spec.head)
 
 
 def _published(entry: PretrainedEntry, manifest: dict[str, dict[str, Any]]) -> PretrainedEntry:

@@ -3,9 +3,9 @@
 download.openmmlab.com, hash-checked, read with torch.load(weights_only=True), converted with the head's mmseg key
 rules, cached as safetensors, and reproducing mmsegmentation's own outputs.
 
-The entries are made by segzoo's own generator (``mmseg_spec``) from real records of mmseg's zoo, declared by a
-plug-in distribution whose heads subclass the built-in ones: only the file (made here from the reference key
-layout, so its hash is known) differs from the real entry."""
+The entries are made by segzoo's own generator (``segzoo.upstreams.mmseg.mmseg_spec``) from real records of mmseg's
+zoo, declared by a plug-in distribution whose heads subclass the built-in ones: only the file (made here from the
+reference key layout, so its hash is known) differs from the real entry."""
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +18,7 @@ import torch
 
 import segzoo
 from segzoo import create_model
-from segzoo.heads.mmseg_zoo import BASE_URL, _facts
+from segzoo.upstreams.mmseg import BASE_URL, records
 from support.file_server import FileServer
 from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
 
@@ -38,13 +38,13 @@ CASES = {
 PLUGIN = """
 import importlib
 
-from segzoo.heads.mmseg_zoo import mmseg_spec
+from segzoo.upstreams.mmseg import mmseg_spec
 
 
 def _head(target, name, record):
     module, cls = target.split(":")
     base = getattr(importlib.import_module(module), cls)
-    spec, why = mmseg_spec(record, head_name=name, usual_crop="512x1024")
+    spec, why = mmseg_spec(record, name, base, usual_crop="512x1024")
     assert spec is not None, why
     return type(name, (base,), {{"aliases": (), "pretrained": (spec,)}})
 
@@ -71,13 +71,13 @@ def _mmseg_file(reference_name: str) -> bytes:
 @pytest.fixture(scope="module")
 def mmseg_files():
     """{plug-in head: (record with the test file's URL, file path on the server, bytes)}."""
-    records = {record["name"]: record for record in _facts()}
+    records_by_name = {record["name"]: record for record in records()}
     files = {}
     for head, (_, record_name, reference) in CASES.items():
         data = _mmseg_file(reference)
         stem = record_name.replace("-", "_")
         path = f"v0.5/test/{stem}/{stem}_20200101_000000-{hashlib.sha256(data).hexdigest()[:8]}.pth"
-        record = json.loads(json.dumps(records[record_name]))
+        record = json.loads(json.dumps(records_by_name[record_name]))
         record["weights"] = BASE_URL + path
         files[head] = (record, path, data)
     return files

@@ -99,6 +99,7 @@ def test_downloaded_upstream_file(tmp_path, monkeypatch, mask):
     import hashlib
 
     from segzoo.upstream import UpstreamFile
+    from segzoo.upstreams import get_upstream
     from segzoo.weights.download import download
     from support.file_server import FileServer
 
@@ -107,7 +108,7 @@ def test_downloaded_upstream_file(tmp_path, monkeypatch, mask):
         server.files["m.pth"] = data
         monkeypatch.setenv("SEGZOO_TORCHVISION_URL", server.url)
         folder = tmp_path / "downloads"
-        download(UpstreamFile("torchvision", "m.pth", hashlib.sha256(data).hexdigest()[:8]), folder / "m.pth",
-                 name="m", progress=False)
+        file = UpstreamFile("torchvision", "m.pth", hashlib.sha256(data).hexdigest()[:8])
+        download(get_upstream("torchvision"), file, folder / "m.pth", name="m", progress=False)
     assert (folder / "m.pth").read_bytes() == data
     assert wrong_modes(folder / "m.pth", mask) == {}

@@ -24,6 +24,7 @@ LAYERS = [
     ("segzoo.necks",),
     ("segzoo.heads",),
     ("segzoo.model",),
+    ("segzoo.upstreams",),
     ("segzoo.zoo",),
     ("segzoo.weights",),
     ("segzoo.factory",),

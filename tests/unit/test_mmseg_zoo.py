@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import segzoo
-from segzoo.heads.mmseg_zoo import _facts, left_out
+from segzoo.upstreams.mmseg import left_out, records
 from segzoo.weights.convert import convert_upstream
 from segzoo.zoo import get_pretrained, list_pretrained
 from segzoo.zoo.datasets import DATASETS
@@ -28,7 +28,7 @@ def test_every_checkpoint_of_the_built_heads_is_an_entry_or_left_out_with_its_re
     assert {head: counts[head] for head in HEADS} == {"fcn": 41, "pspnet": 53, "deeplabv3": 41, "danet": 16,
                                                       "ccnet": 16, "bisenet": 10, "deeplabv3plus": 40, "upernet": 16}
     mmseg_heads = ("fcn", "pspnet", "deeplabv3", "danet", "ccnet", "bisenetv1", "deeplabv3plus", "upernet")
-    assert len(_facts()) == 237 and all(record["head"] in mmseg_heads for record in _facts())
+    assert len(records()) == 237 and all(record["head"] in mmseg_heads for record in records())
     skipped = [(name, why) for name, why in left_out() if name.split("_")[0].split("-")[0] in mmseg_heads]
     also = "under this name too, a file named after another config; only the file named after this one is kept"
     assert skipped == [
@@ -50,8 +50,8 @@ def test_the_facts_reach_the_entries():
     assert get_pretrained("pspnet_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 79.76
     assert get_pretrained("danet_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 80.41
     assert get_pretrained("deeplabv3_resnet101c_d8.mmseg_cityscapes_80k").metrics["mIoU"] == 80.20
-    facts = {record["weights"].rsplit("/", 1)[-1]: record for record in _facts()}
-    datasets = json.loads((resources.files("segzoo.zoo") / "mmseg_datasets.json").read_text())
+    facts = {record["weights"].rsplit("/", 1)[-1]: record for record in records()}
+    datasets = json.loads((resources.files("segzoo.upstreams.mmseg") / "datasets.json").read_text())
     for name in mmseg_names():
         entry = get_pretrained(name)
         record = facts[entry.file.path.rsplit("/", 1)[-1]]

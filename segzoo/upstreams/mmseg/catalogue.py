@@ -1,10 +1,11 @@
-"""mmsegmentation's model zoo as segzoo zoo entries, generated from its facts (``mmseg_zoo.json``).
+"""mmsegmentation's model zoo as segzoo zoo entries, generated from its facts (``zoo.json``).
 
-``mmseg_zoo.json`` lists mmsegmentation 1.2.2's trained checkpoints as its ``configs/*/metafile.yaml`` and configs
-state them: name, dataset, single-scale and multi-scale + flip mIoU, the file's URL (its name ends in a sha256
-prefix), the backbone (``ResNetV1c`` = timm's v1c, ``ResNet`` = v1b; dilations and strides) and the decode
-head's options. Each head takes its entries with ``mmseg_pretrained("<mmseg head>")``; a checkpoint segzoo cannot
-build exactly is left out, and ``left_out()`` says which and why.
+``zoo.json`` lists mmsegmentation 1.2.2's trained checkpoints as its ``configs/*/metafile.yaml`` and configs state
+them: name, dataset, single-scale and multi-scale + flip mIoU, the file's URL (its name ends in a sha256 prefix),
+the backbone (``ResNetV1c`` = timm's v1c, ``ResNet`` = v1b; dilations and strides) and the decode head's options.
+A head opts in with ``FromCatalogue("mmseg")``; its ``Upstream("mmseg", ...)`` forms say which records are theirs
+(``catalogue``: the architecture mmseg's model names start with) and map each record's options to the head's
+(``adapter``). A checkpoint segzoo cannot build exactly is left out, and ``left_out()`` says which and why.
 
 Names follow timm's ``<architecture>.<tag>``: ``pspnet_resnet101c_d8.mmseg_cityscapes_80k`` is PSPNet on a
 ResNet-101-v1c at output stride 8, trained by mmseg on Cityscapes for 80k iterations. The tag adds the crop when
@@ -21,35 +22,51 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Optional
 
-from ..backbones import contracted_dilations, resnet_style
-from ..upstream import PretrainedSpec, UpstreamFile, hash_in_name
+import numpy as np
 
-__all__ = ["mmseg_pretrained", "mmseg_spec", "left_out", "MMSEG_DATASETS", "BASE_URL"]
+from ...backbones import contracted_dilations, resnet_style
+from ...registry import list_heads
+from ...upstream import FromCatalogue, PretrainedSpec, Upstream, UpstreamFile, hash_in_name
+from ..base import ZooDataset
 
+__all__ = ["mmseg_spec", "catalogue_entries", "left_out", "datasets", "records", "BASE_URL", "SOURCE"]
+
+SOURCE = "mmseg"
 BASE_URL = "https://download.openmmlab.com/mmsegmentation/"
 # mmseg 1.2.2's pspnet metafile mistypes the host of one file; every other file is under BASE_URL
 _MISTYPED_HOSTS = ("https://download.oz1z1penmmlab.com/mmsegmentation/",)
-# mmseg's dataset names -> segzoo's zoo dataset keys (segzoo.zoo.datasets holds their classes and palettes)
-MMSEG_DATASETS = {
-    "Cityscapes": "mmseg_cityscapes", "ADE20K": "mmseg_ade20k", "Pascal VOC 2012 + Aug": "mmseg_voc_aug",
-    "Pascal Context": "mmseg_context", "Pascal Context 59": "mmseg_context59",
-    "COCO-Stuff 164k": "mmseg_coco_stuff164k", "COCO-Stuff 10k": "mmseg_coco_stuff10k", "LoveDA": "mmseg_loveda",
-    "Potsdam": "mmseg_potsdam", "Vaihingen": "mmseg_vaihingen", "iSAID": "mmseg_isaid",
-}
-# mmseg's decode heads segzoo builds: mmseg head -> (segzoo head, upstream form)
-_HEADS = {"fcn": ("fcn", "fcn"), "pspnet": ("pspnet", "pspnet"), "deeplabv3": ("deeplabv3", "deeplabv3"),
-          "danet": ("danet", "danet"), "ccnet": ("ccnet", "ccnet"), "bisenetv1": ("bisenet", "bisenetv1"),
-          "deeplabv3plus": ("deeplabv3plus", "deeplabv3plus"), "upernet": ("upernet", "upernet")}
 _STRIDES_TO_OUTPUT_STRIDE = {(1, 2, 1, 1): 8, (1, 2, 2, 1): 16, (1, 2, 2, 2): 32}
 _NAME = re.compile(r"^(?P<arch>.+?)_(?P<gpus>\d+xb\d+)-(?P<extra>(?:[a-z0-9]+-)*?)(?P<schedule>\d+k)_"
                    r"(?P<data>[\w-]+?)-(?P<crop>\d+x\d+)$")
-_TERMS = ("mmsegmentation's Apache-2.0 licence; the training data's terms apply (Cityscapes, ADE20K, Pascal, "
-          "COCO-Stuff, LoveDA, ISPRS and iSAID each have their own, mostly research-only).")
+_RECIPE = ("mmsegmentation's recipe for {name} (its config of the model: SGD, poly schedule, aux loss weight 0.4, "
+           "SyncBN, random scale 0.5-2.0, crop, flip, photometric distortion).")
 
 
 @lru_cache(maxsize=None)
-def _facts() -> tuple[dict, ...]:
-    return tuple(json.loads(resources.files("segzoo.heads").joinpath("mmseg_zoo.json").read_text()))
+def records() -> tuple[dict, ...]:
+    """mmseg's checkpoint records (``zoo.json``)."""
+    return tuple(json.loads(resources.files(__package__).joinpath("zoo.json").read_text()))
+
+
+@lru_cache(maxsize=None)
+def _dataset_facts() -> dict[str, dict]:
+    """mmseg's datasets by the name its model zoo uses: classes and palette as its dataset classes define them,
+    the split its zoo reports, the evaluation size, the Hub id, the test-time resize (``datasets.json``)."""
+    return json.loads(resources.files(__package__).joinpath("datasets.json").read_text())
+
+
+def datasets() -> dict[str, ZooDataset]:
+    """The zoo datasets of mmseg's checkpoints, by key (``mmseg_cityscapes``, ...)."""
+    found = {}
+    for name, facts in _dataset_facts().items():
+        if facts["key"] is None:  # a dataset whose checkpoints segzoo leaves out (see "left_out")
+            continue
+        palette = np.asarray(facts["palette"], dtype=np.uint8)
+        found[facts["key"]] = ZooDataset(
+            facts["key"], facts["eval_split"], tuple(facts["input_size"]), tuple(facts["classes"]),
+            lambda palette=palette: palette.copy(), facts["hub_id"], _RECIPE.format(name=name),
+            tuple(facts["test_resize"]))
+    return found
 
 
 @dataclass(frozen=True)
@@ -80,50 +97,9 @@ def _backbone(record: dict) -> tuple[Optional[_Backbone], str]:
     return _Backbone(architecture, timm_name, kwargs, dilations, output_stride), ""
 
 
-def _options(record: dict, head: str) -> tuple[dict[str, Any], str]:
-    """The entry's head options over its form's, or why the record cannot be built."""
-    decode = record["decode_head"]
-    if head == "bisenet":
-        widths = record["backbone"]
-        # mmseg's aux heads are half as wide as the context path (64 for R18's 128, 256 for R50's 512)
-        context = widths["context_channels"][0]
-        return {"spatial_channels": tuple(widths["spatial_channels"]), "context_channels": context,
-                "fusion_channels": widths["out_channels"], "head_channels": decode["channels"],
-                "aux_channels": context // 2}, ""
-    if head == "fcn":
-        return {"channels": decode["channels"], "num_convs": decode["num_convs"],
-                "concat_input": decode["concat_input"]}, ""
-    if head in ("deeplabv3", "deeplabv3plus"):
-        rates = tuple(decode["dilations"])
-        if rates[0] != 1:
-            return {}, f"ASPP dilations {rates}: the first branch is not 1x1"
-        options = {"channels": decode["channels"], "rates": rates[1:]}
-        return ({**options, "c1_channels": decode["c1_channels"]} if head == "deeplabv3plus" else options), ""
-    if head == "upernet":
-        return {"channels": decode["channels"], "bins": tuple(decode["pool_scales"])}, ""
-    quarter = decode["in_channels"] // 4  # PSPNet, DANet and CCNet are c4/4 wide in segzoo
-    if decode["channels"] != quarter:
-        return {}, f"{decode['channels']} head channels: segzoo's {head} head is c4/4 = {quarter} wide"
-    if head == "pspnet":
-        return {"bins": tuple(decode["pool_scales"])}, ""
-    if head == "danet" and decode.get("pam_channels") != quarter // 8:
-        return {}, f"{decode.get('pam_channels')} attention channels: segzoo's DANet uses c4/32"
-    if head == "ccnet":
-        return {"recurrence": decode["recurrence"]}, ""
-    return {}, ""
-
-
-# mmseg's test-time Resize per dataset: (long, short) bounds, aspect ratio kept (its configs' test pipelines;
-# Cityscapes' 769x769 models use (2049, 1025))
-_TEST_RESIZE = {"Cityscapes": (2048, 1024), "ADE20K": (2048, 512), "Pascal VOC 2012 + Aug": (2048, 512),
-                "Pascal Context": (520, 520), "Pascal Context 59": (520, 520), "COCO-Stuff 164k": (2048, 512),
-                "COCO-Stuff 10k": (2048, 512), "LoveDA": (1024, 1024), "Potsdam": (512, 512),
-                "Vaihingen": (512, 512), "iSAID": (896, 896)}
-
-
 def _inference(record: dict) -> dict[str, Any]:
     test_cfg = record["test_cfg"]
-    resize = _TEST_RESIZE[record["dataset"]]
+    resize = tuple(_dataset_facts()[record["dataset"]]["test_resize"])
     if record["dataset"] == "Cityscapes" and record["name"].endswith("769x769"):
         resize = (2049, 1025)
     if test_cfg.get("mode") == "slide":
@@ -135,34 +111,50 @@ def _inference(record: dict) -> dict[str, Any]:
 @lru_cache(maxsize=None)
 def _usual_crops() -> dict[str, str]:
     crops: dict[str, Counter] = {}
-    for record in _facts():
+    for record in records():
         match = _NAME.match(record["name"])
         if match:
             crops.setdefault(record["dataset"], Counter())[match["crop"]] += 1
     return {dataset: counts.most_common(1)[0][0] for dataset, counts in crops.items()}
 
 
-def mmseg_spec(record: dict, *, head_name: Optional[str] = None, usual_crop: Optional[str] = None
+def _architecture(record: dict) -> str:
+    """The architecture mmseg's model name starts with (``fcn``, ``fcn-d6``, ``bisenetv1``): a form's
+    ``catalogue``."""
+    return record["name"].split("_", 1)[0]
+
+
+def _form(head_class: type, record: dict) -> tuple[Optional[Upstream], dict[str, Any], str]:
+    """The head's mmseg form for this record and the record's head options, or (None, {}, why not)."""
+    forms = [form for form in getattr(head_class, "upstreams", ())
+             if form.source == SOURCE and form.catalogue == _architecture(record)]
+    if not forms:
+        return None, {}, f"segzoo has no {record['head']} head in mmseg's form yet"
+    form = forms[0]
+    options, why = form.adapter(record) if form.adapter else ({}, "")
+    return form, options, why
+
+
+def mmseg_spec(record: dict, head_name: str, head_class: type, *, usual_crop: Optional[str] = None
                ) -> tuple[Optional[PretrainedSpec], str]:
-    """The zoo entry of one checkpoint record of ``mmseg_zoo.json`` (its format), or (None, why it is left out).
+    """The zoo entry of one checkpoint record of ``zoo.json`` (its format), or (None, why it is left out).
 
     Args:
         record: The checkpoint's facts.
-        head_name: The registered head name the entry's name starts with (default segzoo's own head for the
-            record's mmseg head; a plug-in subclassing that head passes its own).
+        head_name: The registered head name the entry's name starts with.
+        head_class: The head whose mmseg forms build it (a plug-in subclassing a built-in head passes its own).
         usual_crop: The dataset's usual training crop (``"512x1024"``), left out of the tag; default that of
             mmseg's zoo.
     """
-    name, mmseg_head = record["name"], record["head"]
-    if mmseg_head not in _HEADS:
-        return None, f"segzoo has no {mmseg_head} head in mmseg's form yet"
-    if record["dataset"] not in MMSEG_DATASETS:
-        return None, f"dataset {record['dataset']!r}: its class list does not match the checkpoint"
-    head, variant = _HEADS[mmseg_head]
-    if name.startswith("fcn-d6"):
-        variant = "fcn_d6"
+    name = record["name"]
+    dataset_facts = _dataset_facts().get(record["dataset"])
+    if dataset_facts is None or dataset_facts["key"] is None:
+        why = dataset_facts["left_out"] if dataset_facts else "segzoo does not know its classes"
+        return None, f"dataset {record['dataset']!r}: {why}"
+    form, options, why_not = _form(head_class, record)
+    if form is None:
+        return None, why_not
     backbone, why = _backbone(record)
-    options, why_not = _options(record, head) if backbone else ({}, "")
     match = _NAME.match(name)
     if not backbone or why_not or not match:
         return None, why or why_not or "its name does not follow mmseg's naming scheme"
@@ -171,7 +163,7 @@ def mmseg_spec(record: dict, *, head_name: Optional[str] = None, usual_crop: Opt
         url = BASE_URL + url[len(mistyped):] if url.startswith(mistyped) else url
     if not url.startswith(BASE_URL):
         return None, f"its file is not on mmseg's download server: {url}"
-    dataset = MMSEG_DATASETS[record["dataset"]]
+    dataset = dataset_facts["key"]
     # what tells two checkpoints of one architecture apart besides dataset, schedule and crop: "rsb" (a ResNet
     # strikes back backbone), "in1k-pre" (ImageNet-pretrained), "adamw", "amp"
     arch_parts = match["arch"].split("_")
@@ -181,40 +173,55 @@ def mmseg_spec(record: dict, *, head_name: Optional[str] = None, usual_crop: Opt
     usual_crop = usual_crop or _usual_crops()[record["dataset"]]
     crop = "" if match["crop"] == usual_crop else f"_{match['crop']}"
     tag = f"{dataset}_{match['schedule']}{crop}" + "".join(f"_{part}" for part in extras)
-    architecture = f"{head_name or head}{'_d6' if variant == 'fcn_d6' else ''}_{backbone.architecture}"
+    # what the form's architecture adds to mmseg's head name goes into the zoo name: fcn-d6 -> fcn_d6_...
+    variant_part = _architecture(record)[len(record["head"]):].replace("-", "_")
+    architecture = f"{head_name}{variant_part}_{backbone.architecture}"
     file_path = url[len(BASE_URL):]
     inference = _inference(record)
     return PretrainedSpec(
-        name=f"{architecture}.{tag}", upstream="mmseg", variant=variant, backbone=backbone.timm_name,
+        name=f"{architecture}.{tag}", upstream=SOURCE, variant=form.variant, backbone=backbone.timm_name,
         backbone_kwargs=backbone.kwargs, block_dilations=backbone.block_dilations,
         dataset=dataset, output_stride=backbone.output_stride, aux=bool(record["has_auxiliary_head"]),
         align_corners=bool(record["decode_head"]["align_corners"]),
         file=UpstreamFile("openmmlab", file_path, hash_in_name(file_path.rsplit("/", 1)[-1])),
-        license="apache-2.0", terms=_TERMS, options=options, carry_palette=True, inference=inference,
+        options=options, carry_palette=True, inference=inference,
         metrics={"mIoU": record["mIoU"], "mIoU_ms_flip": record.get("mIoU_ms_flip"),
                  "eval": f"single scale ({inference['mode']})"},
         metrics_source=f"mmsegmentation 1.2.2's metafile for {record['config']} ({name})"), ""
 
 
-@lru_cache(maxsize=None)
-def _generate() -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str], ...]]:
-    """(entries per mmseg head, (checkpoint, why left out) pairs)."""
-    specs: dict[str, list[PretrainedSpec]] = {}
+def _generate(heads: tuple[tuple[str, type], ...]
+              ) -> tuple[dict[str, list[PretrainedSpec]], tuple[tuple[str, str], ...]]:
+    """(entries per head name, (checkpoint, why left out) pairs), for the heads given as (name, class)."""
+    specs: dict[str, list[tuple[PretrainedSpec, str]]] = {}
     skipped: list[tuple[str, str]] = []
-    names = Counter(record["name"] for record in _facts())
-    for record in _facts():
+    names = Counter(record["name"] for record in records())
+    for record in records():
         name = record["name"]
-        if names[name] > 1 and not _named_after(record) and record["head"] in _HEADS:
+        owner = next(((head, cls) for head, cls in heads if _form(cls, record)[0] is not None), None)
+        if names[name] > 1 and not _named_after(record) and owner is not None:
             # mmseg's metafile lists two files under one name; the one named after another config is left out
             skipped.append((name, f"mmseg lists {record['weights'].rsplit('/', 1)[-1]} under this name too, a file "
                                   "named after another config; only the file named after this one is kept"))
             continue
-        spec, why = mmseg_spec(record)
+        spec, why = mmseg_spec(record, *owner) if owner else (None, f"segzoo has no {record['head']} head in "
+                                                                     "mmseg's form yet")
         if spec is None:
             skipped.append((name, why))
         else:
-            specs.setdefault(record["head"], []).append((spec, _NAME.match(name)["gpus"]))
+            specs.setdefault(owner[0], []).append((spec, _NAME.match(name)["gpus"]))
     return _with_short_names(_batch_told_apart(specs)), tuple(skipped)
+
+
+@lru_cache(maxsize=4)
+def _generated(heads: tuple[tuple[str, type], ...]):
+    return _generate(heads)
+
+
+def _catalogue_heads() -> tuple[tuple[str, type], ...]:
+    """The registered heads that take mmseg's catalogue (``FromCatalogue("mmseg")`` in their ``pretrained``)."""
+    return tuple((info.name, info.plugin_class) for info in list_heads()
+                 if FromCatalogue(SOURCE) in getattr(info.plugin_class, "pretrained", ()))
 
 
 def _named_after(record: dict) -> bool:
@@ -249,11 +256,11 @@ def _with_short_names(specs: dict[str, list[PretrainedSpec]]) -> dict[str, list[
                    for spec in entries] for head, entries in specs.items()}
 
 
-def mmseg_pretrained(mmseg_head: str) -> tuple[PretrainedSpec, ...]:
-    """The zoo entries of one of mmseg's heads (``"pspnet"``, ``"deeplabv3"``, ...)."""
-    return tuple(_generate()[0].get(mmseg_head, ()))
+def catalogue_entries(head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
+    """The zoo entries of mmseg's catalogue that the registered head ``head`` builds."""
+    return tuple(_generated(_catalogue_heads())[0].get(head, ()))
 
 
 def left_out() -> tuple[tuple[str, str], ...]:
-    """mmseg's checkpoints of segzoo's heads that have no entry, each with the reason."""
-    return _generate()[1]
+    """mmseg's checkpoints that have no entry, each with the reason."""
+    return _generated(_catalogue_heads())[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ...errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = ["resnet_by_depth"]
 

@@ -6,7 +6,8 @@ is read). Its backbone is mmseg's ResNet: ``ResNetV1c`` keeps its deep stem as `
 key names timm uses. The aux head is an ``FCNHead`` with one conv (``auxiliary_head.convs.0``,
 ``auxiliary_head.conv_seg``). What differs per head is declared by the head itself (``upstreams`` with source
 ``"mmseg"``). mmcv's ``Scale`` stores attention scales 0-d (``decode_head.pam.gamma.scale``); segzoo's are
-``(1,)``: ``prepare`` reshapes them, nothing else is touched.
+``(1,)``: ``prepare`` reshapes them, nothing else is touched. ``MMSegUpstream`` (``segzoo.upstreams.mmseg``) uses
+these functions as its layout.
 """
 from __future__ import annotations
 
@@ -21,10 +22,8 @@ from ...errors import CheckpointError
 from ...registry import get_head
 from ...upstream import KeyRule, Upstream
 
-__all__ = ["SOURCE", "VARIANTS", "detect", "infer_backbone", "rules", "dropped", "config_for", "prepare"]
+__all__ = ["detect", "backbone_of", "infer_backbone", "rules", "config_for", "prepare"]
 
-SOURCE = "mmseg"
-VARIANTS = ("mmseg",)
 _STEM = tuple((rf"backbone\.stem\.{i}", f"backbone.conv1.{i}") for i in (0, 1, 3, 4, 6)) + (
     (r"backbone\.stem\.7", "backbone.bn1"),)
 _BACKBONE = _STEM + ((r"backbone", "backbone"),)
@@ -76,10 +75,6 @@ def rules(form: Upstream, config: ModelConfig, variant: str = "mmseg") -> tuple[
     """Every key rule of an mmseg checkpoint of this head form: the head's own first (BiSeNetV1 keeps its paths
     and the ResNet inside ``backbone.``), then the backbone and the aux head."""
     return form.rules + _BACKBONE + _AUX
-
-
-def dropped(variant: str = "mmseg") -> tuple[str, ...]:
-    return ()
 
 
 def prepare(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

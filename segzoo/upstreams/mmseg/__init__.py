@@ -1,0 +1,49 @@
+"""mmsegmentation as an upstream: its files (download.openmmlab.com, the sha256 prefix in each name), its
+catalogue of checkpoints (``zoo.json``, turned into entries by ``catalogue``), the datasets they were trained on
+(``datasets.json``: classes, palette, evaluation split and size, test-time resize), its licence and its
+checkpoint layout (``layout``)."""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from ...config import ModelConfig
+from ...upstream import KeyRule, PretrainedSpec, Upstream
+from ..base import Host, UpstreamPlugin, ZooDataset
+from . import layout
+from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
+
+__all__ = ["MMSegUpstream", "BASE_URL", "SOURCE", "mmseg_spec", "left_out", "records"]
+
+
+class MMSegUpstream(UpstreamPlugin):
+    """mmsegmentation 1.2.2's model zoo."""
+
+    name = SOURCE
+    order = 2
+    # paths keep mmseg's folders (v0.5/pspnet/<config>/<file>.pth)
+    hosts = {"openmmlab": Host("SEGZOO_OPENMMLAB_URL", BASE_URL)}
+    license = "apache-2.0"
+    terms = ("mmsegmentation's Apache-2.0 licence; the training data's terms apply (Cityscapes, ADE20K, Pascal, "
+             "COCO-Stuff, LoveDA, ISPRS and iSAID each have their own, mostly research-only).")
+
+    def datasets(self) -> dict[str, ZooDataset]:
+        return datasets()
+
+    def catalogue(self, head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
+        return catalogue_entries(head, head_class)
+
+    def detect(self, keys: Iterable[str]) -> str:
+        return layout.detect(keys)
+
+    def infer_backbone(self, keys: Iterable[str], variant: str = SOURCE) -> str:
+        return layout.infer_backbone(keys)
+
+    def rules(self, form: Upstream, config: ModelConfig, variant: str = SOURCE) -> tuple[KeyRule, ...]:
+        return layout.rules(form, config)
+
+    def prepare(self, state_dict: Mapping) -> dict:
+        return layout.prepare(state_dict)
+
+    def config_for(self, head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str] = (),
+                   variant: str = SOURCE) -> ModelConfig:
+        return layout.config_for(head, form, backbone, num_classes, keys)
