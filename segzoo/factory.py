@@ -1,7 +1,7 @@
 """``create_model`` and ``list_models``: a name -> (``weights.resolver``) its config and weights -> a model.
 
 The walk of a name is one way down: resolve the name (no download), fetch the weights from its sources if it
-has any and they are wanted, apply the caller's overrides to the config, build the model, load the weights.
+has any and they are wanted, apply the caller's overrides to the config, build the model (once), load the weights.
 """
 from __future__ import annotations
 
@@ -12,20 +12,20 @@ from typing import Any, Optional
 
 from .backbones import pretrained_tag
 from .config import ModelConfig, default_mean_std
-from .errors import CheckpointError, ConfigError, UnknownModelError, did_you_mean
+from .errors import CheckpointError, ConfigError
 from .model import SegmentationModel
-from .registry import check_plugins_installed, neck_output_stride
+from .registry import neck_output_stride
 from .weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights, read_weights
 from .weights.resolver import (
     DEFAULT_NUM_CLASSES,
     LISTED_BACKBONES,
+    GenericName,
     ResolvedModel,
-    fetch_weights,
     model_names,
     resolve_model_name,
 )
-from .weights.sources import HubOptions
-from .zoo import list_pretrained, zoo_names
+from .weights.sources import HubOptions, fetch
+from .zoo import list_pretrained
 
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
@@ -105,23 +105,14 @@ def _checkpoint_files(path: str) -> dict:
     return read_weights(path)
 
 
-def _fetch(resolved: ResolvedModel, options: HubOptions) -> tuple[ModelConfig, dict]:
-    """The config and weights of a name with weights, from the first of its sources that has them."""
-    _, directory = fetch_weights(resolved, options)
-    config, state = load_pretrained(directory)
-    check_plugins_installed(config.head, config.provenance)
-    return config, state
-
-
 def _base_model(resolved: ResolvedModel, named_weights: bool, pretrained_backbone: bool,
                 config: ModelConfig) -> Optional[str]:
-    """The Hub id of the weights the model starts from, for its model card: the repo it was pulled from, the zoo
-    entry's Hub mirror (or, unmirrored, the ImageNet backbone its upstream started from), or timm's ImageNet
-    weights; None for random initialisation."""
-    if named_weights and resolved.kind == "hf-hub":
-        return resolved.weights[0].repo_id
-    if named_weights and resolved.kind == "zoo":
-        return resolved.entry.hf_hub_id if resolved.entry.published else resolved.entry.base_model
+    """The Hub id of the weights the model starts from, for its model card: what the name's loaded weights say
+    (the repo it was pulled from, a zoo entry's mirror or upstream base), or timm's ImageNet weights; None for
+    random initialisation."""
+    from_name = resolved.weights_base_model() if named_weights else None
+    if from_name:
+        return from_name
     if pretrained_backbone:
         return f"timm/{pretrained_tag(config.backbone)}"
     return config.provenance.get("base_model")
@@ -195,19 +186,14 @@ def create_model(
                          local_files_only=local_files_only)
     resolved = resolve_model_name(model_name)
     state = None
-    if resolved.kind in ("local-dir", "hf-hub") or (resolved.kind == "zoo" and pretrained):
-        config, state = _fetch(resolved, options)
+    if resolved.loads_weights(pretrained):
+        _, config, state = fetch(resolved.weights, options, resolved.name, resolved.missing_weights())
         pretrained_backbone = False  # the checkpoint holds the whole model, backbone included
-    elif resolved.kind == "zoo":
-        config = resolved.config
     else:
-        if pretrained:
-            raise UnknownModelError(f"{model_name!r} has no published weights: pretrained=True needs a zoo name "
-                                    f"(list_pretrained()).{did_you_mean(model_name, zoo_names())} "
-                                    f"Use pretrained_backbone=True for ImageNet backbone weights.")
         config = resolved.config
-        if neck is not None and output_stride is None:  # a neck reads the backbone at its own output stride
-            overrides["output_stride"] = neck_output_stride(neck) or config.output_stride
+    if isinstance(resolved, GenericName) and neck is not None and output_stride is None:
+        # a neck on a generic name reads the backbone at its own output stride
+        overrides["output_stride"] = neck_output_stride(neck) or config.output_stride
     if head_kwargs:
         config = config.replace(head_kwargs={**config.head_kwargs, **head_kwargs})
     config = _apply_overrides(config, **overrides)

@@ -247,23 +247,39 @@ def _add_pull(commands) -> None:
 
 
 def _run_pull(args) -> int:
+    from ..errors import WeightsUnavailableError
     from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
-    from ..weights.resolver import HF_HUB_PREFIX, fetch_weights, resolve_model_name
-    from ..weights.sources import HubOptions
+    from ..weights.resolver import HF_HUB_PREFIX, resolve_model_name
+    from ..weights.sources import HubOptions, first_available
     from ..zoo import is_pretrained_name
 
     if is_pretrained_name(args.repo_id):
         options = HubOptions(cache_dir=args.cache_dir, token=args.token, revision=args.revision,
                              endpoint=args.endpoint, local_files_only=args.local_files_only)
-        _, snapshot = fetch_weights(resolve_model_name(args.repo_id), options)
-    else:
-        repo_id, revision = parse_hub_name(args.repo_id.removeprefix(HF_HUB_PREFIX))
-        snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir,
-                                        token=args.token, endpoint=args.endpoint,
-                                        local_files_only=args.local_files_only)
+        resolved = resolve_model_name(args.repo_id)
+        if not resolved.weights:
+            raise WeightsUnavailableError(resolved.missing_weights())
+        _, snapshot = first_available(resolved.weights, options, resolved.name)
+        # segzoo's cache holds the tensors only (the config is the entry's): --to saves the model local-dir: reads
+        print(_save_zoo_model(args.repo_id, options, args.to) if args.to else snapshot)
+        return 0
+    repo_id, revision = parse_hub_name(args.repo_id.removeprefix(HF_HUB_PREFIX))
+    snapshot = download_model_files(repo_id, args.revision or revision, cache_dir=args.cache_dir, token=args.token,
+                                    endpoint=args.endpoint, local_files_only=args.local_files_only)
     print(copy_model_files(snapshot, args.to) if args.to else snapshot)
     _warn_if_plugin_missing(snapshot)
     return 0
+
+
+def _save_zoo_model(name: str, options, directory) -> str:
+    """A zoo model with its fetched weights, saved as ``local-dir:`` reads it (config.json + model.safetensors)."""
+    from ..factory import create_model
+    from ..weights.checkpoint import save_pretrained
+
+    model = create_model(name, pretrained=True, cache_dir=options.cache_dir, token=options.token,
+                         revision=options.revision, endpoint=options.endpoint,
+                         local_files_only=options.local_files_only)
+    return str(save_pretrained(model, directory))
 
 
 def _warn_if_plugin_missing(snapshot) -> None:

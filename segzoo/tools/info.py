@@ -8,7 +8,7 @@ import torch
 from ..config import ModelConfig
 from ..model import SegmentationModel
 from ..weights.model_card import neck_display_name
-from ..weights.resolver import ResolvedModel, resolve_model_name
+from ..weights.resolver import GenericName, ResolvedModel, ZooName, resolve_model_name
 from ..weights.sources import HubOptions, HubSource, LocalDirSource, UpstreamSource
 from .flops import count_model_flops
 
@@ -17,7 +17,7 @@ __all__ = ["model_info", "format_info"]
 
 def _weights(resolved: ResolvedModel, options: HubOptions) -> dict[str, Any]:
     """Where the weights of a resolved name live, and whether they are in the Hub cache (nothing downloaded)."""
-    if resolved.kind == "zoo":
+    if isinstance(resolved, ZooName):
         entry = resolved.entry
         upstream = next((s for s in resolved.weights if isinstance(s, UpstreamSource)), None)
         uses = resolved.weights[0] if resolved.weights else None  # what create_model(pretrained=True) tries first
@@ -27,7 +27,7 @@ def _weights(resolved: ResolvedModel, options: HubOptions) -> dict[str, Any]:
                 "upstream_url": upstream.url() if upstream else None,
                 "uses": None if uses is None else ("mirror" if isinstance(uses, HubSource) else "upstream"),
                 "cached": path is not None, "path": path}
-    if resolved.kind == "generic":
+    if isinstance(resolved, GenericName):
         return {"source": "none: random initialisation (pretrained_backbone=True loads ImageNet weights)"}
     source = resolved.weights[0]
     if isinstance(source, LocalDirSource):

@@ -1,11 +1,13 @@
-"""segzoo's own cache of converted upstream checkpoints: ``<cache>/models/<zoo name>/`` holds ``model.safetensors``
-+ ``config.json`` (as ``save_pretrained`` writes them) and ``source.json`` (where the weights came from, the
-upstream file's sha256 and the sha256 of ``model.safetensors``).
+"""segzoo's own cache of converted upstream checkpoints: ``<cache>/models/<zoo name>/`` holds the converted tensors
+(``model.safetensors``) and ``source.json``: the upstream file it came from (path, URL, sha256), the segzoo version
+that converted it and the sha256 of ``model.safetensors``. No config is cached: a model's config always comes
+from its zoo entry, so a corrected recipe (classes, palette, test resize) in a new segzoo release reaches a
+filled cache.
 
 The cache is ``SEGZOO_CACHE``, else ``$XDG_CACHE_HOME/segzoo``, else ``~/.cache/segzoo``, read at call time. An
-entry is written in a temporary folder that is renamed into place, and read only when all three files are there
-and ``model.safetensors`` has the recorded sha256: a partial or corrupt entry is never used (``valid_entry``
-says None and the caller rebuilds it).
+entry is written in a temporary folder that is renamed into place, and read only when both files are there,
+``model.safetensors`` has the recorded sha256 and the record names the entry's current upstream file: a partial,
+corrupt or outdated entry is never used (``valid_entry`` says None and the caller rebuilds it).
 """
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from safetensors.torch import save_file
 
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ..upstream import UpstreamFile
+from ..version import __version__
+from .checkpoint import WEIGHTS_NAME, public_modes
 
 __all__ = ["CACHE_ENV", "SOURCE_RECORD", "cache_dir", "entry_dir", "valid_entry", "write_entry", "file_sha256"]
 
@@ -55,35 +60,37 @@ def read_record(directory: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def valid_entry(name: str) -> Optional[Path]:
-    """The cached entry of ``name`` when it is complete and intact, else None."""
+def _is_of(record: dict[str, Any], file: UpstreamFile) -> bool:
+    """Whether a cache record was converted from ``file`` (its path, and its published hash where there is one)."""
+    return record.get("file") == file.path and (not file.sha256
+                                                or str(record.get("upstream_sha256", "")).startswith(file.sha256))
+
+
+def valid_entry(name: str, file: UpstreamFile) -> Optional[Path]:
+    """The cached entry of ``name`` when it is complete, intact and converted from ``file``, else None."""
     directory = entry_dir(name)
     record = read_record(directory)
-    if record is None or not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
+    if record is None or not _is_of(record, file) or not (directory / WEIGHTS_NAME).is_file():
         return None
     return directory if file_sha256(directory / WEIGHTS_NAME) == record.get("weights_sha256") else None
 
 
-def write_entry(name: str, model: torch.nn.Module, record: dict[str, Any]) -> Path:
-    """Save ``model`` as the cache entry of ``name`` with ``record`` (plus the weights' sha256), atomically:
-    written in a temporary folder beside it, then renamed into place over any old entry."""
+def write_entry(name: str, state: dict[str, torch.Tensor], record: dict[str, Any]) -> Path:
+    """Save converted tensors as the cache entry of ``name`` with ``record`` (plus segzoo's version and the
+    weights' sha256), atomically: written in a temporary folder beside it, then renamed into place over any old
+    entry."""
     final = entry_dir(name)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.", suffix=".tmp"))
     try:
-        save_pretrained(model, staging)
-        record = {**record, "weights_sha256": file_sha256(staging / WEIGHTS_NAME)}
+        tensors = {key: value.detach().contiguous().cpu() for key, value in state.items()}
+        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        record = {**record, "segzoo_version": __version__, "weights_sha256": file_sha256(staging / WEIGHTS_NAME)}
         (staging / SOURCE_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        os.chmod(staging, 0o755 & ~_umask())
-        if final.exists():  # an old, partial or corrupt entry
+        public_modes(staging)  # mkdtemp's 0700 would keep a shared cache's other users out
+        if final.exists():  # an old, partial, corrupt or outdated entry
             shutil.rmtree(final)
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

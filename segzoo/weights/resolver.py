@@ -12,24 +12,27 @@ Kinds of names, tried in this order:
   ``fcn_resnet101s_jpu``): a head on a backbone, random weights. The structure is ``d8`` / ``d16`` / ``d32``
   (output stride) or a neck's name; without it, the head's own output stride (BiSeNet: 32) or 8.
 
-Nothing is downloaded here: resolving is parsing and looking up; ``create_model`` fetches.
+Each kind of name is a type (``LocalDirName``, ``HubRepoName``, ``ZooName``, ``GenericName``) that says whether
+it loads weights and what its weights started from. Nothing is downloaded here: resolving is parsing and looking
+up; ``sources.fetch`` fetches.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from ..backbones import check_backbone_name
 from ..config import ModelConfig
-from ..errors import UnknownModelError, WeightsUnavailableError, did_you_mean
+from ..errors import UnknownModelError, did_you_mean
 from ..registry import get_head, list_heads, list_necks, neck_output_stride, split_head_prefix
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained, zoo_names
 from .hub import parse_hub_name
-from .sources import HubOptions, HubSource, LocalDirSource, UpstreamSource, WeightsSource, first_available
+from .sources import HubSource, LocalDirSource, UpstreamSource, WeightsSource
 
-__all__ = ["ResolvedModel", "resolve_model_name", "fetch_weights", "parse_model_name", "model_names",
-           "LOCAL_DIR_PREFIX", "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
+__all__ = ["ResolvedModel", "LocalDirName", "HubRepoName", "ZooName", "GenericName", "resolve_model_name",
+           "parse_model_name", "model_names", "LOCAL_DIR_PREFIX", "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES",
+           "LISTED_BACKBONES"]
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -40,23 +43,83 @@ LISTED_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet50s"
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """What a model name stands for.
+    """What a model name stands for; one subclass per kind of name.
 
     Attributes:
         name: The name as given.
-        kind: ``"local-dir"``, ``"hf-hub"``, ``"zoo"`` or ``"generic"``.
         config: The model's config when the name alone tells it (zoo and generic names); None when the config
             lives with the weights (``local-dir:``, ``hf-hub:``: ``weights[0].read_config()``).
         weights: Where trained weights come from, in the order they are tried; empty when there are none (generic
-            names, unpublished zoo names).
+            names, zoo entries without a file).
         entry: The zoo entry of a zoo name.
     """
 
+    kind: ClassVar[str] = ""  # for display ("zoo", "generic", ...); code asks the type
     name: str
-    kind: str
     config: Optional[ModelConfig] = None
     weights: tuple[WeightsSource, ...] = ()
     entry: Optional[PretrainedEntry] = None
+
+    def loads_weights(self, pretrained: bool) -> bool:
+        """Whether ``create_model(name, pretrained=pretrained)`` loads trained weights for this name."""
+        return True
+
+    def missing_weights(self) -> str:
+        """Why there are no weights to fetch, for a name without sources."""
+        return f"{self.name!r} has no weights"
+
+    def weights_base_model(self) -> Optional[str]:
+        """The Hub id of the loaded weights (model cards' ``base_model``), when the name says it."""
+        return None
+
+
+@dataclass(frozen=True)
+class LocalDirName(ResolvedModel):
+    """``local-dir:<dir>``: config and weights in a directory written by ``save_pretrained``."""
+
+    kind: ClassVar[str] = "local-dir"
+
+
+@dataclass(frozen=True)
+class HubRepoName(ResolvedModel):
+    """``hf-hub:<namespace>/<name>[@<revision>]``: config and weights in a Hub repo pushed with segzoo."""
+
+    kind: ClassVar[str] = "hf-hub"
+
+    def weights_base_model(self) -> Optional[str]:
+        return self.weights[0].repo_id
+
+
+@dataclass(frozen=True)
+class ZooName(ResolvedModel):
+    """A zoo name or short name: the entry's config; its weights only with ``pretrained=True``."""
+
+    kind: ClassVar[str] = "zoo"
+
+    def loads_weights(self, pretrained: bool) -> bool:
+        return pretrained
+
+    def missing_weights(self) -> str:
+        return (f"{self.entry.name!r} has no trained weights anywhere: {self.entry.source or 'its upstream'} reports "
+                f"its results but no checkpoint was published. Use pretrained=False for the architecture.")
+
+    def weights_base_model(self) -> Optional[str]:
+        """segzoo's Hub mirror, or, unmirrored, the ImageNet backbone the upstream started from."""
+        return self.entry.hf_hub_id if self.entry.published else self.entry.base_model
+
+
+@dataclass(frozen=True)
+class GenericName(ResolvedModel):
+    """``<head>_<timm backbone>[_<structure>]``: a head on a backbone, random weights."""
+
+    kind: ClassVar[str] = "generic"
+
+    def loads_weights(self, pretrained: bool) -> bool:
+        if pretrained:
+            raise UnknownModelError(f"{self.name!r} has no published weights: pretrained=True needs a zoo name "
+                                    f"(list_pretrained()).{did_you_mean(self.name, zoo_names())} "
+                                    f"Use pretrained_backbone=True for ImageNet backbone weights.")
+        return False
 
 
 def _head_names() -> list[str]:
@@ -118,29 +181,18 @@ def _structure(head: str, backbone: str) -> tuple[str, dict]:
     return backbone, {"output_stride": getattr(get_head(head), "output_stride", None) or 8}
 
 
-def fetch_weights(resolved: ResolvedModel, options: HubOptions) -> tuple[WeightsSource, Path]:
-    """The local directory of a resolved name's weights, from the first of its sources that has them; a clear
-    ``WeightsUnavailableError`` for a zoo entry whose upstream published no checkpoint."""
-    if not resolved.weights:
-        entry = resolved.entry
-        raise WeightsUnavailableError(
-            f"{entry.name!r} has no trained weights anywhere: {entry.source or 'its upstream'} reports its results "
-            f"but no checkpoint was published. Use pretrained=False for the architecture.")
-    return first_available(resolved.weights, options, resolved.name)
-
-
 def resolve_model_name(name: str) -> ResolvedModel:
     """Resolve any model name (see the module docstring); ``UnknownModelError`` with suggestions otherwise."""
     if name.startswith(LOCAL_DIR_PREFIX):
-        return ResolvedModel(name, "local-dir", weights=(LocalDirSource(Path(name[len(LOCAL_DIR_PREFIX):])),))
+        return LocalDirName(name, weights=(LocalDirSource(Path(name[len(LOCAL_DIR_PREFIX):])),))
     if name.startswith(HF_HUB_PREFIX):
         repo_id, revision = parse_hub_name(name[len(HF_HUB_PREFIX):])
-        return ResolvedModel(name, "hf-hub", weights=(HubSource(repo_id, revision),))
+        return HubRepoName(name, weights=(HubSource(repo_id, revision),))
     if is_pretrained_name(name):
         entry = get_pretrained(name)
-        return ResolvedModel(name, "zoo", config=entry.config, weights=_zoo_sources(entry), entry=entry)
+        return ZooName(name, config=entry.config, weights=_zoo_sources(entry), entry=entry)
     head, backbone = parse_model_name(name)
     backbone, structure = _structure(head, backbone)
     _check_backbone(name, backbone)
-    return ResolvedModel(name, "generic", config=ModelConfig(head=head, backbone=backbone,
-                                                             num_classes=DEFAULT_NUM_CLASSES, **structure))
+    return GenericName(name, config=ModelConfig(head=head, backbone=backbone, num_classes=DEFAULT_NUM_CLASSES,
+                                                **structure))

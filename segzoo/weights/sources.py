@@ -3,7 +3,8 @@ checkpoint file (downloaded once, converted, cached as safetensors).
 
 A source can read the model's config alone (cheap: ``segzoo info``), say whether its weights are already on this
 machine, and fetch the config and weights (checked). ``resolver.resolve_model_name`` turns names into sources;
-``create_model`` fetches from the first that has the weights.
+``fetch`` (what ``create_model`` calls) fetches from the first that has the weights. Downloading lives here and
+below (``hub``, ``download``); the resolver only resolves.
 """
 from __future__ import annotations
 
@@ -16,17 +17,17 @@ import torch
 from ..config import ModelConfig
 from ..distributed import rank0_first
 from ..errors import CheckpointError, WeightsUnavailableError
-from ..model import SegmentationModel
 from ..registry import check_plugins_installed
 from ..upstreams import get_upstream
 from ..zoo import PretrainedEntry
 from . import cache
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, load_weights
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, read_weights
 from .convert import convert_entry, load_source_state_dict
 from .download import download
 from .hub import cached_weights_path, download_config, download_model_files, offline
 
-__all__ = ["HubOptions", "LocalDirSource", "HubSource", "UpstreamSource", "WeightsSource", "first_available"]
+__all__ = ["HubOptions", "LocalDirSource", "HubSource", "UpstreamSource", "WeightsSource", "first_available",
+           "fetch"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,14 @@ def _plugins_checked(config: ModelConfig) -> ModelConfig:
 class _Source:
     """What every source offers besides its own ``local_dir`` (the files, fetched) and ``read_config``."""
 
+    def read(self, directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+        """The config and the weights from ``directory``, as ``local_dir`` gave it (every key is checked when
+        loaded into a model)."""
+        return load_pretrained(directory)
+
     def fetch(self, options: HubOptions = HubOptions()) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-        """The config and the weights from ``local_dir`` (every key is checked when loaded into a model)."""
-        return load_pretrained(self.local_dir(options))
+        """The config and the weights, fetched first where they are not on this machine."""
+        return self.read(self.local_dir(options))
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,12 @@ class HubSource(_Source):
 class UpstreamSource(_Source):
     """A zoo entry's checkpoint where its upstream publishes it (torchvision's server, Google Drive, ...).
 
-    The first fetch downloads the file (its sha256 checked where the upstream publishes one), reads it with
-    ``torch.load(weights_only=True)``, converts it with the head's key rules and caches the result as safetensors
-    (``segzoo.weights.cache``); later fetches read only the cached safetensors, whose own sha256 is checked.
-    Offline (``HF_HUB_OFFLINE=1`` or ``local_files_only=True``) nothing is downloaded. Under DDP rank 0 downloads
-    and converts, the other ranks wait and read the cache.
+    The first fetch downloads the file (checked by its upstream's integrity rule), reads it with
+    ``torch.load(weights_only=True)``, converts it with the head's key rules (no model is built) and caches the
+    tensors as safetensors (``segzoo.weights.cache``); later fetches read only the cached safetensors, whose own
+    sha256 is checked. The config is always the zoo entry's, never a cached copy. Offline (``HF_HUB_OFFLINE=1`` or
+    ``local_files_only=True``) nothing is downloaded. Under DDP rank 0 downloads and converts, the other ranks wait
+    and read the cache.
     """
 
     entry: PretrainedEntry
@@ -132,20 +139,21 @@ class UpstreamSource(_Source):
         return self.entry.config
 
     def url(self) -> str:
-        """Where the file is downloaded from (a mirror when one is set)."""
+        """Where the file is downloaded from (a mirror when one is set), in words for a non-HTTP host."""
         return get_upstream(self.entry.upstream).describe(self.entry.file)
 
     def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
         """The cached, converted weights when they are complete and intact, else None (nothing is downloaded)."""
-        directory = cache.valid_entry(self.entry.name)
+        directory = cache.valid_entry(self.entry.name, self.entry.file)
         return str(directory / WEIGHTS_NAME) if directory is not None else None
 
     def local_dir(self, options: HubOptions = HubOptions()) -> Path:
-        """segzoo's cache entry, downloaded and converted first when the cache has no intact copy."""
+        """segzoo's cache entry (``model.safetensors`` + ``source.json``), downloaded and converted first when the
+        cache has no intact copy of the entry's file."""
         name = self.entry.name
 
         def build() -> Path:
-            directory = cache.valid_entry(name)
+            directory = cache.valid_entry(name, self.entry.file)
             if directory is not None:
                 return directory
             if options.local_files_only or offline():
@@ -156,17 +164,20 @@ class UpstreamSource(_Source):
 
         return rank0_first(build)
 
+    def read(self, directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+        """The zoo entry's config and the cached converted weights."""
+        return self.entry.config, read_weights(directory / WEIGHTS_NAME)
+
     def _download_and_convert(self) -> Path:
         entry = self.entry
         staging = cache.cache_dir() / "downloads"
         target = staging / f"{entry.name}.{Path(entry.file.path).name}"
         sha256 = download(get_upstream(entry.upstream), entry.file, target, name=entry.name)
         try:
-            config, converted = convert_entry(load_source_state_dict(target), entry)
-            model = SegmentationModel(config)
-            load_weights(model, converted, source=f"{entry.name} ({self.url()})")
-            return cache.write_entry(entry.name, model, {"zoo_name": entry.name, "upstream": entry.upstream,
-                                                          "url": self.url(), "upstream_sha256": sha256})
+            _, converted = convert_entry(load_source_state_dict(target), entry)
+            return cache.write_entry(entry.name, converted, {
+                "zoo_name": entry.name, "upstream": entry.upstream, "file": entry.file.path, "url": self.url(),
+                "upstream_sha256": sha256})
         finally:
             target.unlink(missing_ok=True)  # only the converted safetensors copy is kept
 
@@ -189,3 +200,14 @@ def first_available(sources: tuple[WeightsSource, ...], options: HubOptions, nam
     raise WeightsUnavailableError(f"no source of {name!r} could provide its weights: "
                                   + "; ".join(f"{where}: {why}" for where, why in failures))
 
+
+def fetch(sources: tuple[WeightsSource, ...], options: HubOptions, name: str, missing: str
+          ) -> tuple[WeightsSource, ModelConfig, dict[str, torch.Tensor]]:
+    """The config and weights of a name from the first of its ``sources`` that has them (fetched and checked);
+    ``WeightsUnavailableError(missing)`` when it has no source at all."""
+    if not sources:
+        raise WeightsUnavailableError(missing)
+    source, directory = first_available(sources, options, name)
+    config, state = source.read(directory)
+    check_plugins_installed(config.head, config.provenance)  # a model made elsewhere: is its head installed here?
+    return source, config, state

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -157,8 +158,12 @@ def test_torchvision_checkpoints_convert_exactly_and_are_cached(head, torchvisio
     assert upstream.requests == [file]
     assert model.config.align_corners is False and model.config.input_size == (520, 520)
     assert_matches_torchvision(model, torchvision_model)
-    # only the converted safetensors copy is kept, with where it came from
-    assert cache_files(tmp_path) == [f"models/{name}/{f}" for f in ("config.json", "model.safetensors", "source.json")]
+    # only the converted tensors are kept, with where they came from (the config is always the entry's)
+    assert cache_files(tmp_path) == [f"models/{name}/{f}" for f in ("model.safetensors", "source.json")]
+    record = json.loads((tmp_path / "segzoo-cache" / "models" / name / "source.json").read_text())
+    assert record["url"] == f"{upstream.url}/{file}" and record["file"] == file
+    assert record["upstream_sha256"] == hashlib.sha256(data).hexdigest()
+    assert record["segzoo_version"] == segzoo.__version__
     # the second call reads the cache: the server is gone, and offline mode is honoured
     upstream.stop()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -185,6 +190,63 @@ def test_real_torchvision_entries_are_torchvision_s_own_facts():
         assert entry.config.class_names[1:] == tuple(weights.meta["categories"][1:])
         assert weights.transforms().resize_size == [entry.config.input_size[0]]
         assert list(weights.transforms().mean) == list(entry.config.mean)
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Counts the SegmentationModels built with real tensors and those built as meta-device skeletons."""
+    from segzoo.model import SegmentationModel
+
+    counts = {"real": 0, "meta": 0}
+    original = SegmentationModel.__init__
+
+    def counting(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        counts["meta" if next(self.parameters()).is_meta else "real"] += 1
+
+    monkeypatch.setattr(SegmentationModel, "__init__", counting)
+    return counts
+
+
+def test_the_first_fetch_builds_the_model_once(torchvision_files, upstream, make_plugin, builds):
+    """Download, conversion and caching build no model (the converter lays keys out on a meta-device skeleton);
+    create_model builds it once, on the first call as on the cached ones."""
+    torchvision_model, file, data = torchvision_files["fcn"]
+    upstream.files[file] = data
+    install_heads(make_plugin, fcn={"tvfcn_resnet50.tv_coco_voc": file})
+    create_model("tvfcn_resnet50.tv_coco_voc", pretrained=True)
+    assert builds == {"real": 1, "meta": 1} and upstream.requests == [file]
+    assert_matches_torchvision(create_model("tvfcn_resnet50.tv_coco_voc", pretrained=True), torchvision_model)
+    assert builds == {"real": 2, "meta": 1} and upstream.requests == [file]
+
+
+def test_a_corrected_recipe_reaches_a_filled_cache(torchvision_files, upstream, make_plugin, monkeypatch):
+    """A new release that corrects an entry's recipe (here its evaluation size and test-time resize) reaches a user
+    whose cache already holds the weights: the config is the entry's, never a cached copy. A new file is fetched
+    anew."""
+    import dataclasses
+
+    torchvision_model, file, data = torchvision_files["fcn"]
+    upstream.files[file] = data
+    install_heads(make_plugin, fcn={"tvfcn_resnet50.tv_coco_voc": file})
+    first = create_model("tvfcn_resnet50.tv_coco_voc", pretrained=True)
+    head = sys.modules["upstream_heads"].TvFCN
+    corrected = dataclasses.replace(head.pretrained[0], input_size=(480, 640),
+                                    inference={"resize": (640, 480), "mode": "whole"})
+    monkeypatch.setattr(head, "pretrained", (corrected,))
+    segzoo.refresh_heads()  # what a new segzoo release is to the zoo table
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = create_model("tvfcn_resnet50.tv_coco_voc", pretrained=True)
+    assert first.config.input_size == (520, 520) and first.config.inference == {}
+    assert again.config.input_size == (480, 640) and again.config.inference == {"resize": (640, 480), "mode": "whole"}
+    assert_matches_torchvision(again, torchvision_model)
+    assert upstream.requests == [file]  # from the cache
+    # an entry pointing at another file is another conversion: the cached one is not used for it
+    moved = dataclasses.replace(corrected, file=dataclasses.replace(corrected.file, path="moved-" + file))
+    monkeypatch.setattr(head, "pretrained", (moved,))
+    segzoo.refresh_heads()
+    with pytest.raises(WeightsUnavailableError, match="not in segzoo's cache"):
+        create_model("tvfcn_resnet50.tv_coco_voc", pretrained=True)
 
 
 def test_bad_downloads_are_one_line_errors_and_leave_nothing(upstream, make_plugin, tmp_path, monkeypatch):
