@@ -219,9 +219,10 @@ def _generated(heads: tuple[tuple[str, type], ...]):
 
 
 def _catalogue_heads() -> tuple[tuple[str, type], ...]:
-    """The registered heads that take mmseg's catalogue (``FromCatalogue("mmseg")`` in their ``pretrained``)."""
+    """The registered heads that take mmseg's catalogue: ``FromCatalogue("mmseg")`` in the ``pretrained`` their own
+    class declares (a plug-in subclassing FCNHead without its own ``pretrained`` must not take FCN's records)."""
     return tuple((info.name, info.plugin_class) for info in list_heads()
-                 if FromCatalogue(SOURCE) in getattr(info.plugin_class, "pretrained", ()))
+                 if FromCatalogue(SOURCE) in vars(info.plugin_class).get("pretrained", ()))
 
 
 def _named_after(record: dict) -> bool:
