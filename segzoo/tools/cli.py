@@ -322,8 +322,9 @@ def _add_predict(commands) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
                         help="auto (default: float32, or where --runtime auto / a CPU with native bfloat16 / "
                              "--calibration leave several paths, the fastest that agrees with float32 on >= 99.5%% "
-                             "of the first batch's pixels), fp32, bf16 (CPU; emulated and slow without native "
-                             "bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
+                             "of the first batch's pixels, measured on the images being segmented and remembered "
+                             "for this model, CPU and image size), fp32, bf16 (CPU; emulated and slow without "
+                             "native bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
     parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime", "auto"),
                         help="eager PyTorch (default; onnxruntime for int8), compile (torch.compile with freezing: "
                              "compiles per image size), onnxruntime (exports the model first; pip install "
@@ -334,8 +335,13 @@ def _add_predict(commands) -> None:
     parser.add_argument("--num-classes", type=integer(1), metavar="N",
                         help="number of classes to build the model with (a model with other weights gets "
                              "re-initialised classifiers; default: the model's own)")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure --precision auto's choice again, even where one is remembered for this model, "
+                             "CPU and image size (also SEGZOO_REMEASURE=1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (it is shown only when stderr is a terminal anyway)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only errors and the closing count: no progress bar, no 'inference:' line")
     parser.set_defaults(run=_run_predict)
 
 
@@ -346,7 +352,8 @@ def _run_predict(args) -> int:
                       max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                       batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
                       num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision,
-                      runtime=args.runtime, calibration=args.calibration)
+                      runtime=args.runtime, calibration=args.calibration, remeasure=args.remeasure,
+                      quiet=args.quiet)
     written = sum(result.ok for result in results)
     skipped = len(results) - written
     print(f"{written} written, {skipped} skipped (outputs in {args.out})")
