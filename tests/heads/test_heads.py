@@ -98,7 +98,7 @@ def test_bisenet_sees_the_image():
     assert model.head.needs_image and model.head.spatial_path.conv1.conv.in_channels == 3
 
 
-REFERENCE_COUNTS = [  # parameters of the reference models (ResNet-101-v1s, 21 classes), from SPEC.md
+REFERENCE_COUNTS = [  # parameters of the reference models (ResNet-101-v1s, 21 classes), counted on the reference code
     ("fcn_resnet101s", dict(neck="jpu"), 74_173_674, 71_808_469),
     ("pspnet_resnet101s", dict(output_stride=8, bins=(1, 2, 3, 4)), 68_073_706, 65_708_501),
     ("pspnet_resnet101s", dict(neck="jpu", bins=(1, 2, 3, 4)), 87_809_258, 85_444_053),
