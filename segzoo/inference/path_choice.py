@@ -114,11 +114,9 @@ class PathChooser:
 
     def _first_batch(self, images: Tensor) -> Tensor:
         fp32 = self.paths[0]
-        if self.remeasure or path_memory.remeasure_requested():
-            remembered = None
-            self._key = self._decision_key(images)
-        else:
-            self._key = self._decision_key(images)
+        remembered = None
+        if not (self.remeasure or path_memory.remeasure_requested()):
+            self._key = self._decision_key(images)  # hashes the weights: a tenth of a second per 50 MB
             remembered = path_memory.recall(self._key)
         if remembered is not None and (remembered["precision"], remembered["runtime"]) in self.paths:
             path = (remembered["precision"], remembered["runtime"])
@@ -134,6 +132,8 @@ class PathChooser:
                                        f"{measure_needs(self.paths)} batches"))
             return self.infer(self._model, images)
 
+        if self._key is None:
+            self._key = self._decision_key(images)
         # Candidates are built from the float32 model before it is (possibly) rewritten in place.
         built, failed = {}, {}
         for path in self.paths[1:]:

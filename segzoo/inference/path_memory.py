@@ -47,7 +47,7 @@ def weights_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().to("cpu").contiguous().reshape(-1)
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)};".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+        digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")  # the buffer itself: no copy
     return digest.hexdigest()
 
 
