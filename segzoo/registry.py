@@ -22,7 +22,7 @@ from typing import Optional
 from .errors import HeadPluginError, UnknownModelError, did_you_mean
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "UPSTREAM_ENTRY_POINT_GROUP", "PluginInfo", "HeadInfo",
+    "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "UPSTREAM_ENTRY_POINT_GROUP", "PluginInfo",
     "get_head", "get_head_info", "list_heads", "head_spellings", "split_head_prefix",
     "get_neck", "get_neck_info", "list_necks", "neck_output_stride", "refresh_heads", "registry_generation",
     "check_plugins_installed", "get_upstream_info", "list_upstream_infos",
@@ -55,14 +55,6 @@ class PluginInfo:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-    @property
-    def head_class(self) -> Optional[type]:
-        """The head class (``plugin_class``, by the name the head API has always used)."""
-        return self.plugin_class
-
-
-HeadInfo = PluginInfo  # the name the head API has always used
 
 
 def _normalise(distribution: str) -> str:

@@ -21,6 +21,23 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(autouse=True)
+def _machine_pinned(monkeypatch, tmp_path_factory):
+    """No test depends on the CPU it runs on: native bfloat16 is pinned absent (``SEGZOO_FAST_BF16=0``, which child
+    processes inherit too) unless a test pins it present (the ``native_bf16`` fixture), and segzoo's cache (where
+    ``predict`` remembers its path choices) is a fresh folder, never the user's."""
+    monkeypatch.setenv("SEGZOO_FAST_BF16", "0")
+    monkeypatch.delenv("SEGZOO_REMEASURE", raising=False)
+    monkeypatch.setenv("SEGZOO_CACHE", str(tmp_path_factory.mktemp("segzoo-cache")))
+
+
+@pytest.fixture(params=[False, True], ids=["bf16-absent", "bf16-native"])
+def native_bf16(request, monkeypatch):
+    """Runs a test twice: on a CPU without native bfloat16 and on one with it (pinned, whatever this CPU has)."""
+    monkeypatch.setenv("SEGZOO_FAST_BF16", "1" if request.param else "0")
+    return request.param
+
+
+@pytest.fixture(autouse=True)
 def _fresh_registry():
     """Every test starts and ends with a freshly discovered head registry."""
     segzoo.refresh_heads()

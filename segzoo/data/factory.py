@@ -21,7 +21,7 @@ from .voc import VOCSegmentation
 
 __all__ = ["DATASET_DEFAULTS", "TRAIN_SPLITS", "create_dataset", "default_transform", "list_datasets"]
 
-# The reference recipe's sizes (SPEC: VOC 540/480, Cityscapes 1024/768; ADE20K as in mmseg / PyTorch-Encoding).
+# The reference recipe's sizes (VOC 540/480, Cityscapes 1024/768; ADE20K as in mmseg / PyTorch-Encoding).
 # mmseg's datasets: crop = its configs' crop_size, base = the smaller side of their training Resize scale
 # (Context (520, 520); COCO-Stuff and LoveDA (2048, 512); Potsdam / Vaihingen (512, 512); iSAID (896, 896)).
 DATASET_DEFAULTS = {

@@ -6,11 +6,10 @@ from typing import Any, Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError
 from ..layers import ConvBnAct, SeparableConvBnAct, concat_channels
 from ..upstream import FromCatalogue, KeyRule, PretrainedSpec, Upstream, conv_bn_act_keys
 from .base import SegmentationHead
-from .options import check_bool, check_fraction, check_int
+from .options import check_bool, check_fraction, check_int, check_ints
 
 __all__ = ["ASPP", "DeepLabV3Head"]
 
@@ -139,9 +138,7 @@ class DeepLabV3Head(SegmentationHead):
                  aspp_dropout: float = 0.5):
         super().__init__()
         check_int("DeepLabV3", channels=channels, minimum=1)
-        if not isinstance(rates, (tuple, list)) or not rates or any(
-                isinstance(rate, bool) or not isinstance(rate, int) or rate < 1 for rate in rates):
-            raise ConfigError(f"DeepLabV3 rates must be a non-empty sequence of integers >= 1, got {rates!r}")
+        check_ints("DeepLabV3", rates=rates, minimum=1)
         check_bool("DeepLabV3", pool_first=pool_first, project=project)
         check_fraction("DeepLabV3", aspp_dropout=aspp_dropout)
         self.aspp = ASPP(in_channels["c4"], channels, rates, pool_first=pool_first, project=project)

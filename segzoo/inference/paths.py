@@ -37,7 +37,7 @@ from .optimize import optimize_for_inference
 from .precision import AGREEMENT_THRESHOLD, argmax_agreement, bf16_model
 
 __all__ = ["PRECISIONS", "RUNTIMES", "RUNTIME_PRECISIONS", "PathTrial", "OptimizeReport", "optimize",
-           "check_path", "candidate_paths", "default_runtime", "image_batches"]
+           "check_path", "candidate_paths", "usable_paths", "build_path", "default_runtime", "image_batches"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 RUNTIMES = ("auto", "eager", "compile", "onnxruntime")
@@ -151,15 +151,17 @@ def image_batches(images: Images, what: str = "check_images") -> list[Tensor]:
     return out
 
 
-def _build(model: nn.Module, path: tuple[str, str], *, example_size, inplace: bool,
-           calibration: Optional[list[Tensor]]) -> nn.Module:
+def build_path(model: nn.Module, path: tuple[str, str], *, example_size=(64, 64), inplace: bool = False,
+               calibration: Optional[list[Tensor]] = None, warn_emulated: bool = True) -> nn.Module:
+    """``model`` on one (precision, runtime) path, unmeasured. ``warn_emulated``: a ``RuntimeWarning`` when bf16
+    is asked for on a CPU that emulates it (``segzoo.predict`` says so in its own line instead)."""
     chosen, runtime = path
     if runtime == "onnxruntime":  # exports from the model; never changes it
         return onnx_runtime_model(model, chosen, calibration_images=calibration, example_size=example_size)
     if runtime == "compile":
         return compiled_model(model if inplace else copy.deepcopy(model), chosen)
     if chosen == "bf16":
-        if not bf16.cpu_has_fast_bf16():
+        if warn_emulated and not bf16.cpu_has_fast_bf16():
             bf16._warn_slow_bf16()
         return bf16_model(model, example_size=example_size, inplace=inplace)
     return optimize_for_inference(model, example_size=example_size, inplace=inplace)
@@ -196,6 +198,21 @@ def _attention_unchunked_when_exported(model: nn.Module) -> bool:
     """Whether an ONNX export of ``model`` would hold full attention matrices (DANet, OCNet: modules that say
     ``unchunked_when_exported``)."""
     return any(getattr(module, "unchunked_when_exported", False) for module in model.modules())
+
+
+def usable_paths(model: nn.Module, paths: list[tuple[str, str]], runtime: str) -> list[tuple[str, str]]:
+    """``paths`` less those ``model`` should not take: with ``runtime="auto"``, ONNX Runtime for a model whose
+    export would hold full attention matrices (auto keeps the chunked attention's memory bound); asked for by
+    name, it is kept with a warning."""
+    if not _attention_unchunked_when_exported(model):
+        return paths
+    if runtime == "auto":
+        return [path for path in paths if path[1] != "onnxruntime"]
+    if runtime == "onnxruntime":
+        warnings.warn(f"{_describe(model)} on onnxruntime computes its spatial attention in one pass, not in "
+                      f"chunks: its memory grows with the square of the feature map's pixels (fine at crop "
+                      f"sizes, not at 1024x2048); eager and compile keep the chunks", RuntimeWarning, stacklevel=3)
+    return paths
 
 
 def _describe(model: nn.Module) -> str:
@@ -240,15 +257,8 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] =
     if precision == "int8" and calibration_images is None:
         raise ConfigError("precision int8 needs calibration_images (--calibration DIR): the quantization scales are "
                           "measured on them")
-    paths = candidate_paths(precision, runtime, device, calibration=calibration_images is not None)
-    if _attention_unchunked_when_exported(model):
-        if runtime == "auto":  # auto keeps the chunked attention's memory bound: eager (and compile) only
-            paths = [path for path in paths if path[1] != "onnxruntime"]
-        elif runtime == "onnxruntime":
-            warnings.warn(f"{_describe(model)} on onnxruntime computes its spatial attention in one pass, not in "
-                          f"chunks: its memory grows with the square of the feature map's pixels (fine at crop "
-                          f"sizes, not at 1024x2048); eager and compile keep the chunks", RuntimeWarning,
-                          stacklevel=2)
+    paths = usable_paths(model, candidate_paths(precision, runtime, device,
+                                                calibration=calibration_images is not None), runtime)
     calibration = image_batches(calibration_images, "calibration_images") if calibration_images is not None else None
     batches = image_batches(check_images) if check_images is not None else None
     config = getattr(model, "config", None)
@@ -256,7 +266,7 @@ def optimize(model: nn.Module, precision: str = "auto", runtime: Optional[str] =
     measured = batches is not None and (len(paths) > 1 or paths[0][0] != "fp32")
     if not measured:
         chosen = paths[0]
-        built = _build(model, chosen, example_size=example_size, inplace=inplace, calibration=calibration)
+        built = build_path(model, chosen, example_size=example_size, inplace=inplace, calibration=calibration)
         reason = "the only candidate path" if len(paths) == 1 else "float32: no check images to measure on"
         return _with_report(built, OptimizeReport(*chosen, reason))
 
@@ -285,7 +295,7 @@ def _try_paths(model: nn.Module, paths: list[tuple[str, str]], batches: list[Ten
             reference = [_logits(model, batch) for batch in batches]
         for path in paths:
             try:
-                candidate = _build(model, path, example_size=example_size, inplace=False, calibration=calibration)
+                candidate = build_path(model, path, example_size=example_size, inplace=False, calibration=calibration)
                 with torch.inference_mode():
                     agreement = _agreement(reference, candidate, batches, mode, threshold)
             except Exception as err:  # noqa: BLE001 - a path that cannot run here is reported, not fatal

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
+import platform
 import warnings
 from typing import Optional
 
@@ -19,11 +21,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
+from ..errors import ConfigError
 from .decode import decode_logits
 from .optimize import optimize_for_inference
 
-__all__ = ["AGREEMENT_THRESHOLD", "BFloat16Model", "cpu_has_fast_bf16", "fast_bf16_signal", "argmax_agreement",
-           "bf16_model", "inference_precision", "inference_runtime"]
+__all__ = ["AGREEMENT_THRESHOLD", "FAST_BF16_ENV", "BFloat16Model", "cpu_has_fast_bf16", "fast_bf16_signal",
+           "cpu_signature", "argmax_agreement", "bf16_model", "inference_precision", "inference_runtime"]
 
 # ``auto`` keeps bfloat16 only if at least this fraction of the check images' pixels get the same class (binary /
 # multi-label models: the same 0 / 1 per label) as in float32.
@@ -31,23 +34,52 @@ AGREEMENT_THRESHOLD = 0.995
 
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
+# "1" or "0" pins the answer of cpu_has_fast_bf16 (read at call time): to compare the paths on one machine, to
+# keep bfloat16 out of "auto", and in the tests, which must not depend on the CPU they run on.
+FAST_BF16_ENV = "SEGZOO_FAST_BF16"
+
 
 def cpu_has_fast_bf16() -> bool:
     """True only when this CPU computes bfloat16 natively (x86 AMX-BF16 or AVX512-BF16) and torch has oneDNN to
     run bfloat16 convolutions on it; detected, never assumed (``fast_bf16_signal`` says from what).
 
-    The signal, in order: ``torch.cpu.get_capabilities()`` (its ``amx_bf16`` and ``avx512_bf16`` entries, from
-    cpuinfo), else ``torch.cpu._is_amx_tile_supported()`` / ``_is_avx512_bf16_supported()`` (older torch 2.x;
-    every CPU with AMX tiles has AMX-BF16), else the ``amx_bf16`` / ``avx512_bf16`` flags of ``/proc/cpuinfo``
-    (Linux); with none of these, False. Arm's bfloat16 instructions are not counted (not measured). Tests
-    monkeypatch this function to simulate a CPU with and without bfloat16.
+    ``SEGZOO_FAST_BF16=1`` / ``=0`` in the environment pins the answer. Else the signal, in order:
+    ``torch.cpu.get_capabilities()`` (its ``amx_bf16`` and ``avx512_bf16`` entries, from cpuinfo), else
+    ``torch.cpu._is_amx_tile_supported()`` / ``_is_avx512_bf16_supported()`` (older torch 2.x; every CPU with AMX
+    tiles has AMX-BF16), else the ``amx_bf16`` / ``avx512_bf16`` flags of ``/proc/cpuinfo`` (Linux); with none of
+    these, False. Arm's bfloat16 instructions are not counted (not measured).
     """
-    return _detect_fast_bf16()[0]
+    pinned = _pinned_fast_bf16()
+    return pinned if pinned is not None else _detect_fast_bf16()[0]
 
 
 def fast_bf16_signal() -> str:
-    """What ``cpu_has_fast_bf16`` read, e.g. ``"torch.cpu.get_capabilities(): amx_bf16=False, avx512_bf16=False"``."""
+    """What ``cpu_has_fast_bf16`` read, e.g. ``"torch.cpu.get_capabilities(): amx_bf16=False, avx512_bf16=False"``
+    or ``"SEGZOO_FAST_BF16=1 (pinned in the environment)"``."""
+    if _pinned_fast_bf16() is not None:
+        return f"{FAST_BF16_ENV}={os.environ[FAST_BF16_ENV].strip()} (pinned in the environment)"
     return _detect_fast_bf16()[1]
+
+
+def _pinned_fast_bf16() -> Optional[bool]:
+    value = os.environ.get(FAST_BF16_ENV, "").strip()
+    if not value:
+        return None
+    if value not in ("0", "1"):
+        raise ConfigError(f"{FAST_BF16_ENV} must be 1 (native bfloat16), 0 (none) or unset (detect), got {value!r}")
+    return value == "1"
+
+
+def cpu_signature() -> str:
+    """What makes one CPU's timings differ from another's, as one string: the processor's name, the bfloat16
+    signal, torch's version and its thread count. ``segzoo.predict``'s remembered path choices are keyed on it."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            name = next((line.partition(":")[2].strip() for line in file if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name} | {fast_bf16_signal()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 
 @functools.cache

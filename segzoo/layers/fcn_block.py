@@ -1,4 +1,5 @@
-"""The FCN block (SPEC.md): the FCN head, the auxiliary head of every model and BiSeNet's heads."""
+"""The FCN block, ConvBnAct layers then dropout and a 1x1 classifier: the FCN head, the auxiliary head of every
+model and BiSeNet's heads."""
 from __future__ import annotations
 
 from typing import Optional

@@ -11,11 +11,11 @@ A plug-in author tests a head with one class (pytest collects the battery's test
 Each test builds ``<head>_<backbone>`` (a small ResNet-18 by default) with ``create_model`` and checks: eval
 outputs at the input's size for odd sizes on every structure (dilated output stride 8 and 16, JPU), training
 outputs and a backward pass that reaches every parameter (DDP needs no ``find_unused_parameters``), the aux
-head, a ``save_pretrained`` / ``local-dir:`` round trip, ``optimize_for_inference`` keeping the outputs,
-deterministic eval, the ``classifier`` naming convention, greyscale and 4-band models (``in_chans``),
-``torch.compile(fullgraph=True)`` and an ONNX export with dynamic height and width run in onnxruntime at another
-size. Needs pytest (and onnx, onnxscript,
-onnxruntime for the export check: ``pip install segzoo[onnx]``).
+head, a ``save_pretrained`` / ``local-dir:`` round trip of every parameter and buffer, ``optimize_for_inference``
+keeping the outputs, deterministic eval, the ``classifier`` naming convention, greyscale and 4-band models
+(``in_chans``), ``torch.compile(fullgraph=True)`` and an ONNX export with dynamic height and width run in
+onnxruntime at another size. Needs pytest (and onnx, onnxscript, onnxruntime for the export check:
+``pip install segzoo[onnx]``).
 """
 from __future__ import annotations
 
@@ -120,12 +120,18 @@ class HeadBattery:
         assert (model.aux_head is not None) == (aux and not model.head.handles_aux)
 
     def test_save_load_round_trip(self, tmp_path):
+        """Every parameter and buffer comes back. BatchNorm statistics and the zero-initialised parameters are
+        randomised first: at their fresh values a loader that dropped them would rebuild them unnoticed."""
         for index, structure in enumerate(self.structures):
-            model = self.build(structure, aux=True)
+            model = switch_on_zero_initialised(randomize_batch_norm(self.build(structure, aux=True)))
             images = _images(model, 1, 50, 66)
             save_pretrained(model, tmp_path / str(index))
             loaded = create_model(f"local-dir:{tmp_path / str(index)}")
-            assert torch.equal(loaded(images), model(images))
+            saved, restored = model.state_dict(), loaded.state_dict()
+            assert restored.keys() == saved.keys(), structure
+            not_restored = [key for key in saved if not torch.equal(restored[key], saved[key])]
+            assert not not_restored, f"{structure}: not restored: {', '.join(not_restored)}"
+            assert torch.equal(loaded(images), model(images)), structure
 
     def test_optimize_for_inference_keeps_the_outputs(self):
         for structure in self.structures:

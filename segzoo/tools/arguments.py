@@ -1,12 +1,13 @@
 """argparse types shared by the ``segzoo`` command and the example scripts: a bad value is a usage error (exit 2,
-one line naming the option) before any data is read or a model is built."""
+one line naming the option) before any data is read or a model is built. ``add_hub_options`` declares the Hub
+options once for the ``segzoo`` verbs and the maintainer scripts."""
 from __future__ import annotations
 
 import argparse
 import math
 import os
 
-__all__ = ["integer", "positive_number", "folder", "existing_folder", "output_file", "key_value"]
+__all__ = ["integer", "positive_number", "folder", "existing_folder", "output_file", "key_value", "add_hub_options"]
 
 
 def integer(minimum: int):
@@ -70,3 +71,15 @@ def key_value(text: str) -> tuple[str, object]:
         except ValueError:
             pass
     return name, value
+
+
+def add_hub_options(parser: argparse.ArgumentParser, *, cache_dir: bool = False, revision: str | None = None) -> None:
+    """Declare ``--token`` and ``--endpoint``; with ``cache_dir`` also ``--cache-dir`` (a :func:`folder`); with
+    ``revision`` also ``--revision``, whose help is ``revision``: what a revision is to that command (a branch to
+    commit to, a branch, tag or commit to download)."""
+    if revision is not None:
+        parser.add_argument("--revision", help=revision)
+    if cache_dir:
+        parser.add_argument("--cache-dir", type=folder, help="Hub cache directory (default: HF_HUB_CACHE)")
+    parser.add_argument("--token", help="Hub token (default: huggingface_hub's usual lookup)")
+    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")

@@ -6,9 +6,29 @@ import json
 import os
 import sys
 
-from .arguments import existing_folder, folder, integer, output_file, positive_number
+from .arguments import add_hub_options, existing_folder, folder, integer, output_file, positive_number
 
 __all__ = ["main"]
+
+
+# Options that several verbs take, each declared once so that it parses and reads the same in every verb.
+
+def _add_num_classes(parser, default: str = "the model's own; another number re-initialises the classifiers of "
+                                            "a model with weights") -> None:
+    parser.add_argument("--num-classes", type=integer(1), metavar="N", help=f"number of classes (default: {default})")
+
+
+def _add_size(parser, help: str, default: tuple[int, int] | None = None) -> None:
+    parser.add_argument("--size", nargs=2, type=integer(1), default=default, metavar=("H", "W"), help=help)
+
+
+def _add_device(parser, auto: bool) -> None:
+    """``--device``; with ``auto`` its default is auto (CUDA when available), else cpu."""
+    choices = "cpu, cuda or cuda:N"
+    if auto:
+        choices = f"auto (CUDA when available, else CPU), {choices}"
+    parser.add_argument("--device", default="auto" if auto else "cpu", metavar="DEVICE",
+                        help=f"{choices} (default: {'auto' if auto else 'cpu'})")
 
 
 def _add_list(commands) -> None:
@@ -80,8 +100,7 @@ def _add_info(commands) -> None:
                     "they are in the Hub cache. hf-hub: names download config.json only.")
     parser.add_argument("name", metavar="NAME", help="model name")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("--cache-dir", type=folder, help="Hub cache directory (default: HF_HUB_CACHE)")
-    _add_hub_options(parser)
+    add_hub_options(parser, cache_dir=True)
     parser.set_defaults(run=_run_info)
 
 
@@ -108,9 +127,9 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("models", nargs="+", metavar="NAME",
                         help="segzoo model name, tv:<torchvision name> or smp:<Arch>:<encoder>, optionally "
                              "@options")
-    parser.add_argument("--size", nargs=2, type=integer(1), default=(480, 480), metavar=("H", "W"), help="input size")
+    _add_size(parser, "input size (default: 480 480)", default=(480, 480))
     parser.add_argument("--batch", type=integer(1), default=1, help="batch size")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_device(parser, auto=False)
     parser.add_argument("--channels-last", dest="channels_last", action=argparse.BooleanOptionalAction, default=True,
                         help="channels-last memory format (default: on)")
     parser.add_argument("--train", action="store_true", help="time a training step instead of inference")
@@ -135,7 +154,7 @@ def _add_benchmark(commands) -> None:
     parser.add_argument("--rounds", type=integer(1), default=1,
                         help="run the whole list this many times in turn and report each model's median round "
                              "(steadier on a shared machine)")
-    parser.add_argument("--num-classes", type=integer(1), help="override the number of classes")
+    _add_num_classes(parser)
     parser.add_argument("--reference", help="a NAME among the models (as given, with its @options): print latency "
                                                "and GFLOP/s ratios against it")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -181,7 +200,7 @@ def _add_convert(commands) -> None:
                              "softmax axis, dilations, align_corners, class names and palette), or a reference kind ("
                              + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
-    parser.add_argument("--num-classes", type=integer(1), help="number of classes (default: from the classifier)")
+    _add_num_classes(parser, default="from the classifier")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
     parser.set_defaults(run=_run_convert)
 
@@ -196,11 +215,6 @@ def _run_convert(args) -> int:
     return 0
 
 
-def _add_hub_options(parser) -> None:
-    parser.add_argument("--token", help="Hub token (default: huggingface_hub's usual lookup)")
-    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")
-
-
 def _add_push(commands) -> None:
     parser = commands.add_parser(
         "push", help="push a saved model directory to the Hub",
@@ -211,9 +225,8 @@ def _add_push(commands) -> None:
                         help="a directory written by segzoo.save_pretrained")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name")
     parser.add_argument("--private", action="store_true", help="create the repo private")
-    parser.add_argument("--revision", help="branch to commit to (created if needed; default main)")
     parser.add_argument("--message", help="commit message")
-    _add_hub_options(parser)
+    add_hub_options(parser, revision="branch to commit to (created if needed; default main)")
     parser.set_defaults(run=_run_push)
 
 
@@ -236,13 +249,11 @@ def _add_pull(commands) -> None:
                     "file, converted once into segzoo's cache). With --to, also copy config.json and "
                     "model.safetensors (not the model card) into a directory usable as local-dir:DIR.")
     parser.add_argument("repo_id", metavar="REPO_ID", help="namespace/name[@revision], or a zoo name")
-    parser.add_argument("--revision", help="branch, tag or commit")
     parser.add_argument("--to", metavar="DIR", type=folder,
                         help="copy config.json and model.safetensors (not the model card) into DIR, created if "
                              "needed")
-    parser.add_argument("--cache-dir", type=folder, help="Hub cache directory (default: HF_HUB_CACHE)")
     parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
-    _add_hub_options(parser)
+    add_hub_options(parser, cache_dir=True, revision="branch, tag or commit")
     parser.set_defaults(run=_run_pull)
 
 
@@ -332,15 +343,15 @@ def _add_predict(commands) -> None:
     parser.add_argument("--batch-size", type=integer(1), default=1, metavar="B",
                         help="run up to B images of the same size together (images are never padded to "
                              "share a batch; default: 1)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: auto)")
+    _add_device(parser, auto=True)
     parser.add_argument("--half", action="store_true",
                         help="float16 autocast, on a CUDA device only (an error on the CPU)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
                         help="auto (default: float32, or where --runtime auto / a CPU with native bfloat16 / "
                              "--calibration leave several paths, the fastest that agrees with float32 on >= 99.5%% "
-                             "of the first batch's pixels), fp32, bf16 (CPU; emulated and slow without native "
-                             "bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
+                             "of the first batch's pixels, measured on the images being segmented and remembered "
+                             "for this model, CPU and image size), fp32, bf16 (CPU; emulated and slow without "
+                             "native bfloat16) or int8 (ONNX Runtime, static quantization; needs --calibration)")
     parser.add_argument("--runtime", choices=("eager", "compile", "onnxruntime", "auto"),
                         help="eager PyTorch (default; onnxruntime for int8), compile (torch.compile with freezing: "
                              "compiles per image size), onnxruntime (exports the model first; pip install "
@@ -348,11 +359,14 @@ def _add_predict(commands) -> None:
     parser.add_argument("--calibration", action="append", metavar="PATH",
                         help="an image file, folder or pattern to calibrate int8 on (repeatable; a handful of "
                              "images like the ones to segment)")
-    parser.add_argument("--num-classes", type=integer(1), metavar="N",
-                        help="number of classes to build the model with (a model with other weights gets "
-                             "re-initialised classifiers; default: the model's own)")
+    _add_num_classes(parser)
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure --precision auto's choice again, even where one is remembered for this model, "
+                             "CPU and image size (also SEGZOO_REMEASURE=1)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar (it is shown only when stderr is a terminal anyway)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only errors and the closing count: no progress bar, no 'inference:' line")
     parser.set_defaults(run=_run_predict)
 
 
@@ -363,7 +377,8 @@ def _run_predict(args) -> int:
                       max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                       batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
                       num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision,
-                      runtime=args.runtime, calibration=args.calibration)
+                      runtime=args.runtime, calibration=args.calibration, remeasure=args.remeasure,
+                      quiet=args.quiet)
     written = sum(result.ok for result in results)
     skipped = len(results) - written
     print(f"{written} written, {skipped} skipped (outputs in {args.out})")
@@ -386,17 +401,14 @@ def _add_export(commands) -> None:
     parser.add_argument("--dynamic", action=argparse.BooleanOptionalAction, default=True,
                         help="dynamic batch, height and width (default); --no-dynamic fixes the input to "
                              "1 x 3 x H x W at --size")
-    parser.add_argument("--size", nargs=2, type=integer(1), metavar=("H", "W"),
-                        help="example input size (default: the model's input_size from its config); with "
-                             "--dynamic the file takes any size, this is where it is traced and checked")
+    _add_size(parser, "example input size (default: the model's input_size from its config); with --dynamic the "
+                      "file takes any size, this is where it is traced and checked")
     parser.add_argument("--out", metavar="PATH", type=output_file,
                         help="output file (default: ./<model name>.onnx or .pt2; parent directories are created)")
     parser.add_argument("--opset", type=integer(1), metavar="N",
                         help="ONNX opset version (default: the exporter's; it converts its graph to other opsets, "
                              "and a model it cannot convert is an error)")
-    parser.add_argument("--num-classes", type=integer(1), metavar="N",
-                        help="number of classes (a different number than a checkpoint's re-initialises its "
-                             "classifiers)")
+    _add_num_classes(parser)
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="do not run the exported file and compare it with the eager model")
     parser.set_defaults(run=_run_export)

@@ -1,6 +1,6 @@
 """The publishing manifest: which zoo models are mirrored on the Hub, at which commit, with which sha256.
 
-``hub/publish_model.py`` writes it when a maintainer publishes a model; ``segzoo/zoo/published.json`` ships with
+``maintainers/publish_model.py`` writes it when a maintainer publishes a model; ``segzoo/zoo/published.json`` ships with
 the package, and ``SEGZOO_MANIFEST`` points at another file (a fork's own mirror, or a test's).
 """
 from __future__ import annotations

@@ -19,9 +19,9 @@ from support.mmseg_reference import max_difference, reference_outputs, seeded_st
 
 
 class OnnxInTheSlowRun:
-    """The battery's ONNX export (13-18 s a head) in the slow run: the default run exports PSPNet + JPU (the pyramid
-    pooling UPerNet reuses) and DANet in tests/unit/test_export.py, and the plug-in head in its battery; the other
-    built-in heads' exports are slow there too."""
+    """The battery's ONNX export (13-18 s a head) in the slow tier, which CI runs after the default tier:
+    tests/unit/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports PSPNet + JPU (the
+    pyramid pooling UPerNet reuses) and DANet, its slow tier the other heads it lists."""
 
     @pytest.mark.slow
     def test_onnx_export_runs_at_other_sizes(self, tmp_path):
@@ -34,7 +34,7 @@ class TestDeepLabV3Plus(OnnxInTheSlowRun, HeadBattery):
 
 class OtherBackbone:
     """On a non-ResNet backbone the forward, backward and save/load checks say the head works; export and compile
-    are the head's own business, checked on ResNet above (they take a minute per class)."""
+    are the head's own business, checked on ResNet above (export in the slow tier; they take a minute per class)."""
 
     test_onnx_export_runs_at_other_sizes = None
     test_torch_compile_fullgraph_matches_eager = None

@@ -170,7 +170,7 @@ def test_offline_after_the_server_is_stopped(hub_server, hub_env):
 
 
 def test_zoo_name_pulls_the_published_revision(hub_server, hub_env, tmp_path, monkeypatch):
-    from hub.publish_model import publish
+    from maintainers.publish_model import publish
 
     model = create_model("bisenet_resnet18_voc")
     segzoo.save_pretrained(model, tmp_path / "converted")

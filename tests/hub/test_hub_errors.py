@@ -128,7 +128,10 @@ def test_invalid_repo_ids_are_refused_before_any_request(hub_server, hub_env, ti
     one_line(err.value)
     with pytest.raises(WeightsUnavailableError, match=message):
         segzoo.download_model_files(repo_id, token=ALICE, endpoint=hub_server.endpoint)
-    assert hub_server.request_log == []
+    assert hub_server.request_log == []  # the server received nothing...
+    with pytest.raises(WeightsUnavailableError, match="not found"):
+        segzoo.download_model_files("alice/absent", token=ALICE, endpoint=hub_server.endpoint)
+    assert hub_server.request_log  # ...and it logs what it receives: a valid id's request is there
 
 
 # huggingface_hub waits 1, 2, 4, 8 and 8 s between the 5 retries of a failed request (http_backoff's base_wait_time

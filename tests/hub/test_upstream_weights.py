@@ -360,9 +360,9 @@ def test_convert_command_takes_torchvision_files(torchvision_files, tmp_path):
 
 def test_mirror_command_publishes_the_zoo_then_pretrained_pulls_the_mirror(torchvision_files, upstream, make_plugin,
                                                                            hub_server, hub_env, tmp_path, monkeypatch):
-    """hub.mirror_zoo: fetch, convert, push with the card, record in the manifest; then a fresh machine (empty
+    """maintainers.mirror_zoo: fetch, convert, push with the card, record in the manifest; then a fresh machine (empty
     cache, upstream unreachable) gets the model from the Hub mirror."""
-    from hub.mirror_zoo import mirror, mirrorable
+    from maintainers.mirror_zoo import mirror, mirrorable
 
     torchvision_model, file, data = torchvision_files["fcn"]
     upstream.files[file] = data

@@ -246,7 +246,7 @@ def test_refuses_pickled_objects(tmp_path):
 
 def test_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(REPO))
-    from hub.convert_checkpoint import main
+    from maintainers.convert_checkpoint import main
 
     torch.save(random_state("psp_d8"), tmp_path / "psp.pth")
     names = [f"class{i}" for i in range(21)]

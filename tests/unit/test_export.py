@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from segzoo import SegzooError, create_model, export
-from segzoo.tools.export import ExportCheckError, check_export
+from segzoo.inference.export import ExportCheckError, check_export
 
 SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
 EXPORT_SIZE = (64, 64)

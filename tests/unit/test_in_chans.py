@@ -172,7 +172,7 @@ def test_onnx_export_of_a_4_band_model_matches_torch(tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime
 
-    from segzoo.tools.export import check_export
+    from segzoo.inference.export import check_export
 
     torch.manual_seed(0)
     model = create_model("fcn_resnet18", in_chans=4, num_classes=3)

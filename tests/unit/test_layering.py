@@ -136,7 +136,7 @@ def test_import_segzoo_is_core_only_and_works_without_resource():
         import sys
         sys.modules["resource"] = None  # what an unavailable module looks like to the import system
         import segzoo
-        heavy = [m for m in ("segzoo.tools.benchmark", "segzoo.tools.export", "segzoo.inference.optimize",
+        heavy = [m for m in ("segzoo.tools.benchmark", "segzoo.inference.export", "segzoo.inference.optimize",
                              "torch._dynamo", "timm", "huggingface_hub") if m in sys.modules]
         print("heavy:", heavy)
         model = segzoo.create_model("fcn_resnet18", num_classes=2)

@@ -60,7 +60,7 @@ def test_reference_fcn_layout():
 
 @pytest.mark.slow
 def test_reference_fcn_r101_counts_the_reference_parameters():
-    """Counts taken from the reference code (SPEC.md): FCN + JPU on ResNet-101-v1s, 21 classes."""
+    """Counts taken from the reference code: FCN + JPU on ResNet-101-v1s, 21 classes."""
     for aux, expected in ((True, 74_173_674), (False, 71_808_469)):
         model = create_model("fcn_resnet101s", neck="jpu", aux=aux, num_classes=21)
         assert sum(p.numel() for p in model.parameters()) == expected

@@ -28,7 +28,7 @@ from segzoo.testing import randomize_batch_norm
 from segzoo.tools.benchmark import BenchmarkResult, format_table
 from segzoo.tools.cli import main
 
-PREDICT = importlib.import_module("segzoo.inference.predict")  # the module (segzoo.inference.predict is the function)
+CHOICE = importlib.import_module("segzoo.inference.path_choice")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,9 @@ def images():
 
 @pytest.fixture
 def fast_bf16(monkeypatch):
-    """Simulate the CPU: ``fast_bf16(True)`` has native bf16, ``fast_bf16(False)`` has not."""
+    """Pin the CPU: ``fast_bf16(True)`` has native bf16, ``fast_bf16(False)`` has not."""
     def simulate(has: bool):
-        monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: has)
+        monkeypatch.setenv(precision.FAST_BF16_ENV, "1" if has else "0")
     return simulate
 
 
@@ -59,7 +59,8 @@ def bf16_faster(monkeypatch):
 
 
 @pytest.fixture
-def fresh_detection():
+def fresh_detection(monkeypatch):
+    monkeypatch.delenv(precision.FAST_BF16_ENV)  # the real detection, not the tests' pin
     precision._detect_fast_bf16.cache_clear()
     yield
     precision._detect_fast_bf16.cache_clear()
@@ -79,9 +80,12 @@ def _cpuinfo_has_bf16():
 def test_real_detection_on_this_machine_and_auto_falls_back_to_fp32_without_bf16(fresh_detection):
     has = precision.cpu_has_fast_bf16()
     assert isinstance(has, bool) and precision.fast_bf16_signal()
-    if _cpuinfo_has_bf16() is False:  # e.g. the project's AVX2 machines: no native bf16 -> auto is fp32
+    if _cpuinfo_has_bf16() is False:  # e.g. AVX2-only machines: no native bf16 -> auto is fp32
         assert not has
         assert candidate_paths("auto") == [("fp32", "eager")]
+    elif _cpuinfo_has_bf16() and torch.backends.mkldnn.is_available():  # AVX512-BF16 / AMX machines
+        assert has
+        assert candidate_paths("auto") == [("fp32", "eager"), ("bf16", "eager")]
     assert candidate_paths("auto", "eager", "cuda") == [("fp32", "eager")]
     assert candidate_paths("bf16", "eager") == [("bf16", "eager")]
 
@@ -329,14 +333,17 @@ def test_predict_command_runs_bf16_end_to_end(tmp_path, capsys, monkeypatch):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (36, 44, 3), dtype=np.uint8)).save(photo)
     made = []
-    real_optimize = PREDICT.optimize
-    monkeypatch.setattr(PREDICT, "optimize",
-                        lambda *args, **kwargs: made.append(real_optimize(*args, **kwargs)) or made[-1])
+    real_build = CHOICE.build_path
+    monkeypatch.setattr(CHOICE, "build_path", lambda *args, **kwargs: made.append(real_build(*args, **kwargs))
+                        or made[-1])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no native bf16 here: the emulation warning
+        warnings.simplefilter("error")  # bf16 emulated (pinned absent): said in the inference line, never warned
         assert main(["predict", str(photo), "--model", "fcn_resnet18", "--num-classes", "3", "--out",
                      str(tmp_path / "out"), "--device", "cpu", "--precision", "bf16", "--npy"]) == 0
-    assert "1 written, 0 skipped" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "1 written, 0 skipped" in out
+    assert err.splitlines() == ["inference: bf16 eager (as asked; this CPU emulates bfloat16: several times slower "
+                                "than fp32)"]
     assert len(made) == 1 and isinstance(made[0], BFloat16Model)
     mask = np.load(tmp_path / "out" / "photo.npy")
     assert mask.shape == (36, 44) and mask.dtype == np.uint8 and mask.max() < 3
@@ -356,12 +363,12 @@ def test_predict_leaves_a_model_passed_in_alone_unless_precision_is_given(tmp_pa
     Image.fromarray(np.zeros((20, 24, 3), dtype=np.uint8)).save(photo)
     net = create_model("fcn_resnet18", num_classes=3, output_stride=16)
     calls = []
-    monkeypatch.setattr(PREDICT, "optimize", lambda *a, **k: calls.append((a, k)) or a[0])
+    monkeypatch.setattr(CHOICE, "build_path", lambda model, path, **k: calls.append((model, path, k["inplace"]))
+                        or model)
     (result,) = segzoo.predict(photo, net, device="cpu", progress=False)
     assert result.ok and calls == []
     segzoo.predict(photo, net, device="cpu", progress=False, precision="fp32")
-    # a copy: the caller's model is not modified
-    assert calls == [((net, "fp32", "eager"), {"inplace": False, "calibration_images": None})]
+    assert calls == [(net, ("fp32", "eager"), False)]  # not in place: the caller's model is not modified
     with pytest.raises(ConfigError, match="precision must be one of"):
         segzoo.predict(photo, net, device="cpu", precision="half")
 
@@ -378,26 +385,3 @@ def test_benchmark_rows_say_which_precision_they_ran_in():
         segzoo.benchmark(["fcn_resnet18"], precision="bf16", train=True)
     with pytest.raises(ConfigError, match="precision must be one of"):
         segzoo.benchmark(["fcn_resnet18"], precision="fp16")
-
-
-def test_predict_auto_decides_on_its_first_batch(tmp_path, fast_bf16, monkeypatch, bf16_faster):
-    """Where bf16 is fast, predict's "auto" checks bf16 against fp32 on the first batch (once), then keeps it if
-    they agree; where it is not, it optimises for fp32 up front without any check."""
-    from PIL import Image
-
-    import segzoo.inference.predict as predict_module
-
-    for index in range(2):
-        Image.fromarray(np.full((20, 24, 3), 40 * index, np.uint8)).save(tmp_path / f"{index}.png")
-    calls = []
-    real = predict_module.optimize
-    monkeypatch.setattr(predict_module, "optimize",
-                        lambda *args, **kwargs: calls.append(kwargs.get("check_images")) or real(*args, **kwargs))
-    fast_bf16(True)
-    monkeypatch.setattr(paths, "AGREEMENT_THRESHOLD", 0.0)
-    results = segzoo.predict([tmp_path / "0.png", tmp_path / "1.png"], "fcn_resnet18", num_classes=3, progress=False)
-    assert all(r.ok for r in results) and len(calls) == 1 and calls[0].shape == (1, 3, 20, 24)
-    calls.clear()
-    fast_bf16(False)
-    segzoo.predict([tmp_path / "0.png"], "fcn_resnet18", num_classes=3, progress=False)
-    assert calls == [None]

@@ -163,7 +163,7 @@ def test_predict_sliding_window_above_max_size(image_folder, tiny_model):
 
 
 def test_a_model_named_is_optimized_for_inference_a_model_passed_in_is_not(image_folder, tiny_model, tmp_path,
-                                                                          monkeypatch):
+                                                                          monkeypatch, native_bf16):
     folder, _ = image_folder
     segzoo.save_pretrained(randomize_batch_norm(tiny_model), tmp_path / "saved")
     fused_calls = []
@@ -171,7 +171,8 @@ def test_a_model_named_is_optimized_for_inference_a_model_passed_in_is_not(image
     monkeypatch.setattr(FusedConv2d, "forward", lambda self, x: fused_calls.append(1) or forward(self, x))
     inputs = [folder / "grey.png", folder / "rgba.png"]
     by_name = segzoo.predict(inputs, f"local-dir:{tmp_path / 'saved'}", device="cpu", progress=False)
-    assert len(fused_calls) == 3 * 22  # every convolution of fcn_resnet18: the check on the example, 2 images
+    # every convolution of fcn_resnet18: the check on the example, 2 images (too few to measure bf16, where native)
+    assert len(fused_calls) == 3 * 22
     by_object = segzoo.predict(inputs, tiny_model, device="cpu", progress=False)
     assert len(fused_calls) == 3 * 22 and not is_optimized_for_inference(tiny_model)
     for named, passed in zip(by_name, by_object):

@@ -2,7 +2,7 @@
 
 Usage (the same as ``segzoo convert``)::
 
-    python -m hub.convert_checkpoint SRC.pth OUT_DIR --model KIND [--backbone resnet101s] [--num-classes N]
+    python -m maintainers.convert_checkpoint SRC.pth OUT_DIR --model KIND [--backbone resnet101s] [--num-classes N]
                           [--class-names a,b,c]
 
 The conversion lives in ``segzoo.weights.convert`` and its command line in ``segzoo.tools.cli``; this is the

@@ -1,6 +1,6 @@
 """Mirror the zoo on the Hub: the maintainer's one step to publish every zoo model as safetensors.
 
-    python -m hub.mirror_zoo [PATTERN ...] [--organisation segzoo] [--endpoint URL] [--token TOKEN]
+    python -m maintainers.mirror_zoo [PATTERN ...] [--organisation segzoo] [--endpoint URL] [--token TOKEN]
         [--manifest segzoo/zoo/published.json]
 
 For every zoo entry with an upstream checkpoint (or those whose names match a PATTERN, fnmatch style): fetch the
@@ -20,6 +20,7 @@ from typing import Optional
 
 from segzoo.errors import SegzooError
 from segzoo.model import SegmentationModel
+from segzoo.tools.arguments import add_hub_options
 from segzoo.weights import WEIGHTS_NAME, push_to_hub
 from segzoo.weights.checkpoint import load_weights
 from segzoo.weights.sources import UpstreamSource
@@ -65,12 +66,11 @@ def mirror(name: str, organisation: str = HUB_ORGANISATION, endpoint: Optional[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.mirror_zoo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m maintainers.mirror_zoo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("patterns", nargs="*", metavar="PATTERN", help="zoo names or fnmatch patterns (default: all)")
     parser.add_argument("--organisation", default=HUB_ORGANISATION, help="Hub namespace to push to")
-    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")
-    parser.add_argument("--token", help="Hub token")
+    add_hub_options(parser)
     parser.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="manifest to update")
     args = parser.parse_args(argv)
     names = mirrorable(args.patterns)

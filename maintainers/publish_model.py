@@ -1,6 +1,6 @@
 """Publish a converted zoo checkpoint: push it with its model card and record it in the manifest.
 
-    python -m hub.publish_model CONVERTED_DIR ZOO_NAME --results results.json [--repo-id ORG/NAME]
+    python -m maintainers.publish_model CONVERTED_DIR ZOO_NAME --results results.json [--repo-id ORG/NAME]
         [--endpoint URL] [--token TOKEN] [--manifest segzoo/zoo/published.json]
 
 CONVERTED_DIR comes from ``segzoo convert``; its config must be the zoo entry's config (class names aside).
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import segzoo
 from segzoo.errors import ConfigError, SegzooError
+from segzoo.tools.arguments import add_hub_options
 from segzoo.weights import WEIGHTS_NAME
 from segzoo.zoo import get_pretrained, list_pretrained
 from segzoo.zoo.manifest import DEFAULT_MANIFEST, write_manifest_record
@@ -49,14 +50,13 @@ def publish(directory: str, name: str, results: dict, repo_id: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.publish", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m maintainers.publish_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory", help="a converted checkpoint directory (segzoo convert)")
     parser.add_argument("name", choices=list_pretrained(), metavar="ZOO_NAME", help="the zoo name it is")
     parser.add_argument("--results", required=True, help="JSON file of evaluation results")
     parser.add_argument("--repo-id", help="Hub repo (default: the zoo entry's)")
-    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or the public Hub)")
-    parser.add_argument("--token", help="Hub token")
+    add_hub_options(parser)
     parser.add_argument("--manifest", default=str(DEFAULT_MANIFEST), help="manifest to update")
     args = parser.parse_args(argv)
     try:

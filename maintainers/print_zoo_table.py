@@ -1,7 +1,7 @@
 """Print the docs' zoo table: every entry's dataset, reported mIoU, parameters and GFLOPs (counted at its eval size),
 its source, where its weights come from and their licence.
 
-    python -m hub.print_zoo_table > table.md
+    python -m maintainers.print_zoo_table > table.md
 
 Entries that share a structure and eval size are counted once (on the meta device: nothing is computed).
 """
