@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import DatasetError
-from ..zoo.class_names import ADE20K_CLASSES
+from ..zoo import ADE20K_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
 __all__ = ["ADE20K_LAYOUT", "ADE20KSegmentation"]

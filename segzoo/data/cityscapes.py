@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import DatasetError
-from ..zoo.class_names import CITYSCAPES_CLASSES
+from ..zoo import CITYSCAPES_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
 __all__ = ["CITYSCAPES_LAYOUT", "LABEL_TO_TRAIN_ID", "CityscapesSegmentation"]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DatasetError
-from ..zoo.class_names import VOC_CLASSES
+from ..zoo import VOC_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
 __all__ = ["VOC_LAYOUT", "VOCSegmentation"]

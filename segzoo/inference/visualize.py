@@ -1,4 +1,4 @@
-"""Class maps as images: palette PNGs and colour overlays (palettes: ``segzoo.zoo.palettes``)."""
+"""Class maps as images: palette PNGs and colour overlays (the palettes: ``segzoo.upstreams.palettes``)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,9 +1,9 @@
 """The zoo: named, trained models (collected from the heads), their datasets' classes and palettes, and the
 publishing manifest."""
-from .class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, DATASET_CLASSES, VOC_CLASSES
+from ..upstreams.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, DATASET_CLASSES, VOC_CLASSES
+from ..upstreams.palettes import ade20k_palette, cityscapes_palette, generic_palette, voc_palette
 from .datasets import DATASETS, ZooDataset, get_dataset, palette_for
 from .manifest import MANIFEST_ENV, read_manifest
-from .palettes import ade20k_palette, cityscapes_palette, generic_palette, voc_palette
 from .table import (
                     HUB_ORGANISATION,
                     PretrainedEntry,

@@ -13,7 +13,7 @@ from PIL import Image
 
 import segzoo
 from segzoo.inference.image_io import to_tensor
-from segzoo.zoo.class_names import VOC_CLASSES
+from segzoo.zoo import VOC_CLASSES
 from support.scripts import check, run_script
 
 

@@ -27,7 +27,7 @@ from segzoo.data import (
 )
 from segzoo.errors import DatasetError, ImageReadError
 from segzoo.inference.image_io import to_tensor
-from segzoo.zoo.class_names import VOC_CLASSES
+from segzoo.zoo import VOC_CLASSES
 
 H, W = 20, 30
 

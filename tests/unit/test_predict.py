@@ -19,8 +19,16 @@ from segzoo.inference.image_io import load_image, to_tensor
 from segzoo.inference.optimize import FusedConv2d, is_optimized_for_inference
 from segzoo.testing import randomize_batch_norm
 from segzoo.tools.cli import _build_parser, main
-from segzoo.zoo import ade20k_palette, cityscapes_palette, generic_palette, palette_for, voc_palette
-from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
+from segzoo.zoo import (
+    ADE20K_CLASSES,
+    CITYSCAPES_CLASSES,
+    VOC_CLASSES,
+    ade20k_palette,
+    cityscapes_palette,
+    generic_palette,
+    palette_for,
+    voc_palette,
+)
 
 SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")
 ORIENTATION = 0x0112  # EXIF tag; 6 = stored rotated, display turned 90 degrees clockwise

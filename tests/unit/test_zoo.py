@@ -6,7 +6,7 @@ import torch
 
 import segzoo
 from segzoo import UnknownModelError, WeightsUnavailableError, create_model, get_pretrained, list_pretrained
-from segzoo.zoo.class_names import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
+from segzoo.zoo import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES
 
 # Names are timm's <architecture>.<tag> (the tag says where the weights come from); the seed zoo's names are
 # the reference entries' short names, and the reference's spellings (psp_, deeplab_) aliases of the head names.
