@@ -1,6 +1,6 @@
 """BiSeNet in mmsegmentation's form (``BiSeNetV1``) reproduces mmsegmentation's own outputs.
 
-``tests/data/mmseg/make_reference.py`` ran mmseg 1.2.2's ``bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024``
+``tests/reference_data/mmseg/make_reference.py`` ran mmseg 1.2.2's ``bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024``
 with deterministic weights (``tests/support/seeded_weights.py``) on one odd-sized input and kept its logits and the
 outputs of its two auxiliary heads (``aux0`` on the /8 context output, ``aux1`` on the /16 one). Here the same
 weights are made from the stored layout, converted with the head's ``mmseg`` form, and run.

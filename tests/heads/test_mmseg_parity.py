@@ -1,6 +1,6 @@
 """Converted mmsegmentation checkpoints reproduce mmsegmentation's own outputs.
 
-``tests/data/mmseg/make_reference.py`` ran mmsegmentation 1.2.2 (in a scratch environment; segzoo never depends on
+``tests/reference_data/mmseg/make_reference.py`` ran mmsegmentation 1.2.2 (in a scratch environment; segzoo never depends on
 it) on 14 of its model configs with deterministic weights (``tests/support/seeded_weights.py``) and one odd-sized
 input, and committed the outputs and each model's state-dict layout. Here the same weights are made from the
 layout, converted as the zoo entry of that config converts its real checkpoint, and run.

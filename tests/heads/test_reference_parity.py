@@ -1,6 +1,6 @@
 """Converted reference-zoo checkpoints (the ``*.ref_*`` entries) reproduce the reference code's own outputs.
 
-``tests/data/reference/make_reference_outputs.py`` ran the reference code (AceCoooool/segmentation, whose README
+``tests/reference_data/reference/make_reference_outputs.py`` ran the reference code (AceCoooool/segmentation, whose README
 table the entries come from; in a scratch environment, never a dependency of segzoo) for each model family as the
 zoo builds it (ResNet-101-v1s, JPU or dilated, aux head, 21 classes) with deterministic weights
 (``seeded_reference_value`` in tests/support/reference_zoo.py) on one odd-sized input, and committed samples of
@@ -89,7 +89,7 @@ def worst(model, family: str) -> tuple[float, float, str]:
 
 def test_committed_layouts_are_the_real_checkpoints():
     """The reference models the outputs came from have the key layout of the published checkpoints (their key
-    lists in tests/data/reference-keys are ResNet-50's; ResNet-101 adds layer3 blocks base2.6 .. base2.22)."""
+    lists in tests/reference_data/reference-keys are ResNet-50's; ResNet-101 adds layer3 blocks base2.6 .. base2.22)."""
     assert set(key_layouts()) == set(FAMILIES) == set(CHECKPOINT_KEYS)
     for family, name in CHECKPOINT_KEYS.items():
         real = {key: [shape, dtype.replace("torch.", "")]

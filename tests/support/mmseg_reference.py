@@ -1,4 +1,4 @@
-"""mmsegmentation's reference outputs and key layouts (``tests/data/mmseg``, taken by its make_reference.py), and
+"""mmsegmentation's reference outputs and key layouts (``tests/reference_data/mmseg``, taken by its make_reference.py), and
 the seeded state dicts they ran with."""
 from __future__ import annotations
 

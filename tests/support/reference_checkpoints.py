@@ -1,5 +1,5 @@
 """Random checkpoints in the reference zoo's key layout, from the key lists of its real checkpoints
-(``tests/data/reference-keys``: every key with its shape and dtype)."""
+(``tests/reference_data/reference-keys``: every key with its shape and dtype)."""
 from __future__ import annotations
 
 import json

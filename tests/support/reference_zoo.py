@@ -1,4 +1,4 @@
-"""The reference zoo's own outputs (``tests/data/reference``, taken by its make_reference_outputs.py from the
+"""The reference zoo's own outputs (``tests/reference_data/reference``, taken by its make_reference_outputs.py from the
 reference code, AceCoooool/segmentation, in a scratch environment) and the seeded weights and input they ran with.
 
 The weights are not stored: both sides fill the reference key layout with ``seeded_reference_value``. This module

@@ -1,6 +1,6 @@
 """examples/evaluate.py's inference paths: int8 on ONNX Runtime calibrated on other images than the evaluated ones,
 and ``--runtime auto`` measuring its candidates on the first evaluation images (the numerics of each path are
-tested in tests/unit/test_inference_paths.py; here the script's wiring)."""
+tested in tests/inference/test_runtimes.py; here the script's wiring)."""
 from __future__ import annotations
 
 import json

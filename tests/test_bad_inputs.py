@@ -4,7 +4,7 @@ The Python API raises a ``SegzooError`` (``TypeError`` for an unknown keyword, a
 one line naming the argument; the command prints ``error: ...`` (exit 1) or argparse's usage and
 ``error: argument ...`` (exit 2) on stderr. The commands run in this process through ``main``, so a raw exception
 fails the test with its traceback; one case runs the real console script. Hub failures are in
-tests/hub/test_hub_errors.py.
+tests/weights/test_hub_errors.py.
 """
 import re
 import subprocess

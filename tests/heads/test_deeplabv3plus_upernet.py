@@ -20,7 +20,7 @@ from support.mmseg_reference import max_difference, reference_outputs, seeded_st
 
 class OnnxInTheSlowRun:
     """The battery's ONNX export (13-18 s a head) in the slow tier, which CI runs after the default tier:
-    tests/unit/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports PSPNet + JPU (the
+    tests/inference/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports PSPNet + JPU (the
     pyramid pooling UPerNet reuses) and DANet, its slow tier the other heads it lists."""
 
     @pytest.mark.slow

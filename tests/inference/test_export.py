@@ -181,7 +181,7 @@ def test_cli_export_error_is_a_message(tmp_path):
 
 COMPILE_HEADS = ["fcn", "pspnet_jpu", "deeplabv3", "danet", "ocnet", "ocnet_asp", "ccnet", "bisenet"]
 # Every head compiles as one graph (fullgraph=True); none needs a graph break. Dynamo's capture with AOTAutograd
-# (no code generation) runs for every head in segzoo.testing.HeadBattery (tests/heads/test_heads.py).
+# (no code generation) runs for every head in segzoo.testing.HeadBattery (tests/heads/test_builtin_heads.py).
 
 
 def _has_cxx() -> bool:

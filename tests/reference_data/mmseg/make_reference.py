@@ -3,7 +3,7 @@
 NOT part of the segzoo package or its test run: run it once, by hand, with the python of a SCRATCH environment
 that has mmsegmentation in it (mmseg is never a dependency of segzoo):
 
-    /tmp/mmseg-venv/bin/python tests/data/mmseg/make_reference.py
+    /tmp/mmseg-venv/bin/python tests/reference_data/mmseg/make_reference.py
 
 It writes, beside itself: reference.npz (input + logits/aux outputs, float32), key_layouts.json.gz (each model's
 state-dict layout, in order), models.json (what each reference ran) and versions.json. The weights are NOT

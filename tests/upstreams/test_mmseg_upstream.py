@@ -22,7 +22,7 @@ from segzoo.upstreams.mmseg import BASE_URL, records
 from support.file_server import FileServer
 from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
 
-# (plug-in head, built-in class, mmseg record name, reference model of tests/data/mmseg with that key layout)
+# (plug-in head, built-in class, mmseg record name, reference model of tests/reference_data/mmseg with that key layout)
 CASES = {
     "mmfcn": ("segzoo.heads.fcn:FCNHead", "fcn_r18-d8_4xb2-80k_cityscapes-512x1024",
               "fcn_r18-d8_4xb2-80k_cityscapes-512x1024"),
