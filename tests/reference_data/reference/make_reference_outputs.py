@@ -63,7 +63,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def expected_layout(name: str) -> dict[str, list]:
     """The real ResNet-50 checkpoint's key list, extended to ResNet-101's 23 layer3 blocks."""
-    layout = json.loads((ROOT / "tests" / "data" / "reference-keys" / f"{name}.keys.json").read_text())
+    layout = json.loads((ROOT / "tests" / "reference_data" / "reference-keys" / f"{name}.keys.json").read_text())
     layout = {key: [shape, dtype.replace("torch.", "")] for key, (shape, dtype) in layout.items()}
     extra = {key.replace("base2.5.", f"base2.{i}.", 1): spec for i in range(6, 23)
              for key, spec in layout.items() if key.startswith("base2.5.")}
