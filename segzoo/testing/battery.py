@@ -16,6 +16,10 @@ keeping the outputs, deterministic eval, the ``classifier`` naming convention, g
 (``in_chans``), ``torch.compile(fullgraph=True)`` and an ONNX export with dynamic height and width run in
 onnxruntime at another size. Needs pytest (and onnx, onnxscript, onnxruntime for the export check:
 ``pip install segzoo[onnx]``).
+
+The checks of eval sizes, save / load and folding run once per structure: the first structure (the head's
+default) as a plain test, the others marked ``slow`` (register the marker in your pytest configuration; segzoo's
+own default run leaves them out and CI runs them after it).
 """
 from __future__ import annotations
 
@@ -64,6 +68,13 @@ def switch_on_zero_initialised(model: nn.Module, seed: int = 0) -> nn.Module:
     return model
 
 
+def _structure_id(structure: dict[str, Any]) -> str:
+    """``{"output_stride": 8}`` -> ``os8``, ``{"neck": "jpu"}`` -> ``jpu``: the test id of a structure."""
+    parts = [f"os{value}" if key == "output_stride" else str(value) if key == "neck" else f"{key}={value}"
+             for key, value in structure.items()]
+    return "-".join(parts) or "default"
+
+
 def _images(model: nn.Module, batch: int, height: int, width: int) -> torch.Tensor:
     """Random normalised images of the model's ``in_chans``."""
     return torch.randn(batch, input_channels(model), height, width)
@@ -92,6 +103,15 @@ class HeadBattery:
     extra_train_outputs: ClassVar[int] = 0
     aux_outputs: ClassVar[int] = 1
 
+    def pytest_generate_tests(self, metafunc):
+        """A check that takes ``structure`` runs once per structure: the first (the head's default) in the default
+        run, the others marked ``slow`` (variants of the same check; ``pytest -m slow`` runs them)."""
+        if "structure" in metafunc.fixturenames:
+            cases = [pytest.param(structure, id=_structure_id(structure),
+                                  marks=() if index == 0 else (pytest.mark.slow,))
+                     for index, structure in enumerate(self.structures)]
+            metafunc.parametrize("structure", cases)
+
     def build(self, structure=None, **kwargs):
         """A seeded test model of the head on ``structure`` (default the first)."""
         torch.manual_seed(0)
@@ -99,13 +119,12 @@ class HeadBattery:
         return create_model(f"{self.head}_{self.backbone}", num_classes=self.num_classes, **structure,
                             **{**self.kwargs, **kwargs})
 
-    def test_eval_forward_at_any_size(self):
-        for structure in self.structures:
-            model = self.build(structure)  # built once per structure: building is most of the test's time
-            for size in SIZES:
-                out = model(_images(model, 1, *size))
-                assert isinstance(out, torch.Tensor) and out.shape == (1, self.num_classes, *size), (structure, size)
-                assert torch.isfinite(out).all(), (structure, size)
+    def test_eval_forward_at_any_size(self, structure):
+        model = self.build(structure)  # built once: building is most of the test's time
+        for size in SIZES:
+            out = model(_images(model, 1, *size))
+            assert isinstance(out, torch.Tensor) and out.shape == (1, self.num_classes, *size), size
+            assert torch.isfinite(out).all(), size
 
     @pytest.mark.parametrize("aux", [False, True])
     def test_train_outputs_and_backward_reach_every_parameter(self, aux):
@@ -119,33 +138,31 @@ class HeadBattery:
         assert not unused  # DDP needs no find_unused_parameters
         assert (model.aux_head is not None) == (aux and not model.head.handles_aux)
 
-    def test_save_load_round_trip(self, tmp_path):
+    def test_save_load_round_trip(self, structure, tmp_path):
         """Every parameter and buffer comes back. BatchNorm statistics and the zero-initialised parameters are
         randomised first: at their fresh values a loader that dropped them would rebuild them unnoticed."""
-        for index, structure in enumerate(self.structures):
-            model = switch_on_zero_initialised(randomize_batch_norm(self.build(structure, aux=True)))
-            images = _images(model, 1, 50, 66)
-            save_pretrained(model, tmp_path / str(index))
-            loaded = create_model(f"local-dir:{tmp_path / str(index)}")
-            saved, restored = model.state_dict(), loaded.state_dict()
-            assert restored.keys() == saved.keys(), structure
-            not_restored = [key for key in saved if not torch.equal(restored[key], saved[key])]
-            assert not not_restored, f"{structure}: not restored: {', '.join(not_restored)}"
-            assert torch.equal(loaded(images), model(images)), structure
+        model = switch_on_zero_initialised(randomize_batch_norm(self.build(structure, aux=True)))
+        images = _images(model, 1, 50, 66)
+        save_pretrained(model, tmp_path / "saved")
+        loaded = create_model(f"local-dir:{tmp_path / 'saved'}")
+        saved, restored = model.state_dict(), loaded.state_dict()
+        assert restored.keys() == saved.keys()
+        not_restored = [key for key in saved if not torch.equal(restored[key], saved[key])]
+        assert not not_restored, f"not restored: {', '.join(not_restored)}"
+        assert torch.equal(loaded(images), model(images))
 
-    def test_optimize_for_inference_keeps_the_outputs(self):
-        for structure in self.structures:
-            model = randomize_batch_norm(self.build(structure, aux=True)).eval()
-            fast = optimize_for_inference(model)
-            # some BatchNorm of the head is folded into a convolution (after it, or before a 1x1 one)
-            assert any(isinstance(m, FusedConv2d) and (m.folded_batch_norm or m.folded_input_batch_norm)
-                       for m in fast.head.modules()), structure
-            for size in ((64, 64), (45, 61)):
-                images = _images(model, 2, *size)
-                with torch.inference_mode():
-                    expected = model(images)
-                    torch.testing.assert_close(fast(images), expected, rtol=1e-4,
-                                               atol=1e-5 * expected.abs().max().item())
+    def test_optimize_for_inference_keeps_the_outputs(self, structure):
+        model = randomize_batch_norm(self.build(structure, aux=True)).eval()
+        fast = optimize_for_inference(model)
+        # some BatchNorm of the head is folded into a convolution (after it, or before a 1x1 one)
+        assert any(isinstance(m, FusedConv2d) and (m.folded_batch_norm or m.folded_input_batch_norm)
+                   for m in fast.head.modules())
+        for size in ((64, 64), (45, 61)):
+            images = _images(model, 2, *size)
+            with torch.inference_mode():
+                expected = model(images)
+                torch.testing.assert_close(fast(images), expected, rtol=1e-4,
+                                           atol=1e-5 * expected.abs().max().item())
 
     def test_eval_is_deterministic(self):
         model = self.build()

@@ -110,6 +110,7 @@ def test_more_iterations_on_resume_follow_the_longer_schedule(run, data, tmp_pat
     assert "10 in all" in result.stdout and "schedule changed: 8 -> 10 iterations" in result.stdout, result.stdout
 
 
+@pytest.mark.slow  # a variant of the resume refusals (another model, another training set) in the default tier
 def test_resume_on_another_number_of_processes_is_refused(ddp_run, data, tmp_path):
     """A 2-process checkpoint resumed on 1 process would halve the learning-rate scale and double the iterations
     per epoch: refused, naming both set-ups and the ways out."""
@@ -188,6 +189,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(data, tmp_path):
     assert sorted(p.name for p in output.iterdir()) == [".train.lock"]  # nothing of the second run written
 
 
+@pytest.mark.slow  # a repeated proof: test_resume_never_mixes_or_deletes_runs[overwrite ...] covers --overwrite
 def test_overwrite_replaces_the_old_run(run, data, tmp_path):
     output = shutil.copytree(run, tmp_path / "again")
     check(run_script("train.py", *train_args(data, output, "--overwrite", iters=1)))
@@ -225,7 +227,8 @@ def test_bad_validation_mask_fails_before_training(bad_data, tmp_path):
     assert not output.exists() or not any(output.glob("checkpoint-*"))  # nothing was trained
 
 
-@pytest.mark.parametrize("problem", ["bad mask", "no data root"])
+# one error under torchrun proves that rank 0 speaks alone; the second problem is a variant (slow tier)
+@pytest.mark.parametrize("problem", ["bad mask", pytest.param("no data root", marks=pytest.mark.slow)])
 def test_errors_under_torchrun_are_one_line_from_rank_0(bad_data, tmp_path, problem):
     """The workers say it once (every rank used to print it, or rank 0 went on training while the bad mask waited
     for the last evaluation); what is left is torchrun's own summary of the failed workers."""
@@ -279,6 +282,7 @@ def test_scan_finds_other_bad_masks(data, tmp_path, mask, message):
         create_dataset("folder", root, split="train").check()
 
 
+@pytest.mark.slow  # a variant: the exact-losses resume test proves that a resumed run repeats no iteration
 def test_resume_after_a_crash_does_not_repeat_iterations(run, data, tmp_path):
     """Killed while writing checkpoint 8: the log already holds iterations 5-8, which the resumed run trains again."""
     output = shutil.copytree(run, tmp_path / "crashed")

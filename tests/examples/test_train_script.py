@@ -57,6 +57,7 @@ def test_two_process_training_learns_and_checkpoints(ddp_run):
     assert final.config.num_classes == 3 and final.config.aux  # the aux head was trained (no unused params)
 
 
+@pytest.mark.slow  # a repeated proof: the exact-losses resume test below implies the iteration and learning rate
 def test_resume_continues_at_the_same_iteration_and_learning_rate(ddp_run, data, tmp_path):
     output, _ = ddp_run
     resumed = tmp_path / "resumed"
@@ -121,6 +122,7 @@ def test_killed_while_writing_a_checkpoint_keeps_the_previous_one(data, tmp_path
     assert f"at iteration {state.iteration}" in result.stdout
 
 
+@pytest.mark.slow  # a repeated proof: 2-rank metrics in tests/evaluation, DDP evaluation in test_train_reliability
 def test_evaluation_on_one_and_two_processes_agrees(ddp_run, data, tmp_path):
     output, _ = ddp_run
     common = ["--model", f"local-dir:{output / 'final'}", "--dataset", "folder", "--data-root", data,

@@ -29,6 +29,7 @@ class TestDANet(BuiltinHead):
     extra_train_outputs = 2
 
 
+@pytest.mark.slow  # an option variant of DANet: the battery runs on DANet's default form in the default tier
 class TestDANetReference(BuiltinHead):
     head = "danet"
     kwargs = {"softmax_over": "queries", "deep_supervision": False}
@@ -38,6 +39,7 @@ class TestOCNetBase(BuiltinHead):
     head = "ocnet"
 
 
+@pytest.mark.slow  # an option variant of OCNet: the battery runs on OCNet's default form in the default tier
 class TestOCNetASP(BuiltinHead):
     head = "ocnet"
     kwargs = {"variant": "asp"}

@@ -1,8 +1,8 @@
 """Converted mmsegmentation checkpoints reproduce mmsegmentation's own outputs.
 
-``tests/reference_data/mmseg/make_reference.py`` ran mmsegmentation 1.2.2 (in a scratch environment; segzoo never depends on
-it) on 14 of its model configs with deterministic weights (``tests/support/seeded_weights.py``) and one odd-sized
-input, and committed the outputs and each model's state-dict layout. Here the same weights are made from the
+``tests/reference_data/mmseg/make_reference.py`` ran mmsegmentation 1.2.2 (in a scratch environment; segzoo never
+depends on it) on 14 of its model configs with deterministic weights (``tests/support/seeded_weights.py``) and one
+odd-sized input, and committed the outputs and each model's state-dict layout. Here the same weights are made from the
 layout, converted as the zoo entry of that config converts its real checkpoint, and run.
 
 The weights are random, so activations grow through the residual stages (ResNet-101's logits reach 1.7e4): the

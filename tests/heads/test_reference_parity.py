@@ -1,7 +1,7 @@
 """Converted reference-zoo checkpoints (the ``*.ref_*`` entries) reproduce the reference code's own outputs.
 
-``tests/reference_data/reference/make_reference_outputs.py`` ran the reference code (AceCoooool/segmentation, whose README
-table the entries come from; in a scratch environment, never a dependency of segzoo) for each model family as the
+``tests/reference_data/reference/make_reference_outputs.py`` ran the reference code (AceCoooool/segmentation, whose
+README table the entries come from; in a scratch environment, never a dependency of segzoo) for each model family as the
 zoo builds it (ResNet-101-v1s, JPU or dilated, aux head, 21 classes) with deterministic weights
 (``seeded_reference_value`` in tests/support/reference_zoo.py) on one odd-sized input, and committed samples of
 its outputs and each model's state-dict layout. Here the same weights are made from that layout, converted as

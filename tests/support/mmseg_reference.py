@@ -1,5 +1,5 @@
-"""mmsegmentation's reference outputs and key layouts (``tests/reference_data/mmseg``, taken by its make_reference.py), and
-the seeded state dicts they ran with."""
+"""mmsegmentation's reference outputs and key layouts (``tests/reference_data/mmseg``, taken by its
+make_reference.py), and the seeded state dicts they ran with."""
 from __future__ import annotations
 
 import gzip

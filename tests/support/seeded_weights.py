@@ -1,8 +1,8 @@
 """Deterministic weights for a state-dict layout, the same on every machine, numpy version and torch version.
 
 Parity tests against an upstream's own code (mmsegmentation, run once in a scratch environment by
-``tests/reference_data/mmseg/make_reference.py``) fill both models from the upstream's key layout with these values, so the
-reference outputs can be committed small while the weights are regenerated. The values come from splitmix64 over
+``tests/reference_data/mmseg/make_reference.py``) fill both models from the upstream's key layout with these values,
+so the reference outputs can be committed small while the weights are regenerated. The values come from splitmix64 over
 ``crc32(key)`` and the element index in integer arithmetic: nothing depends on a library's random generator.
 This module imports numpy only, so the scratch environment can load it by path.
 """

@@ -36,14 +36,14 @@ def _loader_dropping(drop):
 
 
 def test_the_save_load_check_passes_segzoos_loader(tmp_path):
-    DANetOnce().test_save_load_round_trip(tmp_path)
+    DANetOnce().test_save_load_round_trip(DANetOnce.structures[0], tmp_path)
 
 
 @DROPS
 def test_the_save_load_check_fails_a_loader_that_drops(drop, tmp_path, monkeypatch):
     monkeypatch.setattr(segzoo.factory, "load_weights", _loader_dropping(drop))
     with pytest.raises(AssertionError, match=NOT_RESTORED[drop]):
-        DANetOnce().test_save_load_round_trip(tmp_path)
+        DANetOnce().test_save_load_round_trip(DANetOnce.structures[0], tmp_path)
 
 
 @DROPS

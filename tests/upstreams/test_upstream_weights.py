@@ -403,7 +403,8 @@ _TO_TORCHVISION = {"head.fcn.block.conv": "classifier.0", "head.fcn.block.bn": "
                    "aux_head.block.bn": "aux_classifier.1", "aux_head.classifier": "aux_classifier.4"}
 
 
-@pytest.mark.slow  # rank0_first itself runs under torchrun in the default run: tests/weights/test_hub_push_pull.py (DDP download)
+# rank0_first itself runs under torchrun in the default run: tests/weights/test_hub_push_pull.py (DDP download)
+@pytest.mark.slow
 def test_ddp_rank_0_downloads_and_converts_the_others_read_the_cache(upstream, make_plugin, tmp_path):
     from support.scripts import free_port, script_env
 

@@ -42,7 +42,8 @@ def test_the_table_holds_the_reference_models():
 
 
 def test_entries_carry_configs_classes_repos_and_metrics():
-    for name in (name for name in list_pretrained() if ".mmseg_" not in name):  # tests/upstreams/test_mmseg_catalogue.py
+    # the mmseg entries: tests/upstreams/test_mmseg_catalogue.py
+    for name in (name for name in list_pretrained() if ".mmseg_" not in name):
         entry = get_pretrained(name)
         classes = {"voc": VOC_CLASSES, "citys": CITYSCAPES_CLASSES, "ade": ADE20K_CLASSES,
                    "coco_voc": VOC_CLASSES}[entry.dataset]

@@ -8,7 +8,8 @@ run it once, by hand, with the python of a SCRATCH environment, on a checkout of
     /work/scratch-ref/.venv/bin/pip install torch numpy       # resolved to torch 2.14.1+cu130, numpy 2.4.6; run on CPU
     git --git-dir=<a clone of github.com/AceCoooool/segmentation> archive 2f4d5ac193cab580eb8ba789e79db6dadcfecfd0 \\
         | tar -x -C /work/scratch-ref/segmentation            # its newest commit (2019-05-15)
-    /work/scratch-ref/.venv/bin/python tests/reference_data/reference/make_reference_outputs.py /work/scratch-ref/segmentation
+    /work/scratch-ref/.venv/bin/python tests/reference_data/reference/make_reference_outputs.py \
+        /work/scratch-ref/segmentation
 
 It writes, beside itself: reference_outputs.npz (float32; see tests/support/reference_zoo.py's ``output_samples``
 for what is kept of each output), key_layouts.json.gz (each reference model's state-dict layout, in order) and
@@ -26,7 +27,8 @@ The reference code ran UNMODIFIED on torch 2.14.1: no compatibility shim was nee
   * ``model.evaluate(x)`` (eval mode, ``torch.no_grad``): the main output, as the reference evaluates it; the aux
     head's logits are taken with a forward hook on ``auxlayer``, before the reference upsamples them.
 Before filling it, each model's layout is checked against the real checkpoints' key lists in
-tests/reference_data/reference-keys (ResNet-50 there; ResNet-101 adds layer3 blocks base2.6 .. base2.22 shaped like base2.5).
+tests/reference_data/reference-keys (ResNet-50 there; ResNet-101 adds layer3 blocks base2.6 .. base2.22 shaped like
+base2.5).
 """
 from __future__ import annotations
 
@@ -124,7 +126,8 @@ def main(reference_root: str) -> None:
             "zoo_entry": FAMILIES[family],
             "reference": f"{class_name}({NUM_CLASSES}, backbone='resnet101', aux=True, pretrained_base=False, "
                          + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + "); keep_shape = True; evaluate(x)",
-            "checkpoint_keys": f"tests/reference_data/reference-keys/{keys_file}.keys.json (ResNet-101: base2.0 .. base2.22)",
+            "checkpoint_keys": f"tests/reference_data/reference-keys/{keys_file}.keys.json "
+                               "(ResNet-101: base2.0 .. base2.22)",
             "logits_shape": list(logits.shape),
             "aux_shape": list(captured["aux"].shape),
             "max_abs_logits": float(logits.abs().max()),
