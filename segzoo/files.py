@@ -85,10 +85,11 @@ def lock_folder(folder: str | os.PathLike, option: str, name: str = ".segzoo.loc
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        holder = handle.read().strip() or "unknown"
+        holder = handle.read().strip()
         handle.close()
-        raise OutputError(f"{option} {folder} is in use by another run (process {holder}) that is still running: "
-                          f"wait for it to end, or choose another {option}") from None
+        process = f" (process {holder})" if holder.isdigit() else ""
+        raise OutputError(f"{option} {folder} is in use by another run{process} that is still running: wait for it "
+                          f"to end, or choose another {option}") from None
     handle.truncate(0)
     handle.write(f"{os.getpid()}\n")
     handle.flush()
