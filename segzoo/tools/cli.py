@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 
 from .arguments import add_hub_options, existing_folder, folder, integer, output_file, positive_number
@@ -380,6 +381,7 @@ def _run_predict(args) -> int:
     from ..files import lock_folder
     from ..inference.predict import predict
 
+    created = not os.path.exists(args.out)
     lock_folder(args.out, "--out")  # a second predict into the same folder is refused, naming this one
     try:
         results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
@@ -392,6 +394,9 @@ def _run_predict(args) -> int:
         print(f"interrupted: every file in {args.out} is complete; run the same command with --skip-existing to do "
               f"the rest", file=sys.stderr)
         return 130
+    finally:
+        if created and os.listdir(args.out) == [".segzoo.lock"]:  # a run that wrote nothing leaves no folder
+            shutil.rmtree(args.out, ignore_errors=True)
     done = sum(result.done for result in results)
     written = sum(result.ok for result in results) - done
     skipped = len(results) - written - done
