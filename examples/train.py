@@ -26,6 +26,7 @@ import segzoo
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import CheckpointError, SegzooError
 from segzoo.evaluation import evaluate
+from segzoo.files import lock_folder
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import (
     MetricsLog,
@@ -121,8 +122,7 @@ def amp_settings(choice: str, device: torch.device):
 # --- the run directory: never mix two runs, never destroy one unasked ----------------------------------------------
 
 LOG_NAME, FINAL_NAME, LATEST_NAME = "metrics.jsonl", "final", "latest"
-LOCK_NAME = ".train.lock"  # held (flock) by rank 0 while a run writes into --output
-_held_locks = []  # the open lock files, kept for the life of the process
+LOCK_NAME = ".train.lock"  # held (flock, segzoo.files.lock_folder) by rank 0 while a run writes into --output
 
 
 def run_entries(output: Path) -> list[Path]:
@@ -265,25 +265,6 @@ def read_datasets(args):
             create_dataset(args.dataset, args.data_root, split=args.val_split, **task))
 
 
-def lock_output(output: Path) -> None:
-    """Hold an exclusive lock on ``output`` for the rest of this process, so that a second run started into the
-    same folder is refused instead of interleaving its checkpoints and log with this one's. The lock dies with the
-    process (a killed run leaves nothing to clean up). POSIX only; elsewhere there is no lock."""
-    try:
-        import fcntl
-    except ImportError:
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    handle = open(output / LOCK_NAME, "a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise SegzooError(f"--output {output} is in use by another training run that is still running: wait for "
-                          "it to end, or choose another --output") from None
-    _held_locks.append(handle)
-
-
 def check_data(train_set, val_set) -> None:
     """Every mask's values and size, before the first iteration (cached: a second run reads only changed files)."""
     train_set.check()
@@ -296,7 +277,7 @@ def main(args):
     output = Path(args.output)
     # Checks that can fail run on every rank together (or on rank 0 for all): a failure is one line from rank 0.
     run_collectively(lambda: check_output(output, args.resume, args.overwrite), rank0_only=True)
-    run_collectively(lambda: lock_output(output), rank0_only=True)
+    run_collectively(lambda: lock_folder(output, "--output", LOCK_NAME), rank0_only=True)
 
     # Read the datasets first: a wrong data root or a bad mask fails before any model is built or downloaded.
     train_set, val_set = run_collectively(lambda: read_datasets(args))

@@ -14,6 +14,7 @@ __all__ = [
     "ImageReadError",
     "DatasetError",
     "TrainingDivergedError",
+    "OutputError",
     "did_you_mean",
 ]
 
@@ -52,6 +53,11 @@ class DatasetError(SegzooError, ValueError):
 
 class TrainingDivergedError(SegzooError, FloatingPointError):
     """The training loss became nan or inf (too high a learning rate, bad labels or inputs)."""
+
+
+class OutputError(SegzooError, OSError):
+    """A file or folder that cannot be written (read-only, below a file, a folder, disk full) or that exists and
+    must not be replaced unasked, or an output folder in use by another process."""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:

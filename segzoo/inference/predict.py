@@ -16,8 +16,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import ConfigError, ImageReadError, SegzooError
+from ..errors import ConfigError, ImageReadError, OutputError, SegzooError
 from ..factory import create_model
+from ..files import output_error
+from ..weights.checkpoint import atomic_write
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
 from .image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, display_rgb, load_image, to_tensor
@@ -47,13 +49,15 @@ class PredictResult:
             models: ``(L, H, W)`` uint8 0 / 1, one mask per label. None when the input was skipped, or with
             ``keep_masks=False``.
         error: Why the input was skipped; None when it was processed.
-        files: The files written for it.
+        files: The files written for it (with ``done``: the ones found).
+        done: Its outputs were all in ``out_dir`` already (``existing="skip"``): it was not run again.
     """
 
     path: Path
     mask: Optional[np.ndarray] = None
     error: Optional[str] = None
     files: tuple[Path, ...] = ()
+    done: bool = False
 
     @property
     def ok(self) -> bool:
@@ -182,16 +186,45 @@ def _mask_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.int32)
 
 
+def _save_image(image: Image.Image, path: Path) -> None:
+    """A PNG written through a temporary name: an interrupted run leaves only whole files."""
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def _save_array(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as file:  # a file object: np.save would append .npy to the temporary name
+        np.save(file, array)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(folder, err) from None
+
+
+def _output_paths(stem: Path, out_dir: Path, multiclass: bool, label_names: list[str], binary: bool,
+                  save_npy: bool, with_overlay: bool) -> list[Path]:
+    """Every file predict writes for the image of ``stem``: all of them exist once the image is done."""
+    target = out_dir / stem
+    if multiclass or binary:
+        names = ["_mask.png"]
+    else:
+        names = [f"_{name}_mask.png" for name in label_names]
+    names += ["_overlay.png"] * with_overlay + [".npy"] * save_npy
+    return [target.with_name(target.name + name) for name in names]
+
+
 def _write_outputs(mask: np.ndarray, rgb: np.ndarray, stem: Path, out_dir: Path, palette: np.ndarray,
                    save_npy: bool, with_overlay: bool) -> tuple[Path, ...]:
     target = out_dir / stem
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent)
     written = []
     mask_path = target.with_name(f"{target.name}_mask.png")
     if mask.dtype == np.uint8:
-        colorize(mask, palette).save(mask_path)
+        _save_image(colorize(mask, palette), mask_path)
     else:  # more than 256 classes: no palette can hold them; a 16-bit greyscale PNG of the indices
-        Image.fromarray(mask.astype(np.uint16)).save(mask_path)
+        _save_image(Image.fromarray(mask.astype(np.uint16)), mask_path)
     written.append(mask_path)
     picture = overlay(rgb, mask, palette) if with_overlay else None
     return _write_overlay_and_array(target, written, picture, mask if save_npy else None)
@@ -203,11 +236,11 @@ def _write_overlay_and_array(target: Path, written: list[Path], picture: Optiona
     given). Returns every file written for the image."""
     if picture is not None:
         overlay_path = target.with_name(f"{target.name}_overlay.png")
-        Image.fromarray(picture).save(overlay_path)
+        _save_image(Image.fromarray(picture), overlay_path)
         written.append(overlay_path)
     if array is not None:
         npy_path = target.with_name(f"{target.name}.npy")
-        np.save(npy_path, array)
+        atomic_write(npy_path, lambda tmp: _save_array(tmp, array))
         written.append(npy_path)
     return tuple(written)
 
@@ -232,16 +265,37 @@ def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir
     """Binary: ``<stem>_mask.png``; multi-label: ``<stem>_<label>_mask.png`` per label. Each a palette PNG whose
     values are 0 / 1 (black / the label's colour), so it reads back as a binary mask."""
     target = out_dir / stem
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(target.parent)
     stack = masks[None] if masks.ndim == 2 else masks
     written = []
     for index, mask in enumerate(stack):
         suffix = "_mask.png" if masks.ndim == 2 else f"_{label_names[index]}_mask.png"
         path = target.with_name(target.name + suffix)
-        colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])).save(path)
+        _save_image(colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])), path)
         written.append(path)
     picture = overlay_labels(rgb, stack, colours) if with_overlay else None
     return _write_overlay_and_array(target, written, picture, masks if save_npy else None)
+
+
+def _leave_done_items(items: list[_Item], results: list, existing: str, outputs, out_dir: Path) -> list[_Item]:
+    """The items still to run: ``"skip"`` records the done ones (every output there) in ``results``; ``"error"``
+    refuses outputs that exist."""
+    todo, found = [], []
+    for item in items:
+        paths = outputs(item) if item.error is None else []
+        there = [path for path in paths if path.exists()]
+        if existing == "skip" and paths and len(there) == len(paths):
+            results[item.index] = PredictResult(item.path, files=tuple(paths), done=True)
+            continue
+        found += there
+        todo.append(item)
+    if existing == "error" and found:
+        names = ", ".join(str(path.relative_to(out_dir)) for path in found[:3]) + (
+            f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise OutputError(f"{out_dir} holds outputs of these images already ({names}): keep the complete ones and do "
+                          f"the rest with --skip-existing (existing='skip'), or replace them with --overwrite "
+                          f"(existing='overwrite')")
+    return todo
 
 
 def _calibration_items(inputs) -> list[_Item]:
@@ -291,6 +345,7 @@ def predict(
     calibration: Optional[Union[PathLike, Iterable[PathLike]]] = None,
     remeasure: bool = False,
     quiet: bool = False,
+    existing: str = "overwrite",
 ) -> list[PredictResult]:
     """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
 
@@ -352,12 +407,18 @@ def predict(
             the images to segment.
         remeasure: Measure ``auto``'s choice again even where one is remembered (also ``SEGZOO_REMEASURE=1``).
         quiet: Say nothing on stderr but the skipped inputs (no inference line, no progress bar).
+        existing: What to do about an image whose outputs are in ``out_dir`` already: ``"overwrite"`` them,
+            ``"skip"`` the image when all of them are there (resuming an interrupted run: each file is written
+            through a temporary name, so a file that exists is whole), or ``"error"`` (an ``OutputError`` naming
+            them, before any work).
 
     Returns:
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
     _check_arguments(out_dir, max_size, scales, batch_size)
+    if existing not in ("overwrite", "skip", "error"):
+        raise ConfigError(f"existing must be 'overwrite', 'skip' or 'error', got {existing!r}")
     resolved_device = _resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
@@ -385,6 +446,9 @@ def predict(
     out_path = Path(out_dir) if out_dir is not None else None
     items = collect_inputs(inputs, exclude=out_path)
     results: list[Optional[PredictResult]] = [None] * len(items)
+    if out_path is not None and existing != "overwrite":
+        items = _leave_done_items(items, results, existing, lambda item: _output_paths(
+            item.out_stem, out_path, multiclass, label_names, config.mode == "binary", save_npy, overlay), out_path)
 
     from tqdm import tqdm
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 
 from .arguments import add_hub_options, existing_folder, folder, integer, output_file, positive_number
@@ -325,6 +326,12 @@ def _add_predict(commands) -> None:
                              "'<head>_<backbone>' (random weights), 'hf-hub:org/name[@rev]' or 'local-dir:DIR'")
     parser.add_argument("--out", default="predictions", metavar="DIR", type=folder,
                         help="output folder, created if needed (default: predictions)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", dest="existing", action="store_const", const="skip", default="error",
+                          help="skip the images whose outputs are all in --out already (resumes an interrupted run: "
+                               "every file is written whole or not at all)")
+    existing.add_argument("--overwrite", dest="existing", action="store_const", const="overwrite",
+                          help="replace outputs in --out (default: an error naming them)")
     parser.add_argument("--npy", action="store_true",
                         help="also write <stem>.npy, the raw class map (uint8; int16 above 256 classes)")
     parser.add_argument("--no-overlay", dest="overlay", action="store_false",
@@ -371,18 +378,31 @@ def _add_predict(commands) -> None:
 
 
 def _run_predict(args) -> int:
+    from ..files import lock_folder
     from ..inference.predict import predict
 
-    results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
-                      max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
-                      batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
-                      num_classes=args.num_classes, keep_masks=False, recipe=args.recipe, precision=args.precision,
-                      runtime=args.runtime, calibration=args.calibration, remeasure=args.remeasure,
-                      quiet=args.quiet)
-    written = sum(result.ok for result in results)
-    skipped = len(results) - written
-    print(f"{written} written, {skipped} skipped (outputs in {args.out})")
-    return 0 if written else 1
+    created = not os.path.exists(args.out)
+    lock_folder(args.out, "--out")  # a second predict into the same folder is refused, naming this one
+    try:
+        results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
+                          max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
+                          batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
+                          num_classes=args.num_classes, keep_masks=False, recipe=args.recipe,
+                          precision=args.precision, runtime=args.runtime, calibration=args.calibration,
+                          remeasure=args.remeasure, quiet=args.quiet, existing=args.existing)
+    except KeyboardInterrupt:
+        print(f"interrupted: every file in {args.out} is complete; run the same command with --skip-existing to do "
+              f"the rest", file=sys.stderr)
+        return 130
+    finally:
+        if created and os.listdir(args.out) == [".segzoo.lock"]:  # a run that wrote nothing leaves no folder
+            shutil.rmtree(args.out, ignore_errors=True)
+    done = sum(result.done for result in results)
+    written = sum(result.ok for result in results) - done
+    skipped = len(results) - written - done
+    already = f"{done} already done, " if done else ""
+    print(f"{written} written, {already}{skipped} skipped (outputs in {args.out})")
+    return 0 if written or done else 1
 
 
 def _add_export(commands) -> None:
@@ -483,11 +503,20 @@ def main(argv: list[str] | None = None) -> int:
     except SegzooError as err:  # a clear message, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (`segzoo list | head`): stop quietly, as Unix tools do
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as err:  # the file system said no: one line naming the path and the cause
+        from ..files import describe_os_error
+
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{describe_os_error(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``run_dir/checkpoint-{iteration:08d}/``: ``model.safetensors`` + ``config.json`` (``save_pretrained``'s, so
 ``create_model("local-dir:...")`` loads it), ``training_state.safetensors`` (optimizer, scheduler, scaler and
-RNG tensors), ``training_state.json`` (the rest). ``run_dir/latest`` names the newest complete one."""
+RNG tensors), ``training_state.json`` (the rest) and ``SHA256SUMS`` (each file's sha256, in ``sha256sum``'s format:
+a flipped byte is refused on resume, naming the file). ``run_dir/latest`` names the newest complete one."""
 from __future__ import annotations
 
 import contextlib
@@ -21,13 +22,22 @@ from torch import Tensor
 from ..config import ModelConfig
 from ..distributed import unwrap_model
 from ..errors import CheckpointError, ConfigError
-from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, make_temp_dir, public_modes, read_weights, save_pretrained
+from ..weights.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    file_sha256,
+    make_temp_dir,
+    public_modes,
+    read_weights,
+    save_pretrained,
+)
 from .serialization import capture_rng, flatten_state, restore_rng, unflatten_state
 
 __all__ = ["TrainingState", "capture_rng", "find_checkpoint", "load_checkpoint", "restore_rng", "resume_from",
-           "save_checkpoint"]
+           "save_checkpoint", "verify_checkpoint"]
 
 STATE_TENSORS, STATE_JSON, LATEST, FORMAT_VERSION = "training_state.safetensors", "training_state.json", "latest", 1
+CHECKSUMS = "SHA256SUMS"
 _FILES = (WEIGHTS_NAME, CONFIG_NAME, STATE_TENSORS, STATE_JSON)
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _restore_rng = restore_rng  # resume_from's restore_rng argument shadows the function
@@ -89,6 +99,7 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         save_pretrained(unwrap_model(model), tmp)
         save_file(tensors, str(tmp / STATE_TENSORS), metadata={"format": "pt"})
         (tmp / STATE_JSON).write_text(json.dumps(document) + "\n")
+        (tmp / CHECKSUMS).write_text("".join(f"{file_sha256(tmp / name)}  {name}\n" for name in _FILES))
         public_modes(tmp)  # the umask's modes, not tempfile's private ones
         for file in [*tmp.iterdir(), tmp]:
             _fsync(file)
@@ -115,6 +126,52 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         with contextlib.suppress(OSError):
             (shutil.rmtree if path.is_dir() else os.unlink)(path)
     return final
+
+
+def _checksum_mismatch(directory: Path) -> str | None:
+    """What of ``directory`` differs from its ``SHA256SUMS`` (None when all match; checkpoints written before
+    segzoo recorded checksums have none to check)."""
+    sums = directory / CHECKSUMS
+    if not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        recorded, _, name = line.partition("  ")
+        if name not in _FILES:
+            continue
+        if not (directory / name).is_file():
+            return f"{directory / name} is missing"
+        if (actual := file_sha256(directory / name)) != recorded:
+            return (f"{directory / name} has sha256 {actual[:16]}..., but {CHECKSUMS} records {recorded[:16]}...: "
+                    f"the file is corrupt or was changed after saving")
+    return None
+
+
+def _previous_good(directory: Path) -> Path | None:
+    """The newest complete checkpoint before ``directory`` in its run directory whose files match their checksums."""
+    iteration = _iteration_of(directory)
+    if iteration is None:
+        return None
+    earlier = [child for child in directory.parent.iterdir()
+               if (other := _iteration_of(child)) is not None and other < iteration and _is_complete(child)]
+    return next((child for child in sorted(earlier, key=_iteration_of, reverse=True)
+                 if _checksum_mismatch(child) is None), None)
+
+
+def verify_checkpoint(directory) -> None:
+    """Check every file of a checkpoint directory against its ``SHA256SUMS``.
+
+    Raises:
+        CheckpointError: A file that does not match, named, with the previous good checkpoint of the run to resume
+            from instead (when there is one).
+    """
+    directory = Path(directory)
+    problem = _checksum_mismatch(directory)
+    if problem is None:
+        return
+    previous = _previous_good(directory)
+    offer = (f"; resume from the previous good checkpoint instead: {previous}" if previous is not None
+             else "; no earlier checkpoint of this run is intact")
+    raise CheckpointError(f"checkpoint {directory} is damaged: {problem}{offer}")
 
 
 def find_checkpoint(path) -> Path:
@@ -178,12 +235,14 @@ def load_checkpoint(path) -> TrainingState:
         The state.
 
     Raises:
-        CheckpointError: No checkpoint, or a missing or corrupt file (named).
+        CheckpointError: No checkpoint, or a missing or corrupt file (named; every file is checked against the
+            sha256 recorded when it was saved).
     """
     directory = find_checkpoint(path)
     for name in _FILES:
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory / name} is missing: a training checkpoint holds {', '.join(_FILES)}")
+    verify_checkpoint(directory)
     try:
         config = ModelConfig.load(directory / CONFIG_NAME)
     except ConfigError as err:

@@ -2,8 +2,10 @@
 every key and shape and never unpickles anything."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -14,7 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..config import ModelConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, OutputError
+from ..files import output_error
 from ..registry import get_head_info
 from ..version import __version__
 
@@ -71,14 +74,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     Args:
         path: The file to (re)place.
         write: ``write(temporary_path)`` writes the whole content.
+
+    Raises:
+        OutputError: The file cannot be written (read-only folder, below a file, a folder, disk full), naming
+            ``path`` and the cause; nothing is left behind.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise output_error(path, IsADirectoryError(errno.EISDIR, "is a folder"))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise output_error(path, err) from None
     os.close(fd)
     try:
         write(tmp)
         public_modes(tmp)
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:  # the user's path in the message, not the temporary one
+        raise output_error(path, err) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -92,26 +106,53 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     model), besides what the config's provenance already holds (``base_model``: the weights the model started
     from).
 
+    A new (or empty) directory is written under a temporary name and renamed into place: an interrupted save
+    leaves no half model. In a directory that holds files (a model card, an older save) each file is replaced
+    atomically.
+
     Returns:
         The directory.
+
+    Raises:
+        OutputError: The directory cannot be written (read-only, below a file, disk full), naming it and the cause.
     """
     if _is_inference_only(model):  # its BatchNorms are folded away: the checkpoint could not be loaded
         raise CheckpointError("this model was made by optimize_for_inference (BatchNorm folded into the "
                               "convolutions) and cannot be saved; save the original model")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a file, not a folder")
     head = get_head_info(model.config.head)
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    config = model.config.replace(provenance={
+    provenance = {
         **model.config.provenance,  # where the weights came from (base_model), recorded by create_model
         "segzoo_version": __version__,
         "head_distribution": head.distribution,
         "head_version": head.version,
-        "weights_sha256": file_sha256(directory / WEIGHTS_NAME),
-    })
-    atomic_write(directory / CONFIG_NAME, lambda tmp: config.save(tmp))
-    return directory
+    }
+    if target.is_dir() and any(target.iterdir()):  # it may hold a model card: each file is replaced atomically
+        atomic_write(target / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(target / WEIGHTS_NAME)})
+        atomic_write(target / CONFIG_NAME, lambda tmp: config.save(tmp))
+        return target
+    # A new folder is filled under a temporary name and renamed: an interrupted save leaves no half model.
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
+    except OSError as err:
+        raise output_error(target, err) from None
+    try:
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(tmp / WEIGHTS_NAME)})
+        config.save(tmp / CONFIG_NAME)
+        public_modes(tmp)
+        os.rename(tmp, target)  # replaces an empty folder; fails on one another process filled meanwhile
+    except (OSError, SafetensorError) as err:
+        raise output_error(target, err) from err
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

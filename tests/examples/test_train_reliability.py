@@ -165,6 +165,20 @@ def test_resume_never_mixes_or_deletes_runs(run, ddp_run, data, tmp_path, case):
     assert listing(target) == before
 
 
+def test_resume_refuses_a_flipped_byte_and_offers_the_previous_checkpoint(run, data, tmp_path):
+    output = shutil.copytree(run, tmp_path / "damaged")
+    weights = output / "checkpoint-00000008" / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[-5] ^= 0x01  # one bit of one weight: the file still parses
+    weights.write_bytes(bytes(damaged))
+    result = run_script("train.py", *train_args(data, output, "--resume", output, iters=ITERS + 1))
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "checkpoint-00000008/model.safetensors has sha256" in lines[0], lines[0]
+    assert lines[0].endswith(f"previous good checkpoint instead: {output / 'checkpoint-00000004'}"), lines[0]
+
+
 def test_output_that_is_a_file_is_refused(data, tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     result = run_script("train.py", *train_args(data, tmp_path / "taken"))
@@ -184,7 +198,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused(data, tmp_path):
         result = run_script("train.py", *train_args(data, output, "--overwrite"))
     assert result.returncode != 0
     lines = error_lines(result)
-    assert len(lines) == 1 and "in use by another training run" in lines[0], result.stderr
+    assert len(lines) == 1 and "is in use by another run" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in output.iterdir()) == [".train.lock"]  # nothing of the second run written
 

@@ -225,6 +225,7 @@ def test_missing_or_corrupt_files_are_named(tmp_path):
     model, optimizer, _ = _setup()
     path = train.save_checkpoint(tmp_path / "run", model=model, optimizer=optimizer, epoch=0, iteration=5)
     json_file, state_file = path / "training_state.json", path / "training_state.safetensors"
+    (path / "SHA256SUMS").unlink()  # as an older segzoo wrote it: the readers' own checks still name the file
     json_file.write_text(json_file.read_text()[:-20])
     with pytest.raises(CheckpointError, match="training_state.json is corrupt"):
         train.load_checkpoint(path)
@@ -246,3 +247,25 @@ def test_resume_with_another_model_names_the_differences(tmp_path):
     with pytest.raises(CheckpointError, match=r"checkpoint-00000100 is of another model: head 'fcn' != 'pspnet', "
                                               r"num_classes 3 != 5"):
         train.resume_from(tmp_path / "run", model=other, optimizer=train.build_optimizer(other, lr=0.01))
+
+
+def flip_byte(path, offset_from_end=10):
+    data = bytearray(path.read_bytes())
+    data[-offset_from_end] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "training_state.safetensors", "training_state.json"])
+def test_a_flipped_byte_is_refused_naming_the_file_and_the_previous_good_checkpoint(tmp_path, name):
+    model, optimizer, _ = _setup()
+    for iteration in (10, 20):
+        train.save_checkpoint(tmp_path, model=model, optimizer=optimizer, epoch=0, iteration=iteration)
+    assert (tmp_path / "checkpoint-00000020" / "SHA256SUMS").read_text().count("\n") == 4
+    flip_byte(tmp_path / "checkpoint-00000020" / name, offset_from_end=3)  # a tensor value or a JSON digit
+    with pytest.raises(CheckpointError, match=rf"checkpoint-00000020/{name} has sha256 .* corrupt .*; resume from "
+                                              rf"the previous good checkpoint instead: .*checkpoint-00000010$"):
+        train.resume_from(tmp_path, model=model, optimizer=optimizer)
+    assert train.load_checkpoint(tmp_path / "checkpoint-00000010").iteration == 10
+    flip_byte(tmp_path / "checkpoint-00000010" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="no earlier checkpoint of this run is intact"):
+        train.load_checkpoint(tmp_path)
