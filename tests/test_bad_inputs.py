@@ -62,6 +62,11 @@ CREATE_MODEL_CASES = {  # id: (name, keyword arguments, error class, message)
     "name None": (None, {}, ConfigError, r"model_name must be a string.*got None"),
     "name int": (3, {}, ConfigError, r"model_name must be a string.*got 3"),
     "unknown name": ("fcn_resnt18", {}, UnknownModelError, r"Unknown model 'fcn_resnt18'"),
+    "zoo tag typo": ("deeplabv3_resnet101.tv_coco_vocc", {}, UnknownModelError,
+                     r"not a zoo name. Did you mean: deeplabv3_resnet101.tv_coco_voc.*Unknown pretrained tag "
+                     r"'tv_coco_vocc' of timm model 'resnet101'"),
+    "timm tag typo": ("fcn_resnet18.a1_in1kk", {}, UnknownModelError,
+                      r"Unknown pretrained tag 'a1_in1kk' of timm model 'resnet18'.*Did you mean: resnet18.a1_in1k"),
     "psp dropout str": ("pspnet_resnet18", {"dropout": "high"}, ConfigError, r"PSPNet dropout must be a number in"),
     "psp dropout 2.0": ("pspnet_resnet18", {"dropout": 2.0}, ConfigError, r"PSPNet dropout must be a number in"),
     "fcn dropout str": ("fcn_resnet18", {"dropout": "high"}, ConfigError, r"FCN dropout must be a number in"),
@@ -336,6 +341,10 @@ CLI_ERRORS = {  # id: (argv, message after "error: "): one line, exit 1
     "info local-dir file": (["info", "local-dir:{file}"], r"local-dir:.*a_file is a file, not a directory"),
     "info local-dir missing": (["info", "local-dir:{folder}/missing"], r"checkpoint directory not found"),
     "info typo": (["info", "fcn_resnt18"], r"Unknown model 'fcn_resnt18'"),
+    "info zoo tag typo": (["info", "deeplabv3_resnet101.tv_coco_vocc"],
+                          r"Did you mean: deeplabv3_resnet101.tv_coco_voc"),
+    "predict zoo tag typo": (["predict", "{image}", "--model", "deeplabv3_resnet101.tv_coco_vocc", "--out",
+                              "{folder}/out"], r"Did you mean: deeplabv3_resnet101.tv_coco_voc"),
     "info hub id": (["info", "hf-hub:justname"], r"Hub repo id must be 'namespace/name"),
     "list filter without --pretrained": (["list", "--head", "fcn"], r"--head filter the zoo: add --pretrained"),
 }

@@ -41,12 +41,20 @@ def pretrained_tag(name: str) -> str:
 
 
 def check_backbone_name(name: str, context: str = "") -> None:
-    """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name``."""
+    """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name`` (``arch`` or
+    ``arch.tag``: an unknown tag is timm's ``RuntimeError: Invalid pretrained tag`` otherwise)."""
     import timm  # imported on first use: it takes about a second, and `import segzoo` should not pay it
+    from timm.models import get_arch_pretrained_cfgs
 
-    if timm.is_model(name.split(".")[0]):
-        return
     where = f" {context}" if context else ""
+    arch, _, tag = name.partition(".")
+    if timm.is_model(arch):
+        tagged = list(get_arch_pretrained_cfgs(arch))
+        if not tag or name in tagged:
+            return
+        close = did_you_mean(name, tagged)  # else all of them: a model has a handful of tags
+        raise UnknownModelError(f"Unknown pretrained tag {tag!r} of timm model {arch!r}{where}." + (
+            close or f" Its tags: {', '.join(t.partition('.')[2] for t in tagged) or '(none)'}."))
     raise UnknownModelError(f"Unknown backbone {name!r}{where}: timm has no such model."
                             f"{did_you_mean(name, timm.list_models())}")
 
