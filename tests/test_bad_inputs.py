@@ -136,7 +136,11 @@ CONFIG_CASES = {  # id: (field changes, message)
     "input_size 0": ({"input_size": (0, 480)}, r"input_size must be \(height, width\), two integers >= 1"),
     "input_size float": ({"input_size": (480.0, 480)}, r"input_size must be \(height, width\)"),
     "std 0": ({"std": (0.0, 1.0, 1.0)}, r"std must be 3 numbers > 0"),
-    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have in_chans=3 values"),
+    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have in_chans=3 values.*finite numbers"),
+    "mean nan": ({"mean": (0.5, float("nan"), 0.5)}, r"mean must have in_chans=3 values.*finite numbers, got .*nan"),
+    "std inf": ({"std": (0.5, float("inf"), 0.5)}, r"std must have in_chans=3 values.*finite numbers, got .*inf"),
+    "provenance str": ({"provenance": "segzoo"}, r"provenance must be a dict, got str"),
+    "provenance list": ({"provenance": ["segzoo"]}, r"provenance must be a dict, got list"),
     "class_names ints": ({"class_names": (1, 2, 3)}, r"class_names must be a sequence of strings"),
     "palette int": ({"palette": 5}, r"palette must hold num_classes=3 RGB triples"),
 }
@@ -154,6 +158,30 @@ def test_config_json_with_a_float_output_stride_is_refused():
         '"output_stride": 8', '"output_stride": 16.0')
     with pytest.raises(ConfigError, match=r"my.json: output_stride must be 8, 16 or 32 \(an integer\), got 16.0"):
         ModelConfig.from_json(text, source="my.json")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("0.229", "NaN", r"std must have in_chans=3 values.*finite numbers"),
+    ("0.485", "-Infinity", r"mean must have in_chans=3 values.*finite numbers"),
+    ('"provenance": {}', '"provenance": "segzoo 0.1"', r"provenance must be a dict, got str"),
+    ('"provenance": {}', '"provenance": []', r"provenance must be a dict, got list"),
+])
+def test_config_json_with_bad_values_is_refused(old, new, message, tmp_path):
+    """JSON's NaN / Infinity parse to floats; a provenance of another type was a raw AttributeError later."""
+    text = ModelConfig(head="fcn", backbone="resnet18", num_classes=3).to_json()
+    assert old in text
+    text = text.replace(old, new)
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ConfigError, match=rf"config.json: {message}") as raised:
+        ModelConfig.load(tmp_path / "config.json")
+    one_line(raised.value)
+
+
+def test_config_json_that_is_not_utf8_is_refused(tmp_path):
+    text = ModelConfig(head="fcn", backbone="resnet18", num_classes=1, class_names=("caf\u00e9",)).to_json()
+    (tmp_path / "config.json").write_bytes(text.replace("\\u00e9", "\u00e9").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config.json is not UTF-8 text \(invalid continuation byte at byte \d+\)"):
+        ModelConfig.load(tmp_path / "config.json")
 
 
 def test_list_models():
