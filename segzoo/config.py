@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, read_utf8
 from .registry import get_neck, list_necks, neck_output_stride
 
 __all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD", "MODES", "default_mean_std"]
@@ -266,9 +266,5 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            text = path.read_bytes().decode("utf-8")  # JSON is UTF-8, whatever the locale says
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): a config.json is "
-                              f"UTF-8 JSON, as save_pretrained writes it") from None
+        text = read_utf8(path, ConfigError, "a model config in JSON, as save_pretrained writes it")
         return cls.from_json(text, source=str(path))

@@ -393,3 +393,44 @@ def test_plain_segzoo_is_a_usage_error():
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("usage: segzoo ")
     assert out.stderr.strip().endswith("segzoo: error: the following arguments are required: COMMAND")
+
+
+# --- text files that are not UTF-8 ------------------------------------------------------------------------------
+
+LATIN_1 = "caf\u00e9\n".encode("latin-1")  # a name saved in the locale's encoding on another machine
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_classes_txt_that_is_not_utf8_is_a_dataset_error(task, tmp_path):
+    from PIL import Image
+
+    from segzoo.data import create_dataset
+    from segzoo.errors import DatasetError
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "images" / "a.png")
+    masks = tmp_path / "masks" / ("cafe" if task == "multilabel" else "")
+    masks.mkdir(parents=True)
+    Image.new("L", (4, 4)).save(masks / "a.png")
+    (tmp_path / "classes.txt").write_bytes(LATIN_1)
+    with pytest.raises(DatasetError, match=r"classes.txt is not UTF-8 text \(invalid continuation byte at byte 3\)"):
+        create_dataset("folder", tmp_path, task=task)
+
+
+def test_training_latest_that_is_not_utf8_is_a_checkpoint_error(tmp_path):
+    from segzoo.train import find_checkpoint
+
+    (tmp_path / "latest").write_bytes(LATIN_1)
+    with pytest.raises(CheckpointError, match=r"latest is not UTF-8 text .*: expected the name of a checkpoint-"):
+        find_checkpoint(tmp_path)
+
+
+def test_voc_split_list_that_is_not_utf8_is_a_dataset_error(tmp_path):
+    from segzoo.data import create_dataset
+    from segzoo.errors import DatasetError
+
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Segmentation" / "val.txt").write_bytes(LATIN_1)
+    with pytest.raises(DatasetError, match=r"val.txt is not UTF-8 text .*: expected one image id per line"):
+        create_dataset("voc", tmp_path, split="val")

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from ..config import ModelConfig
 from ..distributed import unwrap_model
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, read_utf8
 from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, make_temp_dir, public_modes, read_weights, save_pretrained
 from .serialization import capture_rng, flatten_state, restore_rng, unflatten_state
 
@@ -141,7 +141,7 @@ def find_checkpoint(path) -> Path:
         return path
     latest = path / LATEST
     if latest.is_file():
-        named = path / latest.read_text().strip()
+        named = path / read_utf8(latest, CheckpointError, "the name of a checkpoint-* directory").strip()
         if named.is_dir():  # load_checkpoint names its missing files: damage is not papered over
             return named
         warnings.warn(f"{latest} names {named.name}, which does not exist; using the newest complete checkpoint "
