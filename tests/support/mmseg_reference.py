@@ -14,7 +14,7 @@ from .seeded_weights import seeded_value
 
 __all__ = ["DATA", "reference_outputs", "key_layouts", "seeded_state_dict", "max_difference"]
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "mmseg"
+DATA = Path(__file__).resolve().parents[1] / "reference_data" / "mmseg"
 
 
 @lru_cache(maxsize=None)

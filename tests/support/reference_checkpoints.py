@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-KEYS_DIR = Path(__file__).resolve().parents[1] / "data" / "reference-keys"
+KEYS_DIR = Path(__file__).resolve().parents[1] / "reference_data" / "reference-keys"
 FILES = {"fcn_jpu": "fcn_r50_jpu_aux", "psp_d8": "psp_r50_d8_aux", "psp_jpu": "psp_r50_jpu_aux",
          "deeplabv3_jpu": "deeplabv3_r50_jpu_aux", "danet_jpu": "danet_r50_jpu_aux",
          "ocnet_base_jpu": "ocnet_base_r50_jpu_aux", "ocnet_asp_jpu": "ocnet_asp_r50_jpu_aux"}

@@ -19,7 +19,7 @@ from .seeded_weights import seeded_uniform, seeded_value
 __all__ = ["DATA", "INPUT_SHAPE", "FAMILIES", "seeded_reference_value", "seeded_input", "output_samples",
            "key_layouts", "reference_outputs", "seeded_state_dict", "max_difference"]
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "reference"
+DATA = Path(__file__).resolve().parents[1] / "reference_data" / "reference"
 # Odd on purpose, and wide: the JPU / dilated features are 7x37 (stride 8), so the ASPP's rate-36 taps and
 # OCNet-ASP's rate-36 branch reach real pixels along the width; c3 (the aux head's input) is 4x19.
 INPUT_SHAPE = (1, 3, 49, 289)
