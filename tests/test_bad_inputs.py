@@ -434,3 +434,35 @@ def test_voc_split_list_that_is_not_utf8_is_a_dataset_error(tmp_path):
     (tmp_path / "ImageSets" / "Segmentation" / "val.txt").write_bytes(LATIN_1)
     with pytest.raises(DatasetError, match=r"val.txt is not UTF-8 text .*: expected one image id per line"):
         create_dataset("voc", tmp_path, split="val")
+
+
+# --- a saved model whose config and weights disagree --------------------------------------------------------------
+
+@pytest.fixture
+def five_class_config_on_three_class_weights(files, tmp_path):
+    """config.json says 5 classes, model.safetensors holds 3: loading re-initialised the head with a warning, and
+    predict wrote masks of random classes."""
+    import shutil
+
+    from segzoo.weights.checkpoint import file_sha256
+
+    shutil.copytree(files / "model", tmp_path / "model")
+    config = ModelConfig.load(tmp_path / "model" / "config.json")
+    assert config.num_classes == 3 and file_sha256(tmp_path / "model" / "model.safetensors")
+    config.replace(num_classes=5).save(tmp_path / "model" / "config.json")
+    return tmp_path / "model"
+
+
+def test_a_saved_model_never_reinitialises_its_head(five_class_config_on_three_class_weights, capsys):
+    directory = five_class_config_on_three_class_weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"'head.fcn.classifier.weight' holds 3 classes but the model has 5 "
+                                                  r"\(its config's num_classes\); pass num_classes=") as raised:
+            create_model(f"local-dir:{directory}")
+    one_line(raised.value)
+    status, err = run_cli(["predict", str(directory.parent), "--model", f"local-dir:{directory}", "--out",
+                           str(directory.parent / "out")], capsys)
+    assert status == 1 and "holds 3 classes but the model has 5" in err, err
+    with pytest.warns(UserWarning, match=r"another number of classes: re-initialised"):  # asked for: fine-tuning
+        assert create_model(f"local-dir:{directory}", num_classes=5).config.num_classes == 5
