@@ -52,6 +52,29 @@ def test_list_command():
     assert "deeplabv3        segzoo" in run("list", "--heads")
 
 
+def test_list_sets_zoo_entries_without_weights_apart():
+    """Under a header that promises trained models, 5 entries had no weights anywhere."""
+    with_weights, _, without = run("list", "--pretrained").partition("\n\nNo weights anywhere (")
+    assert "none published" not in with_weights
+    rows = without.splitlines()[2:]
+    assert rows and all("none published" in row for row in rows)
+    assert "bisenet_resnet18.ref_voc" in without and "pretrained=False builds the architecture" in without
+
+
+def test_list_that_matches_nothing_says_so(capsys):
+    assert main(["list", "no_such_*"]) == 1
+    assert capsys.readouterr() == ("", "no model name matches\n")
+    assert main(["list", "--pretrained", "no_such_*"]) == 1
+    assert capsys.readouterr().err == "no zoo entry matches\n"
+
+
+def test_list_heads_and_necks_lists_both():
+    out = run("list", "--heads", "--necks")
+    heads, necks = out.split("necks:\n")
+    assert heads.startswith("heads:\n") and "deeplabv3        segzoo" in heads
+    assert necks.startswith("jpu              segzoo")
+
+
 def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):
     model = segzoo.create_model("fcn_resnet18", num_classes=4)
     segzoo.push_to_hub(model, "alice/info", token="hf_test_alice", endpoint=hub_server.endpoint)
