@@ -31,6 +31,14 @@ def test_info_of_a_zoo_model():
     assert "classes         21: background, aeroplane" in out
 
 
+def test_info_of_a_torchvision_entry_names_its_split_once():
+    reported = next(line for line in run("info", "deeplabv3_resnet101.tv_coco_voc").splitlines()
+                    if line.startswith("  reported"))
+    assert reported.count("COCO val2017") == 1, reported
+    assert reported.endswith("(COCO val2017, the 20 Pascal VOC categories; torchvision's weights enum "
+                             "(COCO_WITH_VOC_LABELS_V1))")
+
+
 def test_info_json_matches_an_independent_flop_count():
     info = json.loads(run("info", "fcn_resnet18", "--json"))
     gflops, params = count_flops("fcn_resnet18", (480, 480))
