@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..distributed import resolve_device
 from ..errors import ConfigError, ImageReadError, SegzooError
 from ..factory import create_model
 from ..zoo import generic_palette, is_pretrained_name, palette_for
@@ -162,16 +163,6 @@ def _resolve_model(model: Union[nn.Module, str], num_classes: Optional[int]) -> 
     return model
 
 
-def _resolve_device(device: Union[str, torch.device]) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise SegzooError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({err})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SegzooError(f"device {device!r} was asked for, but CUDA is not available here")
-    return resolved
 
 
 def _mask_dtype(num_classes: int) -> np.dtype:
@@ -358,7 +349,7 @@ def predict(
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
     _check_arguments(out_dir, max_size, scales, batch_size)
-    resolved_device = _resolve_device(device)
+    resolved_device = resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
                           f"(drop --half / half=True, or use --device cuda)")
