@@ -343,6 +343,11 @@ def test_cli_usage_error(argv, message, files, capsys):
 
 CLI_ERRORS = {  # id: (argv, message after "error: "): one line, exit 1
     "predict --device tpu": (["predict", "{image}", "--model", TINY, "--device", "tpu"], r"unknown device 'tpu'"),
+    "predict --out the input folder": (["predict", "{folder}", "--model", TINY, "--out", "{folder}"],
+                                       r"out_dir '.*a_folder' is the input folder '.*a_folder' or holds it: the "
+                                       r"masks would be written among the images; give another out_dir"),
+    "predict --out above the input": (["predict", "{folder}", "--model", TINY, "--out", "{folder}/.."],
+                                      r"is the input folder '.*a_folder' or holds it"),
     "predict --half on cpu": (["predict", "{image}", "--model", TINY, "--device", "cpu", "--half"],
                               r"half precision runs on a CUDA GPU only"),
     "export --opset 99": (["export", TINY, "--opset", "99"], r"opset must be an ONNX opset from 1 to"),

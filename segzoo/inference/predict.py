@@ -136,12 +136,21 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def _check_arguments(out_dir: Optional[PathLike], max_size: Optional[int], scales: Sequence[float],
-                     batch_size: int) -> None:
+def _check_arguments(inputs: Union[PathLike, Iterable[PathLike]], out_dir: Optional[PathLike],
+                     max_size: Optional[int], scales: Sequence[float], batch_size: int) -> None:
     """``ConfigError`` naming the first bad argument, before any model is built."""
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is a file, not a folder: give a new or existing folder "
                           f"for the masks")
+    if out_dir is not None and Path(out_dir).is_dir():
+        # The output folder's files are never read as inputs: an input folder inside it would give nothing.
+        folders = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(
+            inputs, (list, tuple)) else []  # an iterator is left whole for collect_inputs
+        for folder in folders:
+            if isinstance(folder, (str, os.PathLike)) and Path(folder).is_dir() \
+                    and _is_within(Path(folder), Path(out_dir).resolve()):
+                raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is the input folder {os.fspath(folder)!r} or "
+                                  f"holds it: the masks would be written among the images; give another out_dir")
     if not _is_positive_int(batch_size):
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if max_size is not None and not _is_positive_int(max_size):
@@ -348,7 +357,7 @@ def predict(
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
-    _check_arguments(out_dir, max_size, scales, batch_size)
+    _check_arguments(inputs, out_dir, max_size, scales, batch_size)
     resolved_device = resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
