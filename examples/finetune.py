@@ -179,7 +179,8 @@ def main():
     if args.task == "multiclass":
         picture = overlay(rgb, label, palette_for(model.config))
     else:
-        picture = overlay_labels(rgb, label, label_colours(model.config))
+        names = model.config.class_names if args.task == "multilabel" else None  # a legend: which colour is which
+        picture = overlay_labels(rgb, label, label_colours(model.config), names=names)
     Image.fromarray(picture).save(out / "overlay.png")
     segzoo.save_pretrained(model, out / "model")
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "

@@ -240,7 +240,9 @@ def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir
         path = target.with_name(target.name + suffix)
         colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])).save(path)
         written.append(path)
-    picture = overlay_labels(rgb, stack, colours) if with_overlay else None
+    # several labels: which colour is which is not obvious, so the overlay gets a legend strip below it
+    names = label_names if masks.ndim == 3 else None
+    picture = overlay_labels(rgb, stack, colours, names=names) if with_overlay else None
     return _write_overlay_and_array(target, written, picture, masks if save_npy else None)
 
 
