@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
+from ..network import failing_fast_offline, no_network_cause
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
            "check_backbone_name", "stem_conv_names"]
@@ -92,8 +93,15 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         kwargs["in_chans"] = in_chans
     model_name = pretrained_tag(name) if pretrained else name
     try:
-        model = timm.create_model(model_name, **kwargs)
+        with failing_fast_offline():
+            model = timm.create_model(model_name, **kwargs)
     except OSError as err:  # download or cache miss (huggingface_hub errors are OSErrors)
+        if no_network_cause(err) is not None:
+            raise WeightsUnavailableError(
+                f"Could not load ImageNet weights for backbone {name!r}: no network to download timm's "
+                f"{model_name!r} from the Hugging Face Hub ({no_network_cause(err)}). Run once where there is a "
+                f"network and copy the Hugging Face cache (HF_HUB_CACHE) here, or build without "
+                f"pretrained_backbone (--pretrained-backbone)") from err
         raise WeightsUnavailableError(
             f"Could not load ImageNet weights for backbone {name!r} (timm {model_name!r}): "
             f"{type(err).__name__}: {err}") from err
