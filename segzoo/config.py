@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, read_utf8
 from .registry import get_neck, list_necks, neck_output_stride
 
 __all__ = ["ModelConfig", "IMAGENET_MEAN", "IMAGENET_STD", "MODES", "default_mean_std"]
@@ -37,6 +38,11 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    """A number that is not NaN or infinite (JSON's NaN and Infinity parse to floats)."""
+    return _is_number(value) and math.isfinite(value)
 
 
 def _as_tuples(value: Any) -> Any:
@@ -150,7 +156,7 @@ class ModelConfig:
         for name in ("aux", "align_corners"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference"):
+        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference", "provenance"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
         self._validate_inference()
@@ -172,9 +178,9 @@ class ModelConfig:
         for name in ("mean", "std"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or len(values) != self.in_chans or not all(
-                    _is_number(v) for v in values):
+                    _is_finite(v) for v in values):
                 raise ConfigError(f"{name} must have in_chans={self.in_chans} values (one per input channel), "
-                                  f"got {values!r}")
+                                  f"finite numbers, got {values!r}")
         if not all(v > 0 for v in self.std):
             raise ConfigError(f"std must be {self.in_chans} numbers > 0, got {self.std!r}")
         if not isinstance(self.input_size, tuple) or len(self.input_size) != 2 or not all(
@@ -260,4 +266,5 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        return cls.from_json(path.read_text(), source=str(path))
+        text = read_utf8(path, ConfigError, "a model config in JSON, as save_pretrained writes it")
+        return cls.from_json(text, source=str(path))

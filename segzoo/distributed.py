@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 __all__ = [
     "DistributedContext",
     "SharedError",
@@ -28,6 +30,7 @@ __all__ = [
     "first_failing_rank",
     "init_distributed",
     "is_main_process",
+    "resolve_device",
     "rank0_first",
     "run_collectively",
     "unwrap_model",
@@ -75,6 +78,33 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def resolve_device(device: str | torch.device | None = None, *, available: bool = True) -> torch.device:
+    """``device`` as a ``torch.device``, checked before any work is done: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+    ``None`` / ``"auto"`` (CUDA when available, else the CPU). With ``available`` (the default) CUDA must be
+    available and N a visible GPU; without it only the name is checked, as torch's (planning for another machine).
+
+    Raises:
+        ConfigError: An unknown device (``"tpu"``), or CUDA asked for where there is none (torch's own errors come
+            late and as tracebacks).
+    """
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if not available:
+        return resolved
+    if resolved.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {device!r} is not supported: use auto, cpu, cuda or cuda:N")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} was asked for, but CUDA is not available here: use --device cpu "
+                          f"(device='cpu')")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r} was asked for, but {torch.cuda.device_count()} GPU(s) are visible")
+    return resolved
+
+
 def init_distributed(device: str | None = None) -> DistributedContext:
     """Set up this process from ``torchrun``'s environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``).
 
@@ -94,19 +124,14 @@ def init_distributed(device: str | None = None) -> DistributedContext:
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"invalid torchrun environment: RANK={rank}, WORLD_SIZE={world_size}")
-    kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kind = torch.device(kind).type
+    kind = resolve_device(device).type  # a bad or unavailable device is a ConfigError before any work
     if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for, but CUDA is not available")
         if local_rank >= torch.cuda.device_count():
             raise RuntimeError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are visible")
         torch_device = torch.device("cuda", local_rank)
         torch.cuda.set_device(torch_device)
-    elif kind == "cpu":
-        torch_device = torch.device("cpu")
     else:
-        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+        torch_device = torch.device("cpu")
     backend = None
     if world_size > 1:
         backend = "nccl" if kind == "cuda" else "gloo"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Iterable
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "TrainingDivergedError",
     "OutputError",
     "did_you_mean",
+    "read_utf8",
 ]
 
 
@@ -64,3 +66,20 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 5) -> str:
     """Return ``" Did you mean: a, b?"`` for the closest candidates, or ``""`` when none is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
     return f" Did you mean: {', '.join(matches)}?" if matches else ""
+
+
+def read_utf8(path: str | os.PathLike, error: type[SegzooError], what: str) -> str:
+    """The text of ``path`` as UTF-8 (not the locale's encoding); ``error`` naming the file when it is not UTF-8.
+
+    Args:
+        path: The file.
+        error: The exception to raise (``ConfigError``, ``DatasetError``, ...).
+        what: What the file should hold, for the message (``"one class name per line"``).
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{os.fspath(path)} is not UTF-8 text ({err.reason} at byte {err.start}): expected {what} in "
+                    f"UTF-8") from None

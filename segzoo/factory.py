@@ -152,7 +152,8 @@ def create_model(
             v1b/v1s). Never applied when full weights are loaded (``hf-hub:``, ``local-dir:``,
             ``pretrained=True``, ``checkpoint_path``).
         num_classes: Number of classes (default 21). With loaded weights of another number of classes,
-            the classifier layers are re-initialised with a warning.
+            the classifier layers are re-initialised with a warning. Without it, weights whose classifiers do not
+            fit the config (a ``config.json`` that disagrees with its ``model.safetensors``) are an error.
         aux: Build the auxiliary FCN head on c3 (training only).
         output_stride: 8, 16 or 32. Default 8 (dilated), or what the neck reads (32 with JPU), or what the
             head is designed for.
@@ -206,5 +207,6 @@ def create_model(
         config = config.replace(provenance={**config.provenance, "base_model": base_model})
     model = SegmentationModel(config, pretrained_backbone=pretrained_backbone)
     if state is not None:
-        load_weights(model, state, source=checkpoint_path or model_name)
+        # Only an explicit num_classes may re-initialise the classifiers: a saved model's own never does.
+        load_weights(model, state, source=checkpoint_path or model_name, new_classes=num_classes is not None)
     return model.eval()

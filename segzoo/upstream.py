@@ -184,7 +184,7 @@ class PretrainedSpec:
                    output_stride=8, align_corners=False,
                    file=UpstreamFile("torchvision", file_name, hash_in_name(file_name)),
                    metrics={"mIoU": miou, "pixAcc": pixacc, "eval": "single scale, short side 520"},
-                   metrics_source="torchvision's weights enum (COCO val2017, the 20 VOC categories)")
+                   metrics_source="torchvision's weights enum (COCO_WITH_VOC_LABELS_V1)")  # the split says the rest
 
 
 def hash_in_name(file_name: str) -> Optional[str]:

@@ -62,6 +62,11 @@ CREATE_MODEL_CASES = {  # id: (name, keyword arguments, error class, message)
     "name None": (None, {}, ConfigError, r"model_name must be a string.*got None"),
     "name int": (3, {}, ConfigError, r"model_name must be a string.*got 3"),
     "unknown name": ("fcn_resnt18", {}, UnknownModelError, r"Unknown model 'fcn_resnt18'"),
+    "zoo tag typo": ("deeplabv3_resnet101.tv_coco_vocc", {}, UnknownModelError,
+                     r"not a zoo name. Did you mean: deeplabv3_resnet101.tv_coco_voc.*Unknown pretrained tag "
+                     r"'tv_coco_vocc' of timm model 'resnet101'"),
+    "timm tag typo": ("fcn_resnet18.a1_in1kk", {}, UnknownModelError,
+                      r"Unknown pretrained tag 'a1_in1kk' of timm model 'resnet18'.*Did you mean: resnet18.a1_in1k"),
     "psp dropout str": ("pspnet_resnet18", {"dropout": "high"}, ConfigError, r"PSPNet dropout must be a number in"),
     "psp dropout 2.0": ("pspnet_resnet18", {"dropout": 2.0}, ConfigError, r"PSPNet dropout must be a number in"),
     "fcn dropout str": ("fcn_resnet18", {"dropout": "high"}, ConfigError, r"FCN dropout must be a number in"),
@@ -131,7 +136,11 @@ CONFIG_CASES = {  # id: (field changes, message)
     "input_size 0": ({"input_size": (0, 480)}, r"input_size must be \(height, width\), two integers >= 1"),
     "input_size float": ({"input_size": (480.0, 480)}, r"input_size must be \(height, width\)"),
     "std 0": ({"std": (0.0, 1.0, 1.0)}, r"std must be 3 numbers > 0"),
-    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have in_chans=3 values"),
+    "mean str": ({"mean": ("a", "b", "c")}, r"mean must have in_chans=3 values.*finite numbers"),
+    "mean nan": ({"mean": (0.5, float("nan"), 0.5)}, r"mean must have in_chans=3 values.*finite numbers, got .*nan"),
+    "std inf": ({"std": (0.5, float("inf"), 0.5)}, r"std must have in_chans=3 values.*finite numbers, got .*inf"),
+    "provenance str": ({"provenance": "segzoo"}, r"provenance must be a dict, got str"),
+    "provenance list": ({"provenance": ["segzoo"]}, r"provenance must be a dict, got list"),
     "class_names ints": ({"class_names": (1, 2, 3)}, r"class_names must be a sequence of strings"),
     "palette int": ({"palette": 5}, r"palette must hold num_classes=3 RGB triples"),
 }
@@ -149,6 +158,30 @@ def test_config_json_with_a_float_output_stride_is_refused():
         '"output_stride": 8', '"output_stride": 16.0')
     with pytest.raises(ConfigError, match=r"my.json: output_stride must be 8, 16 or 32 \(an integer\), got 16.0"):
         ModelConfig.from_json(text, source="my.json")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("0.229", "NaN", r"std must have in_chans=3 values.*finite numbers"),
+    ("0.485", "-Infinity", r"mean must have in_chans=3 values.*finite numbers"),
+    ('"provenance": {}', '"provenance": "segzoo 0.1"', r"provenance must be a dict, got str"),
+    ('"provenance": {}', '"provenance": []', r"provenance must be a dict, got list"),
+])
+def test_config_json_with_bad_values_is_refused(old, new, message, tmp_path):
+    """JSON's NaN / Infinity parse to floats; a provenance of another type was a raw AttributeError later."""
+    text = ModelConfig(head="fcn", backbone="resnet18", num_classes=3).to_json()
+    assert old in text
+    text = text.replace(old, new)
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ConfigError, match=rf"config.json: {message}") as raised:
+        ModelConfig.load(tmp_path / "config.json")
+    one_line(raised.value)
+
+
+def test_config_json_that_is_not_utf8_is_refused(tmp_path):
+    text = ModelConfig(head="fcn", backbone="resnet18", num_classes=1, class_names=("caf\u00e9",)).to_json()
+    (tmp_path / "config.json").write_bytes(text.replace("\\u00e9", "\u00e9").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"config.json is not UTF-8 text \(invalid continuation byte at byte \d+\)"):
+        ModelConfig.load(tmp_path / "config.json")
 
 
 def test_list_models():
@@ -310,6 +343,11 @@ def test_cli_usage_error(argv, message, files, capsys):
 
 CLI_ERRORS = {  # id: (argv, message after "error: "): one line, exit 1
     "predict --device tpu": (["predict", "{image}", "--model", TINY, "--device", "tpu"], r"unknown device 'tpu'"),
+    "predict --out the input folder": (["predict", "{folder}", "--model", TINY, "--out", "{folder}"],
+                                       r"out_dir '.*a_folder' is the input folder '.*a_folder' or holds it: the "
+                                       r"masks would be written among the images; give another out_dir"),
+    "predict --out above the input": (["predict", "{folder}", "--model", TINY, "--out", "{folder}/.."],
+                                      r"is the input folder '.*a_folder' or holds it"),
     "predict --half on cpu": (["predict", "{image}", "--model", TINY, "--device", "cpu", "--half"],
                               r"half precision runs on a CUDA GPU only"),
     "export --opset 99": (["export", TINY, "--opset", "99"], r"opset must be an ONNX opset from 1 to"),
@@ -336,6 +374,10 @@ CLI_ERRORS = {  # id: (argv, message after "error: "): one line, exit 1
     "info local-dir file": (["info", "local-dir:{file}"], r"local-dir:.*a_file is a file, not a directory"),
     "info local-dir missing": (["info", "local-dir:{folder}/missing"], r"checkpoint directory not found"),
     "info typo": (["info", "fcn_resnt18"], r"Unknown model 'fcn_resnt18'"),
+    "info zoo tag typo": (["info", "deeplabv3_resnet101.tv_coco_vocc"],
+                          r"Did you mean: deeplabv3_resnet101.tv_coco_voc"),
+    "predict zoo tag typo": (["predict", "{image}", "--model", "deeplabv3_resnet101.tv_coco_vocc", "--out",
+                              "{folder}/out"], r"Did you mean: deeplabv3_resnet101.tv_coco_voc"),
     "info hub id": (["info", "hf-hub:justname"], r"Hub repo id must be 'namespace/name"),
     "list filter without --pretrained": (["list", "--head", "fcn"], r"--head filter the zoo: add --pretrained"),
 }
@@ -356,3 +398,76 @@ def test_plain_segzoo_is_a_usage_error():
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("usage: segzoo ")
     assert out.stderr.strip().endswith("segzoo: error: the following arguments are required: COMMAND")
+
+
+# --- text files that are not UTF-8 ------------------------------------------------------------------------------
+
+LATIN_1 = "caf\u00e9\n".encode("latin-1")  # a name saved in the locale's encoding on another machine
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_classes_txt_that_is_not_utf8_is_a_dataset_error(task, tmp_path):
+    from PIL import Image
+
+    from segzoo.data import create_dataset
+    from segzoo.errors import DatasetError
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "images" / "a.png")
+    masks = tmp_path / "masks" / ("cafe" if task == "multilabel" else "")
+    masks.mkdir(parents=True)
+    Image.new("L", (4, 4)).save(masks / "a.png")
+    (tmp_path / "classes.txt").write_bytes(LATIN_1)
+    with pytest.raises(DatasetError, match=r"classes.txt is not UTF-8 text \(invalid continuation byte at byte 3\)"):
+        create_dataset("folder", tmp_path, task=task)
+
+
+def test_training_latest_that_is_not_utf8_is_a_checkpoint_error(tmp_path):
+    from segzoo.train import find_checkpoint
+
+    (tmp_path / "latest").write_bytes(LATIN_1)
+    with pytest.raises(CheckpointError, match=r"latest is not UTF-8 text .*: expected the name of a checkpoint-"):
+        find_checkpoint(tmp_path)
+
+
+def test_voc_split_list_that_is_not_utf8_is_a_dataset_error(tmp_path):
+    from segzoo.data import create_dataset
+    from segzoo.errors import DatasetError
+
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Segmentation" / "val.txt").write_bytes(LATIN_1)
+    with pytest.raises(DatasetError, match=r"val.txt is not UTF-8 text .*: expected one image id per line"):
+        create_dataset("voc", tmp_path, split="val")
+
+
+# --- a saved model whose config and weights disagree --------------------------------------------------------------
+
+@pytest.fixture
+def five_class_config_on_three_class_weights(files, tmp_path):
+    """config.json says 5 classes, model.safetensors holds 3: loading re-initialised the head with a warning, and
+    predict wrote masks of random classes."""
+    import shutil
+
+    from segzoo.weights.checkpoint import file_sha256
+
+    shutil.copytree(files / "model", tmp_path / "model")
+    config = ModelConfig.load(tmp_path / "model" / "config.json")
+    assert config.num_classes == 3 and file_sha256(tmp_path / "model" / "model.safetensors")
+    config.replace(num_classes=5).save(tmp_path / "model" / "config.json")
+    return tmp_path / "model"
+
+
+def test_a_saved_model_never_reinitialises_its_head(five_class_config_on_three_class_weights, capsys):
+    directory = five_class_config_on_three_class_weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"'head.fcn.classifier.weight' holds 3 classes but the model has 5 "
+                                                  r"\(its config's num_classes\); pass num_classes=") as raised:
+            create_model(f"local-dir:{directory}")
+    one_line(raised.value)
+    status, err = run_cli(["predict", str(directory.parent), "--model", f"local-dir:{directory}", "--out",
+                           str(directory.parent / "out")], capsys)
+    assert status == 1 and "holds 3 classes but the model has 5" in err, err
+    with pytest.warns(UserWarning, match=r"another number of classes: re-initialised"):  # asked for: fine-tuning
+        assert create_model(f"local-dir:{directory}", num_classes=5).config.num_classes == 5

@@ -16,8 +16,8 @@ PACKAGE = Path(segzoo.__file__).resolve().parent
 
 # Layers from the bottom up (docs/architecture.md). A module may import modules of its own layer or of lower ones.
 LAYERS = [
-    ("segzoo.errors", "segzoo.version", "segzoo.lazy", "segzoo.upstream", "segzoo.distributed"),
-    ("segzoo.files",),
+    ("segzoo.errors", "segzoo.version", "segzoo.lazy", "segzoo.upstream", "segzoo.network"),
+    ("segzoo.distributed", "segzoo.files"),  # both raise segzoo.errors' exceptions
     ("segzoo.registry",),
     ("segzoo.config",),
     ("segzoo.layers",),

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Optional
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
+from ..network import failing_fast_offline, no_network_cause
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
            "check_backbone_name", "stem_conv_names"]
@@ -41,12 +42,20 @@ def pretrained_tag(name: str) -> str:
 
 
 def check_backbone_name(name: str, context: str = "") -> None:
-    """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name``."""
+    """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name`` (``arch`` or
+    ``arch.tag``: an unknown tag is timm's ``RuntimeError: Invalid pretrained tag`` otherwise)."""
     import timm  # imported on first use: it takes about a second, and `import segzoo` should not pay it
+    from timm.models import get_arch_pretrained_cfgs
 
-    if timm.is_model(name.split(".")[0]):
-        return
     where = f" {context}" if context else ""
+    arch, _, tag = name.partition(".")
+    if timm.is_model(arch):
+        tagged = list(get_arch_pretrained_cfgs(arch))
+        if not tag or name in tagged:
+            return
+        close = did_you_mean(name, tagged)  # else all of them: a model has a handful of tags
+        raise UnknownModelError(f"Unknown pretrained tag {tag!r} of timm model {arch!r}{where}." + (
+            close or f" Its tags: {', '.join(t.partition('.')[2] for t in tagged) or '(none)'}."))
     raise UnknownModelError(f"Unknown backbone {name!r}{where}: timm has no such model."
                             f"{did_you_mean(name, timm.list_models())}")
 
@@ -84,8 +93,15 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         kwargs["in_chans"] = in_chans
     model_name = pretrained_tag(name) if pretrained else name
     try:
-        model = timm.create_model(model_name, **kwargs)
+        with failing_fast_offline():
+            model = timm.create_model(model_name, **kwargs)
     except OSError as err:  # download or cache miss (huggingface_hub errors are OSErrors)
+        if no_network_cause(err) is not None:
+            raise WeightsUnavailableError(
+                f"Could not load ImageNet weights for backbone {name!r}: no network to download timm's "
+                f"{model_name!r} from the Hugging Face Hub ({no_network_cause(err)}). Run once where there is a "
+                f"network and copy the Hugging Face cache (HF_HUB_CACHE) here, or build without "
+                f"pretrained_backbone (--pretrained-backbone)") from err
         raise WeightsUnavailableError(
             f"Could not load ImageNet weights for backbone {name!r} (timm {model_name!r}): "
             f"{type(err).__name__}: {err}") from err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, read_utf8
 from ..inference.image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS
 from .base import SegmentationDataset
 
@@ -31,7 +31,8 @@ def _class_names(root: Path, class_names: Sequence[str] | None, num_classes: int
         names = tuple(str(n) for n in class_names)
     elif classes_file.is_file():
         # Blank lines (a trailing newline, say) are not classes.
-        names = tuple(line.strip() for line in classes_file.read_text().splitlines() if line.strip())
+        text = read_utf8(classes_file, DatasetError, "one class name per line")
+        names = tuple(line.strip() for line in text.splitlines() if line.strip())
         if not names:
             raise DatasetError(f"{classes_file} holds no class names (one name per line expected)")
     elif num_classes is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError, SegzooError
+from ..errors import DatasetError, SegzooError, read_utf8
 from ..inference.image_io import ARRAY_EXTENSIONS, IMAGE_EXTENSIONS, load_image
 from .base import SegmentationDataset, _image_shape, _mask_values, _ScanCache, _size_error
 from .masks import read_mask
@@ -91,8 +91,8 @@ class MultiLabelFolderDataset(SegmentationDataset):
         if class_names is not None:
             names = tuple(str(name) for name in class_names)
         elif (self.root / "classes.txt").is_file():
-            names = tuple(line.strip() for line in (self.root / "classes.txt").read_text().splitlines()
-                          if line.strip())
+            text = read_utf8(self.root / "classes.txt", DatasetError, "one label name per line")
+            names = tuple(line.strip() for line in text.splitlines() if line.strip())
         elif not self.arrays:
             names = tuple(sorted(p.name for p in self.masks_at.iterdir() if p.is_dir()))
         else:

@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import DatasetError
+from ..errors import DatasetError, read_utf8
 from ..zoo import VOC_CLASSES
 from .base import SegmentationDataset, data_root, find_missing
 
@@ -33,7 +33,7 @@ def _locate(root: Path) -> Path:
 
 def _read_ids(path: Path) -> list[str]:
     ids = []
-    for line in path.read_text().splitlines():
+    for line in read_utf8(path, DatasetError, "one image id per line").splitlines():
         line = line.strip()
         if line:
             # DeepLab-style lists ("/JPEGImages/<id>.jpg /SegmentationClassAug/<id>.png") give the id too.

@@ -19,6 +19,7 @@ _EXPORTS = {
     "PredictResult": ".predict", "collect_inputs": ".predict", "predict": ".predict",
     "predict_logits": ".tta", "sliding_window_logits": ".tta", "window_starts": ".tta",
     "colorize": ".visualize", "overlay": ".visualize", "overlay_labels": ".visualize",
+    "legend": ".visualize",
     "decode_logits": ".decode",
 }
 __all__ = sorted(_EXPORTS)

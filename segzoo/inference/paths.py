@@ -27,6 +27,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..distributed import resolve_device
 from ..errors import ConfigError
 from ..model import model_device
 from . import precision as bf16
@@ -106,7 +107,7 @@ def check_path(precision: str, runtime: str = "auto", device: Union[str, torch.d
         runs = [name for name, precisions in RUNTIME_PRECISIONS.items() if precision in precisions]
         raise ConfigError(f"runtime {runtime} does not compute in {precision} (it computes in "
                           f"{' or '.join(RUNTIME_PRECISIONS[runtime])}); {precision} runs on {' or '.join(runs)}")
-    kind = torch.device(device).type
+    kind = resolve_device(device, available=False).type
     if kind != "cpu":
         if precision in ("bf16", "int8"):
             raise ConfigError(f"precision {precision} is a CPU path; the device is {kind} (on a GPU use float16 "

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..distributed import resolve_device
 from ..errors import ConfigError, ImageReadError, OutputError, SegzooError
 from ..factory import create_model
 from ..files import output_error
@@ -139,12 +140,21 @@ def _is_positive_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def _check_arguments(out_dir: Optional[PathLike], max_size: Optional[int], scales: Sequence[float],
-                     batch_size: int) -> None:
+def _check_arguments(inputs: Union[PathLike, Iterable[PathLike]], out_dir: Optional[PathLike],
+                     max_size: Optional[int], scales: Sequence[float], batch_size: int) -> None:
     """``ConfigError`` naming the first bad argument, before any model is built."""
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is a file, not a folder: give a new or existing folder "
                           f"for the masks")
+    if out_dir is not None and Path(out_dir).is_dir():
+        # The output folder's files are never read as inputs: an input folder inside it would give nothing.
+        folders = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(
+            inputs, (list, tuple)) else []  # an iterator is left whole for collect_inputs
+        for folder in folders:
+            if isinstance(folder, (str, os.PathLike)) and Path(folder).is_dir() \
+                    and _is_within(Path(folder), Path(out_dir).resolve()):
+                raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is the input folder {os.fspath(folder)!r} or "
+                                  f"holds it: the masks would be written among the images; give another out_dir")
     if not _is_positive_int(batch_size):
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if max_size is not None and not _is_positive_int(max_size):
@@ -166,16 +176,6 @@ def _resolve_model(model: Union[nn.Module, str], num_classes: Optional[int]) -> 
     return model
 
 
-def _resolve_device(device: Union[str, torch.device]) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise SegzooError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N ({err})") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise SegzooError(f"device {device!r} was asked for, but CUDA is not available here")
-    return resolved
 
 
 def _mask_dtype(num_classes: int) -> np.dtype:
@@ -273,7 +273,9 @@ def _write_label_outputs(masks: np.ndarray, rgb: np.ndarray, stem: Path, out_dir
         path = target.with_name(target.name + suffix)
         _save_image(colorize(mask, np.stack([np.zeros(3, np.uint8), colours[index]])), path)
         written.append(path)
-    picture = overlay_labels(rgb, stack, colours) if with_overlay else None
+    # several labels: which colour is which is not obvious, so the overlay gets a legend strip below it
+    names = label_names if masks.ndim == 3 else None
+    picture = overlay_labels(rgb, stack, colours, names=names) if with_overlay else None
     return _write_overlay_and_array(target, written, picture, masks if save_npy else None)
 
 
@@ -416,10 +418,10 @@ def predict(
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
-    _check_arguments(out_dir, max_size, scales, batch_size)
+    _check_arguments(inputs, out_dir, max_size, scales, batch_size)
     if existing not in ("overwrite", "skip", "error"):
         raise ConfigError(f"existing must be 'overwrite', 'skip' or 'error', got {existing!r}")
-    resolved_device = _resolve_device(device)
+    resolved_device = resolve_device(device)
     if half and resolved_device.type != "cuda":
         raise SegzooError(f"half precision runs on a CUDA GPU only; the device is {resolved_device.type} "
                           f"(drop --half / half=True, or use --device cuda)")

@@ -1,10 +1,14 @@
 """Class maps as images: palette PNGs and colour overlays (the palettes: ``segzoo.upstreams.palettes``)."""
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from typing import Optional, Sequence
 
-__all__ = ["colorize", "overlay", "overlay_labels"]
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = ["colorize", "overlay", "overlay_labels", "legend"]
+
+_SWATCH, _GAP = 12, 6  # legend: swatch side and spacing, in pixels
 
 
 def _check_labels(label_map: np.ndarray, palette: np.ndarray, limit: int) -> np.ndarray:
@@ -51,7 +55,36 @@ def overlay(image_rgb: np.ndarray, label_map: np.ndarray, palette: np.ndarray, a
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
-def overlay_labels(image_rgb: np.ndarray, masks: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def legend(names: Sequence[str], colours: np.ndarray, width: int) -> np.ndarray:
+    """A white strip ``width`` pixels wide of labelled colour swatches (PIL's default font), wrapped onto as many
+    rows as the names need: what each colour of an overlay stands for.
+
+    Returns:
+        ``(h, width, 3)`` uint8.
+    """
+    colours = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+    if len(colours) < len(names):
+        raise ValueError(f"legend: {len(names)} names but {len(colours)} colours")
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line = max(_SWATCH, *(measure.textbbox((0, 0), name, font=font)[3] for name in names)) + _GAP
+    places, x, y = [], _GAP, _GAP
+    for name in names:
+        item = _SWATCH + 4 + int(measure.textlength(name, font=font))
+        if x > _GAP and x + item > width - _GAP:  # wrap; an item wider than the strip gets a row of its own
+            x, y = _GAP, y + line
+        places.append((x, y))
+        x += item + 2 * _GAP
+    strip = Image.new("RGB", (width, y + line), "white")
+    draw = ImageDraw.Draw(strip)
+    for (x, y), name, colour in zip(places, names, colours):
+        draw.rectangle((x, y, x + _SWATCH - 1, y + _SWATCH - 1), fill=tuple(int(c) for c in colour), outline="black")
+        draw.text((x + _SWATCH + 4, y), name, fill="black", font=font)
+    return np.asarray(strip)
+
+
+def overlay_labels(image_rgb: np.ndarray, masks: np.ndarray, colours: np.ndarray, alpha: float = 0.5,
+                   names: Optional[Sequence[str]] = None) -> np.ndarray:
     """Blend label colours over an image where the labels are present (binary and multi-label masks).
 
     Args:
@@ -59,9 +92,11 @@ def overlay_labels(image_rgb: np.ndarray, masks: np.ndarray, colours: np.ndarray
         masks: ``(L, H, W)`` 0 / 1 (or ``(H, W)`` for one label).
         colours: ``(L, 3)`` one RGB colour per label.
         alpha: Weight of the colour where a label is present; where several are, their mean colour.
+        names: The labels' names: a ``legend`` strip of them is added below the overlay (a pixel with several
+            labels has their mean colour, so the swatches name the pure colours).
 
     Returns:
-        ``(H, W, 3)`` uint8; pixels with no label are the image's own.
+        ``(H, W, 3)`` uint8 (``(H + legend height, W, 3)`` with ``names``); pixels with no label are the image's own.
     """
     image_rgb = np.asarray(image_rgb)
     masks = np.asarray(masks)
@@ -75,4 +110,9 @@ def overlay_labels(image_rgb: np.ndarray, masks: np.ndarray, colours: np.ndarray
     mean_colour = np.einsum("lhw,lc->hwc", present, colours[:masks.shape[0]]) / np.maximum(count, 1)[..., None]
     blended = (1.0 - alpha) * image_rgb.astype(np.float32) + alpha * mean_colour
     out = np.where(count[..., None] > 0, blended, image_rgb.astype(np.float32))
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    if names is None:
+        return out
+    if len(names) != masks.shape[0]:
+        raise ValueError(f"names has {len(names)} entries for {masks.shape[0]} labels")
+    return np.concatenate([out, legend(names, colours, out.shape[1])])

@@ -55,10 +55,14 @@ def _run_list(args) -> int:
     if args.heads or args.necks:
         from ..registry import list_heads, list_necks
 
-        plugins = list_heads(include_failed=True) if args.heads else list_necks(include_failed=True)
-        for info in plugins:
-            status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
-            print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
+        kinds = [(kind, lister) for kind, lister, asked in (("heads", list_heads, args.heads),
+                                                            ("necks", list_necks, args.necks)) if asked]
+        for kind, lister in kinds:
+            if len(kinds) > 1:  # --heads --necks: each list under its name
+                print(f"{kind}:")
+            for info in lister(include_failed=True):
+                status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
+                print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
         return 0
     from ..factory import list_models
 
@@ -67,15 +71,29 @@ def _run_list(args) -> int:
     if filters and not args.pretrained:
         print(f"error: --{', --'.join(filters)} filter the zoo: add --pretrained", file=sys.stderr)
         return 2
-    if args.pretrained:
-        names = list_models(args.pattern, pretrained=True, **filters)
-        if not names:
-            print("no zoo entry matches", file=sys.stderr)
-            return 1
-        print(_zoo_table(names))
-    else:
-        print("\n".join(list_models(args.pattern)))
+    names = list_models(args.pattern, pretrained=args.pretrained, **filters)
+    if not names:  # an empty list reads as success to a script: say so, as grep does, with exit 1
+        print(f"no {'zoo entry' if args.pretrained else 'model name'} matches", file=sys.stderr)
+        return 1
+    print(_zoo_listing(names) if args.pretrained else "\n".join(names))
     return 0
+
+
+def _zoo_listing(names: list[str]) -> str:
+    """The zoo table; entries whose upstream published no checkpoint (metrics only) in a table of their own."""
+    from ..zoo import get_pretrained
+
+    def has_weights(name: str) -> bool:
+        entry = get_pretrained(name)
+        return entry.published or entry.file is not None
+
+    with_weights = [name for name in names if has_weights(name)]
+    without = [name for name in names if not has_weights(name)]
+    parts = [_zoo_table(with_weights)] if with_weights else []
+    if without:
+        parts.append(f"No weights anywhere ({len(without)}: their upstream reports results but published no "
+                     f"checkpoint; pretrained=False builds the architecture):\n{_zoo_table(without)}")
+    return "\n\n".join(parts)
 
 
 def _zoo_table(names: list[str]) -> str:

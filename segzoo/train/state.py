@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..config import ModelConfig
 from ..distributed import unwrap_model
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, read_utf8
 from ..weights.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -198,7 +198,7 @@ def find_checkpoint(path) -> Path:
         return path
     latest = path / LATEST
     if latest.is_file():
-        named = path / latest.read_text().strip()
+        named = path / read_utf8(latest, CheckpointError, "the name of a checkpoint-* directory").strip()
         if named.is_dir():  # load_checkpoint names its missing files: damage is not papered over
             return named
         warnings.warn(f"{latest} names {named.name}, which does not exist; using the newest complete checkpoint "

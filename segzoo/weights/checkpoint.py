@@ -217,11 +217,14 @@ def _adapt_input_conv(weight: torch.Tensor, in_chans: int, source: str, key: str
                               f"channels: {err}") from err
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint", *,
+                 new_classes: bool = False) -> None:
     """Load ``state`` into ``model``, checking every key and shape.
 
-    * Classifier layers whose shape differs (another ``num_classes``) keep their fresh initialisation,
-      with a warning; everything else must fit exactly.
+    * Classifier layers whose shape differs (another ``num_classes``) keep their fresh initialisation, with a
+      warning, when ``new_classes`` says the caller asked for another number of classes; otherwise they are a
+      ``CheckpointError`` (a saved model whose config and weights disagree must not predict random classes).
+      Everything else must fit exactly.
     * The convolutions that read the image (``model.input_conv_keys()``: the backbone's stem, BiSeNet's spatial
       path) of a checkpoint with another number of input channels (``in_chans``) are adapted as timm adapts a
       pretrained stem (``timm.models.adapt_input_conv``: to one channel the sum over the checkpoint's; to N the
@@ -248,6 +251,11 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         value = state[key]
         if value.shape != expected[key].shape:
             if key in classifier_keys and value.shape[1:] == expected[key].shape[1:]:
+                if not new_classes:
+                    raise CheckpointError(
+                        f"{source}: {key!r} holds {value.shape[0]} classes but the model has "
+                        f"{expected[key].shape[0]} (its config's num_classes); pass num_classes= to start the "
+                        f"classifiers afresh on purpose (fine-tuning), or correct num_classes")
                 reinitialised.append(key)
                 continue
             if key in input_keys and value.dim() == 4 and value.shape[0] == expected[key].shape[0] \

@@ -358,6 +358,6 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     else:
         model, converted, report = convert_upstream(state_dict, sources[source], backbone=backbone,
                                                     num_classes=num_classes, class_names=class_names)
-    load_weights(model, converted, source=str(src))
+    load_weights(model, converted, source=str(src), new_classes=num_classes is not None)
     report.out_dir = save_pretrained(model, out_dir)
     return report

@@ -31,6 +31,7 @@ import torch
 from ..config import ModelConfig
 from ..distributed import rank0_first
 from ..errors import CheckpointError, ConfigError, SegzooError, WeightsUnavailableError
+from ..network import failing_fast_offline, no_network_cause
 from ..zoo import find_pretrained_entry
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
 from .model_card import build_model_card
@@ -142,6 +143,10 @@ def _why(err: BaseException, endpoint: Optional[str], token: Optional[str], retr
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
     endpoint = endpoint or constants.ENDPOINT
+    if (offline_cause := no_network_cause(err)) is not None:  # tried once: see segzoo.network
+        return (f"no network to reach {endpoint} ({_first_line(offline_cause) or type(offline_cause).__name__}): "
+                f"download the weights where there is one (segzoo pull NAME) and copy the Hugging Face cache "
+                f"(HF_HUB_CACHE) here; HF_HUB_OFFLINE=1 then reads it without asking the network")
     if isinstance(err, LocalEntryNotFoundError) and err.__cause__ is not None:  # the Hub failed, nothing cached
         cause = err.__cause__
         return _why(cause, endpoint, token, retries) or f"the Hub at {endpoint} could not be used: {_first_line(cause)}"
@@ -267,7 +272,8 @@ def _download(repo_id: str, filename: str, revision: Optional[str], **kwargs) ->
     endpoint = kwargs.get("endpoint")
     with _explained(WeightsUnavailableError, f"downloading {filename} of {where}", endpoint, kwargs.get("token")):
         try:
-            return Path(hf_hub_download(repo_id, filename, revision=revision, **kwargs))
+            with failing_fast_offline():
+                return Path(hf_hub_download(repo_id, filename, revision=revision, **kwargs))
         except RepositoryNotFoundError as err:
             raise WeightsUnavailableError(f"Hub repo {repo_id} not found at {endpoint or 'the Hub'} "
                                           f"(or it is private and no valid token was given)") from err

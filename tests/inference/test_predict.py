@@ -429,3 +429,28 @@ def test_colorize_and_overlay():
     assert np.array_equal(overlay(rgb, labels, voc_palette(), alpha=0.0), rgb)
     with pytest.raises(ValueError, match="class indices"):
         colorize(np.array([[300]]), generic_palette(400))
+
+
+def test_a_multilabel_overlay_has_a_legend(tmp_path):
+    """Nobody could tell which colour was which label: a strip of named swatches sits below the picture."""
+    from segzoo.inference import overlay_labels
+
+    rgb = np.full((40, 60, 3), 100, dtype=np.uint8)
+    masks = np.zeros((3, 40, 60), dtype=np.uint8)
+    masks[0, :10], masks[2, 30:] = 1, 1
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=np.uint8)
+    plain = overlay_labels(rgb, masks, colours)
+    with_legend = overlay_labels(rgb, masks, colours, names=["water", "road", "roof"])
+    assert plain.shape == (40, 60, 3) and np.array_equal(with_legend[:40], plain)
+    strip = with_legend[40:]
+    assert strip.shape[0] > 12 and strip.shape[1] == 60  # three names in 60 pixels: wrapped onto several rows
+    for colour in colours:
+        assert (strip == colour).all(-1).sum() >= 10 * 10, colour  # each label's swatch
+    assert (strip == 0).all(-1).any()  # black: the names and the swatches' outlines
+
+    model = segzoo.create_model("fcn_test_resnet.r160_in1k", num_classes=3, mode="multilabel")
+    model.config = model.config.replace(class_names=("water", "road", "roof"))
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    segzoo.predict(tmp_path / "photo.png", model, out_dir=tmp_path / "out", progress=False)
+    written = np.asarray(Image.open(tmp_path / "out" / "photo_overlay.png"))
+    assert written.shape[0] > 40 and written.shape[1] == 60

@@ -30,7 +30,7 @@ NOT_RESTORED = {_drop_buffers: r"not restored: .*running_mean", _drop_gamma: rf"
 
 def _loader_dropping(drop):
     """A loader that loads every key but those ``drop(model, key)`` picks: they keep the new model's values."""
-    def load_weights(model, state, source="checkpoint"):
+    def load_weights(model, state, source="checkpoint", new_classes=False):
         model.load_state_dict({k: v for k, v in state.items() if not drop(model, k)}, strict=False)
     return load_weights
 

@@ -31,6 +31,14 @@ def test_info_of_a_zoo_model():
     assert "classes         21: background, aeroplane" in out
 
 
+def test_info_of_a_torchvision_entry_names_its_split_once():
+    reported = next(line for line in run("info", "deeplabv3_resnet101.tv_coco_voc").splitlines()
+                    if line.startswith("  reported"))
+    assert reported.count("COCO val2017") == 1, reported
+    assert reported.endswith("(COCO val2017, the 20 Pascal VOC categories; torchvision's weights enum "
+                             "(COCO_WITH_VOC_LABELS_V1))")
+
+
 def test_info_json_matches_an_independent_flop_count():
     info = json.loads(run("info", "fcn_resnet18", "--json"))
     gflops, params = count_flops("fcn_resnet18", (480, 480))
@@ -50,6 +58,29 @@ def test_list_command():
     filtered = run("list", "--pretrained", "--head", "ccnet", "--source", "mmseg", "--dataset", "*voc*").splitlines()
     assert len(filtered) == 1 + 4 and all(" mmseg_voc_aug " in line for line in filtered[1:])
     assert "deeplabv3        segzoo" in run("list", "--heads")
+
+
+def test_list_sets_zoo_entries_without_weights_apart():
+    """Under a header that promises trained models, 5 entries had no weights anywhere."""
+    with_weights, _, without = run("list", "--pretrained").partition("\n\nNo weights anywhere (")
+    assert "none published" not in with_weights
+    rows = without.splitlines()[2:]
+    assert rows and all("none published" in row for row in rows)
+    assert "bisenet_resnet18.ref_voc" in without and "pretrained=False builds the architecture" in without
+
+
+def test_list_that_matches_nothing_says_so(capsys):
+    assert main(["list", "no_such_*"]) == 1
+    assert capsys.readouterr() == ("", "no model name matches\n")
+    assert main(["list", "--pretrained", "no_such_*"]) == 1
+    assert capsys.readouterr().err == "no zoo entry matches\n"
+
+
+def test_list_heads_and_necks_lists_both():
+    out = run("list", "--heads", "--necks")
+    heads, necks = out.split("necks:\n")
+    assert heads.startswith("heads:\n") and "deeplabv3        segzoo" in heads
+    assert necks.startswith("jpu              segzoo")
 
 
 def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):

@@ -257,3 +257,35 @@ def test_pull_to_copies_config_and_weights_not_the_card(hub_server, hub_env, tin
     pull = _build_parser()._subparsers._group_actions[0].choices["pull"]
     help_text = " ".join(pull.format_help().split())
     assert "--to DIR copy config.json and model.safetensors (not the model card)" in help_text
+
+
+# A host name that never resolves (RFC 2606): what every Hub request meets on a machine without a network.
+NO_NETWORK = "http://segzoo-no-network.invalid"
+
+
+def test_without_a_network_the_first_failure_ends_a_download(hub_env):
+    """huggingface_hub retried for ~23 s per file before the error; with no network no retry can help."""
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match=rf"downloading config.json of alice/model: no network to reach "
+                                                      rf"{NO_NETWORK} \(.*\): download the weights where there is one "
+                                                      rf"\(segzoo pull NAME\) and copy the Hugging Face cache") as err:
+        create_model("hf-hub:alice/model", endpoint=NO_NETWORK)
+    assert "retries" not in one_line(err.value)
+    assert time.monotonic() - start < 10
+
+
+def test_pretrained_backbone_without_a_network_fails_at_once(hub_env, tmp_path):
+    """finetune.py --pretrained-backbone offline printed 22 lines of retries over ~50 s before its error."""
+    import time
+
+    code = ("import segzoo\ntry:\n    segzoo.create_model('fcn_resnet18', pretrained_backbone=True)\n"
+            "except segzoo.WeightsUnavailableError as err:\n    print(err)\n")
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HF_ENDPOINT": NO_NETWORK})
+    assert time.monotonic() - start < 20 and "Retrying" not in out.stderr, out.stderr
+    assert out.stdout.startswith("Could not load ImageNet weights for backbone 'resnet18': no network to download "
+                                 "timm's 'resnet18.gluon_in1k' from the Hugging Face Hub"), out
+    assert "copy the Hugging Face cache (HF_HUB_CACHE) here, or build without pretrained_backbone" in out.stdout
