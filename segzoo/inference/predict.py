@@ -19,7 +19,7 @@ from torch import nn
 from ..distributed import resolve_device
 from ..errors import ConfigError, ImageReadError, OutputError, SegzooError
 from ..factory import create_model
-from ..files import output_error
+from ..files import lock_folder, output_error
 from ..weights.checkpoint import atomic_write
 from ..zoo import generic_palette, is_pretrained_name, palette_for
 from .decode import decode_logits
@@ -347,6 +347,7 @@ def predict(
     calibration: Optional[Union[PathLike, Iterable[PathLike]]] = None,
     remeasure: bool = False,
     quiet: bool = False,
+    lock_out: Optional[str] = None,
     existing: str = "overwrite",
 ) -> list[PredictResult]:
     """Segment image files and write, for each ``<stem>`` image, into ``out_dir``:
@@ -409,6 +410,9 @@ def predict(
             the images to segment.
         remeasure: Measure ``auto``'s choice again even where one is remembered (also ``SEGZOO_REMEASURE=1``).
         quiet: Say nothing on stderr but the skipped inputs (no inference line, no progress bar).
+        lock_out: Lock ``out_dir`` for the rest of the process once the arguments are checked
+            (``segzoo.files.lock_folder``: a second run into it is refused at once); the value names the folder's
+            option in that message (``"--out"``). None: no lock.
         existing: What to do about an image whose outputs are in ``out_dir`` already: ``"overwrite"`` them,
             ``"skip"`` the image when all of them are there (resuming an interrupted run: each file is written
             through a temporary name, so a file that exists is whole), or ``"error"`` (an ``OutputError`` naming
@@ -439,6 +443,8 @@ def predict(
     if calibration is not None and (wanted is None or not any(p == "int8" for p, _ in paths)):
         raise SegzooError("calibration images serve precision int8 only (or auto with runtime onnxruntime / auto)")
     calibration_items = _calibration_items(calibration) if calibration is not None else None
+    if lock_out is not None and out_dir is not None:  # every argument checked: now the folder is taken
+        lock_folder(out_dir, lock_out)
     model = _resolve_model(model, num_classes)
     config = model.config
     multiclass = config.mode == "multiclass"

@@ -396,24 +396,24 @@ def _add_predict(commands) -> None:
 
 
 def _run_predict(args) -> int:
-    from ..files import lock_folder
     from ..inference.predict import predict
 
     created = not os.path.exists(args.out)
-    lock_folder(args.out, "--out")  # a second predict into the same folder is refused, naming this one
     try:
         results = predict(args.images, args.model, out_dir=args.out, save_npy=args.npy, overlay=args.overlay,
                           max_size=args.max_size, scales=tuple(args.scales), flip=args.flip,
                           batch_size=args.batch_size, device=args.device, half=args.half, progress=args.progress,
                           num_classes=args.num_classes, keep_masks=False, recipe=args.recipe,
                           precision=args.precision, runtime=args.runtime, calibration=args.calibration,
-                          remeasure=args.remeasure, quiet=args.quiet, existing=args.existing)
+                          remeasure=args.remeasure, quiet=args.quiet, existing=args.existing,
+                          lock_out="--out")  # a second predict into the same folder is refused, naming this one
     except KeyboardInterrupt:
         print(f"interrupted: every file in {args.out} is complete; run the same command with --skip-existing to do "
               f"the rest", file=sys.stderr)
         return 130
     finally:
-        if created and os.listdir(args.out) == [".segzoo.lock"]:  # a run that wrote nothing leaves no folder
+        # a run that wrote nothing leaves no folder behind (the lock made one)
+        if created and os.path.isdir(args.out) and os.listdir(args.out) == [".segzoo.lock"]:
             shutil.rmtree(args.out, ignore_errors=True)
     done = sum(result.done for result in results)
     written = sum(result.ok for result in results) - done

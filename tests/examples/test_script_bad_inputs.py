@@ -66,10 +66,11 @@ def test_finetune_refuses_to_replace_a_finished_model(monkeypatch, capsys, tmp_p
     (tmp_path / "out" / "model" / "config.json").write_text("{}")
     with pytest.raises(SystemExit) as exit:
         run_in_process("finetune.py", ["--out", str(tmp_path / "out")], monkeypatch)
-    assert exit.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "out/model exists (a finished fine-tune); pass --overwrite to replace it" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]  # no data/ written, nothing replaced
+    message = str(exit.value.code)  # sys.exit("error: ..."): one line, exit status 1
+    assert message.startswith("error: ") and "\n" not in message
+    assert "out/model exists (a finished fine-tune); pass --overwrite to replace it" in message
+    # no data/ written, nothing replaced (the lock file stays, as train.py's does: it holds no data)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".finetune.lock", "model"]
 
 
 def test_finetune_without_imgviz_says_which_extra_to_install(monkeypatch, tmp_path):

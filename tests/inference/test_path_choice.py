@@ -311,6 +311,6 @@ def test_predict_quiet_says_nothing(tmp_path, saved_model, capsys):
     args = ["predict", str(folder), "--model", saved_model, "--device", "cpu", "--out", str(tmp_path / "out")]
     assert main(args) == 0
     assert capsys.readouterr().err.splitlines() == ["inference: fp32 eager (no native bfloat16 on this CPU)"]
-    assert main([*args, "--quiet"]) == 0
+    assert main([*args, "--quiet", "--overwrite"]) == 0
     out, err = capsys.readouterr()
     assert err == "" and out.startswith("2 written, 0 skipped")
