@@ -1,6 +1,7 @@
 """Shared fixtures: tiny models and real on-disk plug-in distributions."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -11,6 +12,14 @@ import pytest
 import torch
 
 import segzoo
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker takes its share of the cores (2 workers on 2 cores: one thread each), so that
+    the workers do not oversubscribe the machine; alone, torch keeps its default."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def pytest_report_header(config):

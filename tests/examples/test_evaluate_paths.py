@@ -30,6 +30,8 @@ def evaluate(root, data, name, *extra):
     return result, json.loads((root / f"{name}.json").read_text())
 
 
+# a repeated proof (slow tier): the paths in tests/inference/test_runtimes.py, the options in test_script_bad_inputs.py
+@pytest.mark.slow
 def test_int8_and_auto_through_evaluate(setup):
     root, data = setup
     result, int8 = evaluate(root, data, "int8", "--precision", "int8", "--calibration", data / "images" / "train")

@@ -148,7 +148,9 @@ def test_new_run_into_a_finished_run_is_refused(run, data, tmp_path):
     assert listing(output) == before  # final/, the checkpoints, latest and the log are untouched
 
 
-@pytest.mark.parametrize("case", ["resume into another run", "overwrite what is resumed"])
+# the overwrite case proves that nothing is mixed or deleted; resuming into another run is its variant (slow)
+@pytest.mark.parametrize("case", [pytest.param("resume into another run", marks=pytest.mark.slow),
+                                  "overwrite what is resumed"])
 def test_resume_never_mixes_or_deletes_runs(run, ddp_run, data, tmp_path, case):
     """--resume of one run into the --output of another would mix their checkpoints and logs; --overwrite of the
     run being resumed would delete the checkpoint it resumes from."""

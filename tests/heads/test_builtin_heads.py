@@ -7,8 +7,8 @@ from segzoo.testing import HeadBattery
 
 
 class BuiltinHead(HeadBattery):
-    # tests/inference/test_export.py exports each of these heads in these forms: PSPNet + JPU and DANet in the default
-    # tier, the others in the slow tier (CI runs it after the default tier)
+    # tests/inference/test_export.py exports each of these heads in these forms: DANet in the default tier, the others
+    # in the slow tier (CI runs it after the default tier)
     test_onnx_export_runs_at_other_sizes = None
 
 

@@ -20,8 +20,8 @@ from support.mmseg_reference import max_difference, reference_outputs, seeded_st
 
 class OnnxInTheSlowRun:
     """The battery's ONNX export (13-18 s a head) in the slow tier, which CI runs after the default tier:
-    tests/inference/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports PSPNet + JPU (the
-    pyramid pooling UPerNet reuses) and DANet, its slow tier the other heads it lists."""
+    tests/inference/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports DANet, its slow
+    tier the other heads it lists (PSPNet + JPU among them: the pyramid pooling UPerNet reuses)."""
 
     @pytest.mark.slow
     def test_onnx_export_runs_at_other_sizes(self, tmp_path):

@@ -38,6 +38,7 @@ def test_installed_plugin_is_discovered_in_a_fresh_process(plugin_site):
     ]
 
 
+@pytest.mark.slow  # a repeated proof: the battery runs in-process on every built-in head
 def test_plugin_passes_the_shared_head_battery(plugin_site, tmp_path):
     """The example plug-in's own test suite (segzoo.testing.HeadBattery), run by pytest as its author would."""
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGIN), "-m",

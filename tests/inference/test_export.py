@@ -29,7 +29,7 @@ HEADS = {
     "ccnet": dict(),
     "bisenet": dict(output_stride=32),
 }
-DEFAULT_RUN = {"pspnet_jpu", "danet"}
+DEFAULT_RUN = {"danet"}  # the attention export (one pass, no chunks); the other heads are the slow tier's variants
 
 
 def build(key):

@@ -203,6 +203,7 @@ def test_server_dying_during_a_pull(hub_server, hub_env, fast_backoff):
     assert all((a == b).all() for a, b in zip(pulled.state_dict().values(), model.state_dict().values()))
 
 
+@pytest.mark.slow  # a variant of the server dying during a pull, in the default tier
 def test_server_dying_during_a_push(hub_server, hub_env, tiny, tmp_path):
     """The server goes away as the commit arrives (the weights were uploaded): the function and the command."""
     proxy = DyingProxy(hub_server.endpoint, request_marker=b"/commit/")
