@@ -6,17 +6,14 @@ import sys
 import pytest
 
 from support import REPO
+from support.packages import pip_install_example
 
 PLUGIN = REPO / "examples" / "plugin_head"
 
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
-    target = tmp_path_factory.mktemp("plugin_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PLUGIN)], check=True)
-    assert list(target.glob("segzoo_linear_head-0.2.0.dist-info/entry_points.txt"))
-    return target
+    return pip_install_example(PLUGIN, tmp_path_factory.mktemp("plugin_site"), "segzoo_linear_head-0.2.0.dist-info")
 
 
 def test_installed_plugin_is_discovered_in_a_fresh_process(plugin_site):

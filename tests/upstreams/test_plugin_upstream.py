@@ -17,6 +17,7 @@ import segzoo
 from segzoo.testing import randomize_batch_norm
 from support import REPO
 from support.file_server import FileServer
+from support.packages import pip_install_example
 
 PLUGIN = REPO / "examples" / "plugin_upstream"
 FILE = "roads/fcn_resnet18_roads.pth"
@@ -35,11 +36,8 @@ print(entry.license, entry.base_model, segzoo.list_pretrained(source="acme"))
 
 @pytest.fixture(scope="module")
 def upstream_site(tmp_path_factory):
-    target = tmp_path_factory.mktemp("upstream_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(PLUGIN)], check=True)
-    assert list(target.glob("segzoo_acme_upstream-0.1.0.dist-info/entry_points.txt"))
-    return target
+    return pip_install_example(PLUGIN, tmp_path_factory.mktemp("upstream_site"),
+                               "segzoo_acme_upstream-0.1.0.dist-info")
 
 
 def acme_checkpoint() -> tuple[dict, bytes]:
