@@ -15,11 +15,15 @@ import segzoo
 
 
 def pytest_configure(config):
-    """Under pytest-xdist each worker takes its share of the cores (2 workers on 2 cores: one thread each), so that
-    the workers do not oversubscribe the machine; alone, torch keeps its default."""
+    """Under pytest-xdist each worker, and every process it starts, takes its share of the cores (2 workers on 2
+    cores: one thread each), so that they do not oversubscribe the machine; alone, torch keeps its default."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        share = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(share)
+        # The processes the tests start (the CLI, the example scripts, torchrun) get the same share: OpenMP threads
+        # that outnumber the free cores spin against each other, and a script took 5x its time beside a busy worker.
+        os.environ.update(OMP_NUM_THREADS=str(share), MKL_NUM_THREADS=str(share))
 
 
 def pytest_report_header(config):

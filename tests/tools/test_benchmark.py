@@ -1,12 +1,11 @@
-"""`segzoo benchmark` through its console script, and FLOP counts against torchvision's same architectures."""
+"""`segzoo benchmark` (run in this process: each row runs in a process of its own anyway), and FLOP counts against
+torchvision's same architectures."""
 import json
-import subprocess
-import sysconfig
-from pathlib import Path
 
 import pytest
 import timm
 
+from segzoo.tools.cli import main
 from segzoo.tools.flops import count_flops
 
 
@@ -17,13 +16,15 @@ def test_flops_equal_torchvision_for_the_same_architecture(name):
     assert ours == pytest.approx(theirs, rel=1e-9) and ours > 10
 
 
-SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
+def benchmark_command(capsys, *args: str) -> str:
+    """The stdout of ``segzoo benchmark ARGS``, which must succeed."""
+    assert main(["benchmark", *args]) == 0
+    return capsys.readouterr().out
 
 
-def test_benchmark_command_prints_sane_json():
-    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "tv:fcn_resnet50", "--size", "64", "80", "--runs", "2",
-                          "--json", "--num-classes", "5"], capture_output=True, text=True, check=True)
-    rows = json.loads(out.stdout)
+def test_benchmark_command_prints_sane_json(capsys):
+    rows = json.loads(benchmark_command(capsys, "fcn_resnet18", "tv:fcn_resnet50", "--size", "64", "80", "--runs", "2",
+                                        "--json", "--num-classes", "5"))
     assert [r["model"] for r in rows] == ["fcn_resnet18", "tv:fcn_resnet50"]
     assert [r["optimized"] for r in rows] == [True, False]  # by default segzoo models only, as predict runs them
     for row in rows:
@@ -36,10 +37,9 @@ def test_benchmark_command_prints_sane_json():
     assert rows[0]["params_m"] == pytest.approx((backbone + fcn_head) / 1e6, abs=1e-6)
 
 
-def test_benchmark_table_with_reference_ratio():
-    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1",
-                          "--reference", "fcn_resnet18"], capture_output=True, text=True, check=True)
-    header, _, row, footer = out.stdout.splitlines()
+def test_benchmark_table_with_reference_ratio(capsys):
+    out = benchmark_command(capsys, "fcn_resnet18", "--size", "48", "48", "--runs", "1", "--reference", "fcn_resnet18")
+    header, _, row, footer = out.splitlines()
     assert header.split()[:6] == ["model", "format", "prec", "runtime", "fold", "params(M)"]
     assert header.endswith("lat/ref rate/ref")
     assert row.split()[:5] == ["fcn_resnet18", "cl", "fp32", "eager", "yes"] and row.split()[-2:] == ["1.00", "1.00"]
@@ -47,10 +47,9 @@ def test_benchmark_table_with_reference_ratio():
 
 
 @pytest.mark.slow
-def test_benchmark_with_torch_compile():
-    out = subprocess.run([SEGZOO, "benchmark", "fcn_resnet18", "--size", "48", "48", "--runs", "1", "--compile",
-                          "--json"], capture_output=True, text=True, check=True)
-    row = json.loads(out.stdout)[0]
+def test_benchmark_with_torch_compile(capsys):
+    row = json.loads(benchmark_command(capsys, "fcn_resnet18", "--size", "48", "48", "--runs", "1", "--compile",
+                                       "--json"))[0]
     assert row["model"] == "fcn_resnet18" and row["latency_s"] > 0
 
 
