@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ def _add_list(commands) -> None:
     parser = commands.add_parser("list", help="list model names, zoo names, heads or necks",
                                  description="List model names: zoo names and '<head>_<backbone>' names on the "
                                              "ResNet backbones (any timm feature model works as a backbone).")
-    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
+    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc' (with --heads / --necks: "
+                                                   "of their names, e.g. 'psp*')")
     parser.add_argument("--pretrained", action="store_true",
                         help="the zoo: each entry's name, short names, dataset, reported mIoU, where its weights "
                              "are and their licence")
@@ -55,12 +57,20 @@ def _run_list(args) -> int:
     if args.heads or args.necks:
         from ..registry import list_heads, list_necks
 
-        kinds = [(kind, lister) for kind, lister, asked in (("heads", list_heads, args.heads),
-                                                            ("necks", list_necks, args.necks)) if asked]
-        for kind, lister in kinds:
+        asked = [(kind, lister) for kind, lister, wanted in (("heads", list_heads, args.heads),
+                                                             ("necks", list_necks, args.necks)) if wanted]
+        # PATTERN filters the plug-in names as it filters model names
+        kinds = [(kind, [info for info in lister(include_failed=True)
+                         if args.pattern is None or fnmatch.fnmatch(info.name, args.pattern)])
+                 for kind, lister in asked]
+        if not any(infos for _, infos in kinds):  # as for model names: nothing listed is exit 1, said on stderr
+            print(f"no {' or '.join(kind[:-1] for kind, _ in asked)} matches {args.pattern!r}", file=sys.stderr)
+            return 1
+        kinds = [(kind, infos) for kind, infos in kinds if infos or args.pattern is None]
+        for kind, infos in kinds:
             if len(kinds) > 1:  # --heads --necks: each list under its name
                 print(f"{kind}:")
-            for info in lister(include_failed=True):
+            for info in infos:
                 status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
                 print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
         return 0
