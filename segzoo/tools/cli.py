@@ -231,12 +231,20 @@ def _add_convert(commands) -> None:
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
     _add_num_classes(parser, default="from the classifier")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model OUT_DIR holds (default: an error); the old one stays intact until "
+                             "the new one is complete")
     parser.set_defaults(run=_run_convert)
 
 
 def _run_convert(args) -> int:
+    from ..errors import OutputError
+    from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, holds_model
     from ..weights.convert import convert_file
 
+    if holds_model(args.out_dir) and not args.overwrite:  # before the checkpoint is read
+        raise OutputError(f"{args.out_dir} holds a model already ({CONFIG_NAME} / {WEIGHTS_NAME}); pass --overwrite "
+                          f"to replace it, or choose another OUT_DIR")
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
     report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
                           num_classes=args.num_classes, class_names=class_names, source=args.source)
