@@ -43,7 +43,13 @@ def describe_os_error(err: BaseException) -> str:
 
 def output_error(path: str | os.PathLike, err: BaseException) -> OutputError:
     """``OutputError("cannot write PATH: CAUSE")`` for a failed write of the user's ``path`` (never a temporary
-    name), raised ``from`` the original error by the caller. A file where a folder of the path should be is named."""
+    name), raised ``from`` the original error by the caller. A file where a folder of the path should be is named.
+    An ``OutputError`` about another path (a temporary folder written through) gives its own cause."""
+    if isinstance(err, OutputError):
+        original = err.__cause__ or err.__context__
+        if original is None:  # nothing below it to describe: keep its words
+            return OutputError(str(err))
+        err = original
     cause = describe_os_error(err)
     if _errno_of(err) in (errno.EEXIST, errno.ENOTDIR, errno.ENOENT):  # mkdir(parents=True) below a file: EEXIST
         blocking = next((parent for parent in Path(path).parents if os.path.lexists(parent)), None)

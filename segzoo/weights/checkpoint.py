@@ -142,10 +142,7 @@ def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object])
             _keep_others(target, tmp)
         public_modes(tmp)
         _swap_in(tmp, target)  # tmp holds the old folder afterwards, if there was one
-    except OutputError as err:  # fill's own message names the temporary folder: name the user's
-        cause = err.__cause__ or err.__context__
-        raise (output_error(target, cause) if cause is not None else err) from err
-    except (OSError, SafetensorError) as err:
+    except (OSError, SafetensorError) as err:  # fill's own OutputError names the temporary folder: name the user's
         raise output_error(target, err) from err
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
