@@ -17,12 +17,14 @@ import segzoo
 from segzoo.data import EvalTransform, create_dataset
 from segzoo.errors import SegzooError
 from segzoo.evaluation import evaluate, format_metrics_table
+from segzoo.files import check_output_file, describe_os_error, output_error, refuse_existing
 from segzoo.inference.paths import candidate_paths, check_path, default_runtime
 from segzoo.inference.precision import inference_precision, inference_runtime
 from segzoo.inference.predict import load_calibration_images
 from segzoo.inference.tta import recipe_options
 from segzoo.tools.arguments import integer, positive_number
 from segzoo.train import cleanup_distributed, eval_loader, init_distributed, json_safe, rank0_first
+from segzoo.weights.checkpoint import atomic_write
 
 
 def parse_args():
@@ -60,6 +62,7 @@ def parse_args():
     add("--check-images", type=integer(1), default=2, metavar="N",
         help="how many of the evaluation images auto measures the candidate paths on (default: 2)")
     add("--json", help="write the metrics (and the per-class IoU) to this file")
+    add("--overwrite", action="store_true", help="replace an existing --json file (default: an error)")
     args = parser.parse_args()
     # the inference path is checked before the model and the data are read
     if args.precision == "int8" and not args.calibration:
@@ -73,8 +76,27 @@ def parse_args():
     return args
 
 
+def check_json(path: Path, overwrite: bool) -> None:
+    """Refuse a --json that could not be written, or that exists, now: not after the whole evaluation."""
+    check_output_file(path)
+    if not overwrite:
+        refuse_existing(path, "a metrics file")
+
+
+def write_json(path: Path, record: dict) -> None:
+    """Write the metrics whole or not at all (a temporary name, then a rename); a failure is one line naming path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(path, err) from None
+    text = json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def main():
     args = parse_args()
+    if args.json:  # before any model is built or image read
+        check_json(Path(args.json), args.overwrite)
     ctx = init_distributed(args.device)
     model = rank0_first(lambda: segzoo.create_model(args.model, pretrained=args.pretrained)).to(ctx.device)
     config = model.config
@@ -118,8 +140,7 @@ def main():
                       "resize": options.get("resize"), "images": len(dataset), "precision": inference_precision(model),
                       "runtime": inference_runtime(model),
                       "class_names": list(dataset.class_names), **metrics}
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
+            write_json(Path(args.json), record)
     cleanup_distributed()
 
 
@@ -128,3 +149,5 @@ if __name__ == "__main__":
         main()
     except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
         raise SystemExit(f"error: {err}") from None
+    except OSError as err:  # the file system said no: one line naming the path and the cause
+        raise SystemExit(f"error: {err.filename + ': ' if err.filename else ''}{describe_os_error(err)}") from None

@@ -36,7 +36,7 @@ from segzoo.inference.image_io import display_rgb
 from segzoo.inference.predict import label_colours
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
-from segzoo.weights.checkpoint import atomic_write
+from segzoo.weights.checkpoint import atomic_write, replace_folder
 from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
 
@@ -188,8 +188,10 @@ def main():
         names = model.config.class_names if args.task == "multilabel" else None  # a legend: which colour is which
         picture = overlay_labels(rgb, label, label_colours(model.config), names=names)
     # Both through temporary names: an interrupted save leaves the old files or the new ones, never half of one.
+    # The model folder is written whole beside the old one (--overwrite) and swapped in: until the new model is
+    # complete the old one stays loadable.
     atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
-    segzoo.save_pretrained(model, out / "model")
+    replace_folder(out / "model", lambda tmp: segzoo.save_pretrained(model, tmp))
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
           f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")
 
@@ -199,7 +201,8 @@ if __name__ == "__main__":
         main()
     except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
         raise SystemExit(f"error: {err}") from None
-    except KeyboardInterrupt:  # the model is saved whole or not at all (save_pretrained renames it into place)
-        raise SystemExit("interrupted: --out holds no new model unless 'saved' was printed") from None
+    except KeyboardInterrupt:  # the model is saved whole or not at all (replace_folder swaps it into place)
+        raise SystemExit("interrupted: --out holds no new model unless 'saved' was printed (a model that was there "
+                         "is kept whole)") from None
     except OSError as err:  # the file system said no: one line naming the path and the cause
         raise SystemExit(f"error: {err.filename + ': ' if err.filename else ''}{describe_os_error(err)}") from None

@@ -26,7 +26,7 @@ import segzoo
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
 from segzoo.errors import CheckpointError, SegzooError
 from segzoo.evaluation import evaluate
-from segzoo.files import lock_folder
+from segzoo.files import describe_os_error, lock_folder, output_error
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import (
     MetricsLog,
@@ -162,8 +162,11 @@ def check_output(output: Path, resume: str | None, overwrite: bool) -> None:
 
 def clear_run(output: Path) -> None:
     """Delete the run ``output`` holds (--overwrite): its log, checkpoints, ``latest`` and ``final/``."""
-    for path in run_entries(output):
-        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    try:
+        for path in run_entries(output):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    except OSError as err:  # a read-only run: one line naming --output
+        raise output_error(output, err) from err
 
 
 # --- resuming: the same recipe, or a refusal naming what differs ---------------------------------------------------
@@ -370,38 +373,40 @@ def main(args):
     if ctx.is_main:
         from tqdm.auto import tqdm
         progress = tqdm(total=total_iters, initial=iteration, desc="train", dynamic_ncols=True)
-    epoch = max(iteration - 1, 0) // iters_per_epoch  # the epoch of the last iteration done, as in the loop
-    if args.resume and iteration < total_iters and evaluation_due(iteration):
-        run_evaluation(epoch)  # a crash after the checkpoint may have cost it; its record was dropped above
-    tic = time.perf_counter()
-    while iteration < total_iters:
-        epoch, done_in_epoch = divmod(iteration, iters_per_epoch)
-        start_epoch(loader, epoch, skip_batches=done_in_epoch)
-        for images, masks in loader:
-            images = images.to(ctx.device, non_blocking=True)
-            masks = masks.to(ctx.device, non_blocking=True)
-            current_lr = optimizer.param_groups[0]["lr"]
-            loss = train_step(ddp_model, images, masks, criterion, optimizer, scaler=scaler,
-                              autocast_dtype=autocast_dtype, scheduler=scheduler)
-            iteration += 1
-            if iteration % args.log_every == 0 or iteration == total_iters:
-                loss = all_reduce_mean(loss)
-                seconds = (time.perf_counter() - tic) / args.log_every
-                log.write(event="train", iteration=iteration, epoch=epoch, loss=loss, lr=current_lr,
-                          seconds_per_iter=seconds)
+    try:  # the bar is closed on the way out too: an error line is not glued to it
+        epoch = max(iteration - 1, 0) // iters_per_epoch  # the epoch of the last iteration done, as in the loop
+        if args.resume and iteration < total_iters and evaluation_due(iteration):
+            run_evaluation(epoch)  # a crash after the checkpoint may have cost it; its record was dropped above
+        tic = time.perf_counter()
+        while iteration < total_iters:
+            epoch, done_in_epoch = divmod(iteration, iters_per_epoch)
+            start_epoch(loader, epoch, skip_batches=done_in_epoch)
+            for images, masks in loader:
+                images = images.to(ctx.device, non_blocking=True)
+                masks = masks.to(ctx.device, non_blocking=True)
+                current_lr = optimizer.param_groups[0]["lr"]
+                loss = train_step(ddp_model, images, masks, criterion, optimizer, scaler=scaler,
+                                  autocast_dtype=autocast_dtype, scheduler=scheduler)
+                iteration += 1
+                if iteration % args.log_every == 0 or iteration == total_iters:
+                    loss = all_reduce_mean(loss)
+                    seconds = (time.perf_counter() - tic) / args.log_every
+                    log.write(event="train", iteration=iteration, epoch=epoch, loss=loss, lr=current_lr,
+                              seconds_per_iter=seconds)
+                    if progress is not None:
+                        progress.set_postfix(loss=f"{loss:.4f}", lr=f"{current_lr:.2e}")
+                    tic = time.perf_counter()
                 if progress is not None:
-                    progress.set_postfix(loss=f"{loss:.4f}", lr=f"{current_lr:.2e}")
-                tic = time.perf_counter()
-            if progress is not None:
-                progress.update(1)
-            if iteration % args.checkpoint_every == 0 or iteration == total_iters:
-                checkpoint(epoch)
-            if iteration == total_iters:
-                break
-        if iteration < total_iters and evaluation_due(iteration):
-            run_evaluation(epoch)
-    if progress is not None:
-        progress.close()
+                    progress.update(1)
+                if iteration % args.checkpoint_every == 0 or iteration == total_iters:
+                    checkpoint(epoch)
+                if iteration == total_iters:
+                    break
+            if iteration < total_iters and evaluation_due(iteration):
+                run_evaluation(epoch)
+    finally:
+        if progress is not None:
+            progress.close()
     if ctx.is_main:  # saved before the final evaluation, so that a failing evaluation cannot cost it
         segzoo.save_pretrained(model, output / FINAL_NAME)
     run_evaluation(epoch)
@@ -443,3 +448,5 @@ if __name__ == "__main__":
         report_and_exit(str(err))
     except KeyboardInterrupt:  # Ctrl-C reaches every rank: rank 0 says how to go on
         report_and_exit(interrupted(Path(arguments.output)) if launch_rank() == 0 else None, code=130)
+    except OSError as err:  # the file system said no where segzoo does not name the path itself: one line
+        report_and_exit(f"{err.filename + ': ' if err.filename else ''}{describe_os_error(err)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["describe_os_error", "lock_folder", "output_error", "refuse_existing"]
+__all__ = ["check_output_file", "describe_os_error", "lock_folder", "output_error", "refuse_existing"]
 
 _CAUSES = {
     errno.ENOSPC: "the disk is full",
@@ -43,7 +43,13 @@ def describe_os_error(err: BaseException) -> str:
 
 def output_error(path: str | os.PathLike, err: BaseException) -> OutputError:
     """``OutputError("cannot write PATH: CAUSE")`` for a failed write of the user's ``path`` (never a temporary
-    name), raised ``from`` the original error by the caller. A file where a folder of the path should be is named."""
+    name), raised ``from`` the original error by the caller. A file where a folder of the path should be is named.
+    An ``OutputError`` about another path (a temporary folder written through) gives its own cause."""
+    if isinstance(err, OutputError):
+        original = err.__cause__ or err.__context__
+        if original is None:  # nothing below it to describe: keep its words
+            return OutputError(str(err))
+        err = original
     cause = describe_os_error(err)
     if _errno_of(err) in (errno.EEXIST, errno.ENOTDIR, errno.ENOENT):  # mkdir(parents=True) below a file: EEXIST
         blocking = next((parent for parent in Path(path).parents if os.path.lexists(parent)), None)
@@ -56,6 +62,23 @@ def refuse_existing(path: str | os.PathLike, what: str, option: str = "--overwri
     """``OutputError`` when ``path`` exists: outputs are never replaced unasked."""
     if os.path.lexists(path):
         raise OutputError(f"{os.fspath(path)} exists ({what}); pass {option} to replace it, or choose another path")
+
+
+def check_output_file(path: str | os.PathLike) -> None:
+    """``OutputError`` now, before any work, when the file ``path`` could not be written later: it is a folder,
+    a file stands where a folder of its path should be, or the nearest existing folder cannot be written to
+    (read-only). Missing folders are fine: they are created when the file is written.
+
+    A check, not a promise: the disk may fill, or the folder change, before the write (which reports that too).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise output_error(path, IsADirectoryError(errno.EISDIR, "is a folder"))
+    existing = next((parent for parent in path.parents if os.path.lexists(parent)), Path("."))
+    if not existing.is_dir():
+        raise output_error(path, NotADirectoryError(errno.ENOTDIR, "not a folder"))
+    if not os.access(existing, os.W_OK | os.X_OK):  # a read-only folder or file system
+        raise output_error(path, PermissionError(errno.EACCES, "permission denied"))
 
 
 def lock_folder(folder: str | os.PathLike, option: str, name: str = ".segzoo.lock") -> None:

@@ -441,6 +441,22 @@ def test_voc_split_list_that_is_not_utf8_is_a_dataset_error(tmp_path):
         create_dataset("voc", tmp_path, split="val")
 
 
+def test_pascal_context_split_list_that_is_not_utf8_is_a_dataset_error(tmp_path):
+    """It was a raw UnicodeDecodeError (or ids in the locale's encoding)."""
+    from segzoo.data import create_dataset
+    from segzoo.errors import DatasetError
+
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "ImageSets" / "SegmentationContext").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "SegmentationContext" / "val.txt").write_bytes(LATIN_1)
+    for name in ("context", "context59"):
+        with pytest.raises(DatasetError, match=r"SegmentationContext/val.txt is not UTF-8 text \(invalid "
+                                               r"continuation byte at byte 3\): expected one image id per line in "
+                                               r"UTF-8$") as raised:
+            create_dataset(name, tmp_path, split="val")
+        one_line(raised.value)
+
+
 # --- a saved model whose config and weights disagree --------------------------------------------------------------
 
 @pytest.fixture

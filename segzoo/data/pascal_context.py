@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, read_utf8
 from ..zoo.datasets import DATASETS
 from .base import SegmentationDataset, data_root, find_missing
 
@@ -72,7 +72,8 @@ class PascalContextSegmentation(SegmentationDataset):
         list_file = self.root / "ImageSets" / "SegmentationContext" / f"{split}.txt"
         if not list_file.is_file():
             raise DatasetError(f"Pascal Context split file {list_file} not found\n{CONTEXT_LAYOUT}")
-        ids = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        text = read_utf8(list_file, DatasetError, "one image id per line")  # not the locale's encoding
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
         if not ids:
             raise DatasetError(f"Pascal Context split file {list_file} lists no images")
         masks = self.root / "SegmentationClassContext"

@@ -15,16 +15,20 @@ import logging
 import math
 import numbers
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from ..errors import SegzooError
+from ..errors import OutputError, SegzooError
 from ..factory import create_model
+from ..files import output_error
 from ..model import input_channels, model_device
+from ..weights.checkpoint import public_modes
 
 __all__ = ["export", "check_export", "check_arguments", "check_sizes", "ExportCheck", "ExportCheckError", "FORMATS",
            "DEFAULT_SUFFIXES"]
@@ -236,9 +240,43 @@ def _compare(path: Path, format: str, reference: nn.Module, sizes, tolerance: fl
     return results
 
 
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """Yield ``path``'s name in a new folder beside it, to write and check the export there; when the block ends
+    without an error, move what it wrote (an ONNX file's ``.data`` first, then the file) into place, each with
+    one rename. Whatever happens, the folder is removed: a failed or interrupted export leaves nothing, and an
+    existing ``path`` stays as it was until the new file is complete and checked."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    except OSError as err:
+        raise output_error(path, err) from None
+    staged = folder / path.name  # the final name: an ONNX file names its external data file after itself
+    try:
+        yield staged
+        for file in sorted(folder.iterdir(), key=lambda item: item == staged):
+            public_modes(file)  # the umask's mode, as a plain write gives
+            os.replace(file, path.parent / file.name)
+    except OutputError:
+        raise
+    except OSError as err:  # the user's path in the message, not the temporary one
+        raise output_error(path, err) from err
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _one_line(err: BaseException) -> str:
+    """An exporter's error in one line: its type and its message's first line (and the second, when the first
+    only announces it, ending in a colon)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else "".join(lines[:1])
+    return f"{type(err).__name__}: {text}"[:500]
+
+
 def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], format: str = "onnx", *,
            size: Optional[tuple[int, int]] = None, dynamic: bool = True, opset: Optional[int] = None,
-           check: bool = True, **create_model_kwargs: Any) -> Path:
+           check: bool = True, report: Optional[Callable[[list[ExportCheck]], object]] = None,
+           **create_model_kwargs: Any) -> Path:
     """Export a model to ONNX or to a ``torch.export`` program.
 
     Args:
@@ -257,13 +295,24 @@ def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], 
         check: Run the file (onnxruntime, CPU) at the export size and, when dynamic, at a second size and
             batch, compare with the eager model, and raise ``ExportCheckError`` when the max abs difference
             exceeds 1e-4 relative to the output scale (``check_export`` returns the numbers).
+        report: Called with the check's results (one ``ExportCheck`` per size) before the file is put in place,
+            passed or not (``segzoo export`` prints them).
         **create_model_kwargs: Passed to ``create_model`` with a name (``num_classes=...``, ``neck=...``).
 
     Returns:
         The written path.
 
+    Raises:
+        ExportCheckError: The check failed; nothing was written to ``path`` (an existing file there is
+            unchanged).
+        OutputError: ``path`` cannot be written (read-only, below a file, disk full), naming it and the cause.
+        SegzooError: The exporter could not export the model, in one line.
+
     The arguments are checked (``check_arguments``) before a model is built. The model is exported from an
-    eval-mode, contiguous-format copy; the caller's model is not changed.
+    eval-mode, contiguous-format copy; the caller's model is not changed. The file is written and checked
+    under a temporary name beside ``path`` and renamed into place only then (with its ``.data`` file, if any):
+    a failed check, a failed write or an interruption never leaves a file at ``path``, nor replaces one there.
+    An existing ``path`` is replaced (``segzoo export`` refuses it without ``--overwrite``).
     """
     check_arguments(path, format, size, opset)
     if isinstance(model_or_name, str):
@@ -278,19 +327,33 @@ def export(model_or_name: Union[str, nn.Module], path: Union[str, os.PathLike], 
         raise SegzooError(f"size must be (H, W) with positive sizes, got {size!r}")
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     exported = _export_copy(model)
     checks = check_sizes(size, dynamic)
     # Tracing runs on fake tensors, so the example costs nothing; its batch is 2 when dynamic because
     # torch.export specialises a traced size of 1.
     example = _example(size, 2 if dynamic else 1, exported)
-    if format == "onnx":
-        _export_onnx(exported, example, path, dynamic, opset)
-    else:
-        _export_program(exported, example, path, dynamic)
-    if check:
-        failed = [result for result in _compare(path, format, exported, checks) if not result.ok]
-        if failed:
-            raise ExportCheckError(f"the exported {path} does not match the eager model: "
-                                   f"{'; '.join(map(str, failed))}")
+    nothing = f"nothing was written to {path}"
+    with _staged(path) as staged:
+        try:
+            if format == "onnx":
+                _export_onnx(exported, example, staged, dynamic, opset)
+            else:
+                _export_program(exported, example, staged, dynamic)
+        except (SegzooError, OSError):
+            raise
+        except Exception as err:  # noqa: BLE001 - the exporter's own error, in one line instead of a traceback
+            exporter = "torch's ONNX exporter" if format == "onnx" else "torch.export"
+            raise SegzooError(f"{exporter} could not export this model at {size[0]}x{size[1]} "
+                              f"({_one_line(err)}); {nothing}") from err
+        if check:
+            try:
+                results = _compare(staged, format, exported, checks)
+            except ExportCheckError as err:
+                raise ExportCheckError(f"{err}; {nothing}") from err
+            if report is not None:
+                report(results)
+            failed = [result for result in results if not result.ok]
+            if failed:
+                raise ExportCheckError(f"the exported {path} does not match the eager model: "
+                                       f"{'; '.join(map(str, failed))}; {nothing}")
     return path

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ def _add_list(commands) -> None:
     parser = commands.add_parser("list", help="list model names, zoo names, heads or necks",
                                  description="List model names: zoo names and '<head>_<backbone>' names on the "
                                              "ResNet backbones (any timm feature model works as a backbone).")
-    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc'")
+    parser.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'fcn_*' or '*_voc' (with --heads / --necks: "
+                                                   "of their names, e.g. 'psp*')")
     parser.add_argument("--pretrained", action="store_true",
                         help="the zoo: each entry's name, short names, dataset, reported mIoU, where its weights "
                              "are and their licence")
@@ -55,12 +57,20 @@ def _run_list(args) -> int:
     if args.heads or args.necks:
         from ..registry import list_heads, list_necks
 
-        kinds = [(kind, lister) for kind, lister, asked in (("heads", list_heads, args.heads),
-                                                            ("necks", list_necks, args.necks)) if asked]
-        for kind, lister in kinds:
+        asked = [(kind, lister) for kind, lister, wanted in (("heads", list_heads, args.heads),
+                                                             ("necks", list_necks, args.necks)) if wanted]
+        # PATTERN filters the plug-in names as it filters model names
+        kinds = [(kind, [info for info in lister(include_failed=True)
+                         if args.pattern is None or fnmatch.fnmatch(info.name, args.pattern)])
+                 for kind, lister in asked]
+        if not any(infos for _, infos in kinds):  # as for model names: nothing listed is exit 1, said on stderr
+            print(f"no {' or '.join(kind[:-1] for kind, _ in asked)} matches {args.pattern!r}", file=sys.stderr)
+            return 1
+        kinds = [(kind, infos) for kind, infos in kinds if infos or args.pattern is None]
+        for kind, infos in kinds:
             if len(kinds) > 1:  # --heads --necks: each list under its name
                 print(f"{kind}:")
-            for info in lister(include_failed=True):
+            for info in infos:
                 status = "" if info.ok else f"  (failed to load: {type(info.error).__name__}: {info.error})"
                 print(f"{info.name:<16} {info.distribution} {info.version}  {info.entry_point}{status}")
         return 0
@@ -221,12 +231,20 @@ def _add_convert(commands) -> None:
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
     _add_num_classes(parser, default="from the classifier")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model OUT_DIR holds (default: an error); the old one stays intact until "
+                             "the new one is complete")
     parser.set_defaults(run=_run_convert)
 
 
 def _run_convert(args) -> int:
+    from ..errors import OutputError
+    from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, holds_model
     from ..weights.convert import convert_file
 
+    if holds_model(args.out_dir) and not args.overwrite:  # before the checkpoint is read
+        raise OutputError(f"{args.out_dir} holds a model already ({CONFIG_NAME} / {WEIGHTS_NAME}); pass --overwrite "
+                          f"to replace it, or choose another OUT_DIR")
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
     report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
                           num_classes=args.num_classes, class_names=class_names, source=args.source)
@@ -432,7 +450,9 @@ def _add_export(commands) -> None:
                     "torch.export program saved with torch.export.save. Batch, height and width are dynamic by "
                     "default. The file is then run (ONNX: onnxruntime on the CPU) at the export size and, when "
                     "dynamic, at a second size and batch, and compared with the eager model: the max abs "
-                    "difference must be within 1e-4 of the output scale. Prints the path and the check.")
+                    "difference must be within 1e-4 of the output scale. It is written and checked under a "
+                    "temporary name beside --out and renamed to --out only when the check passes: a file that "
+                    "fails it is deleted, and an existing --out stays as it was. Prints the check and the path.")
     parser.add_argument("name", metavar="NAME", help="model name, as segzoo.create_model takes it")
     parser.add_argument("--format", choices=("onnx", "torch.export"), default="onnx",
                         help="onnx (a .onnx file, default) or torch.export (a .pt2 file for torch.export.load)")
@@ -449,6 +469,9 @@ def _add_export(commands) -> None:
     _add_num_classes(parser)
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="do not run the exported file and compare it with the eager model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file (default: an error); it stays as it was unless the "
+                             "new export passes its check")
     parser.set_defaults(run=_run_export)
 
 
@@ -456,25 +479,27 @@ def _run_export(args) -> int:
     import re
 
     from ..factory import create_model
-    from ..inference.export import DEFAULT_SUFFIXES, check_arguments, check_export, check_sizes, export
+    from ..files import refuse_existing
+    from ..inference.export import DEFAULT_SUFFIXES, check_arguments, export
 
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", args.name.split(":", 1)[-1].rstrip("/\\").rsplit("/", 1)[-1]) or "model"
     out = args.out or f"{stem}{DEFAULT_SUFFIXES[args.format]}"
     check_arguments(out, args.format, args.size, args.opset)
+    if not args.overwrite:  # before the model is built
+        refuse_existing(out, "a file")
     model = create_model(args.name, num_classes=args.num_classes)
     size = tuple(args.size) if args.size else tuple(model.config.input_size)
-    path = export(model, out, args.format, size=size, dynamic=args.dynamic, opset=args.opset, check=False)
+    runner = "onnxruntime (CPU)" if args.format == "onnx" else "torch.export.load"
+
+    def report(results) -> None:  # each check, passed or not, before the file is put in place (or not)
+        for result in results:
+            print(f"check, {runner} vs eager: {result}")
+
+    # written and checked under a temporary name: a failed check leaves nothing at --out (ExportCheckError)
+    path = export(model, out, args.format, size=size, dynamic=args.dynamic, opset=args.opset, check=args.check,
+                  report=report)
     shape = "dynamic batch, height and width" if args.dynamic else f"input 1x3x{size[0]}x{size[1]}"
     print(f"wrote {path} ({args.format}, {shape})")
-    if not args.check:
-        return 0
-    runner = "onnxruntime (CPU)" if args.format == "onnx" else "torch.export.load"
-    results = check_export(path, model, args.format, sizes=check_sizes(size, args.dynamic))
-    for result in results:
-        print(f"check, {runner} vs eager: {result}")
-    if not all(result.ok for result in results):
-        print(f"error: the exported {path} does not match the eager model", file=sys.stderr)
-        return 1
     return 0
 
 

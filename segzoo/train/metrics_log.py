@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from ..files import output_error
 from ..weights.checkpoint import atomic_write
 
 __all__ = ["MetricsLog", "json_safe"]
@@ -34,15 +35,25 @@ class MetricsLog:
         self.path = Path(path)
         self.enabled = enabled
         if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise output_error(self.path, err) from None
 
     def write(self, **record) -> None:
-        """Append one record, stamped with the wall-clock ``time``; flushed at once so a crash loses nothing."""
+        """Append one record, stamped with the wall-clock ``time``; flushed at once so a crash loses nothing.
+
+        Raises:
+            OutputError: The log cannot be written (read-only, disk full), naming it and the cause.
+        """
         if not self.enabled:
             return
         line = json.dumps(json_safe({"time": round(time.time(), 3), **record}), allow_nan=False)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as err:  # a line cut short by a full disk is dropped on resume (truncate_after)
+            raise output_error(self.path, err) from err
 
     def truncate_after(self, iteration: int, redo: tuple[str, ...] = ()) -> int:
         """Drop the records of iterations after ``iteration``, atomically; returns how many were dropped.

@@ -16,12 +16,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from torch import Tensor
 
 from ..config import ModelConfig
 from ..distributed import unwrap_model
 from ..errors import CheckpointError, ConfigError, read_utf8
+from ..files import output_error
 from ..weights.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -82,11 +84,14 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        OutputError: The checkpoint (or ``latest``) cannot be written (read-only, disk full), naming it and the
+            cause; nothing half-written is left, and ``latest`` still names the previous checkpoint.
     """
     if (keep is not None and keep < 1) or iteration < 0:
         raise ValueError(f"need keep >= 1 (or None) and iteration >= 0, got keep={keep!r}, iteration={iteration}")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     final = run_dir / f"checkpoint-{iteration:08d}"
     skeleton, tensors = flatten_state({
         "optimizer": optimizer.state_dict(), "extra": dict(extra or {}), "rng": capture_rng(),
@@ -94,7 +99,11 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         "scaler": scaler.state_dict() if scaler is not None else None})
     document = {"format": "segzoo-training-state", "format_version": FORMAT_VERSION,
                 "epoch": int(epoch), "iteration": int(iteration), **skeleton}
-    tmp = make_temp_dir(run_dir, ".tmp-checkpoint-")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(run_dir, ".tmp-checkpoint-")
+    except OSError as err:
+        raise output_error(final, err) from None
     try:
         save_pretrained(unwrap_model(model), tmp)
         save_file(tensors, str(tmp / STATE_TENSORS), metadata={"format": "pt"})
@@ -106,17 +115,26 @@ def save_checkpoint(run_dir, *, model, optimizer, scheduler=None, scaler=None, e
         if final.exists():  # rename() cannot replace a non-empty directory: move the old one aside first
             os.rename(final, Path(tempfile.mkdtemp(dir=run_dir, prefix=".tmp-old-")) / final.name)
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (OSError, SafetensorError)):  # disk full: the checkpoint's name, not the temporary one
+            raise output_error(final, err) from err
         raise
     _fsync(run_dir)
-    fd, latest_tmp = tempfile.mkstemp(dir=run_dir, prefix=".tmp-latest-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(final.name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    public_modes(latest_tmp)
-    os.replace(latest_tmp, run_dir / LATEST)
+    latest_tmp = None
+    try:
+        fd, latest_tmp = tempfile.mkstemp(dir=run_dir, prefix=".tmp-latest-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(final.name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        public_modes(latest_tmp)
+        os.replace(latest_tmp, run_dir / LATEST)
+    except OSError as err:  # latest still names the previous checkpoint, which is complete
+        if latest_tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(latest_tmp)
+        raise output_error(run_dir / LATEST, err) from err
     _fsync(run_dir)
     if keep is not None:
         others = [path for path in run_dir.iterdir() if _iteration_of(path) is not None and path != final]

@@ -115,7 +115,15 @@ class UpstreamPlugin:
         url = self.file_url(file)
         if url is None:
             raise CheckpointError(f"{name}: upstream {self.name!r} does not say how to download {file.path}")
-        return http_download(url, target, name, progress)
+        return http_download(url, target, name, progress, elsewhere=self.offline_help(file, name))
+
+    def offline_help(self, file: UpstreamFile, name: str) -> str:
+        """How to get ``file`` (the weights of zoo entry ``name``) where its host cannot be reached: download it
+        elsewhere and convert it, or point the host's variable at a mirror."""
+        host = self.hosts.get(file.host)
+        mirror = f" (or set {host.env} to a mirror that serves {file.path})" if host is not None else ""
+        return (f"download it on a machine that can reach it, run `segzoo convert --from {self.name} --model {name} "
+                f"FILE DIR` and load local-dir:DIR{mirror}")
 
     def verify(self, file: UpstreamFile, sha256: str, *, name: str) -> None:
         """The integrity rule: the downloaded file's sha256 is the published one, or starts with the published

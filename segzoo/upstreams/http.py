@@ -23,9 +23,24 @@ def _progress(total: Optional[int], name: str, enabled: bool):
                 disable=None if enabled else True, leave=False)
 
 
-def http_download(url: str, target: Path, name: str, progress: bool) -> str:
-    """Stream ``url`` into ``target``; return the sha256. Errors: WeightsUnavailableError (cannot reach, not found),
-    CheckpointError (cut short)."""
+def http_download(url: str, target: Path, name: str, progress: bool, *, elsewhere: Optional[str] = None) -> str:
+    """Stream ``url`` into ``target``; return the sha256.
+
+    One attempt, no retry: a host that cannot be resolved or reached (no network) fails at once, and the error
+    says how to get the file another way.
+
+    Args:
+        url: The file.
+        target: Where to write it (a temporary file the caller renames into place).
+        name: What is downloaded (the zoo name), for messages.
+        progress: Show a progress bar (on a terminal).
+        elsewhere: How to get the file without this machine's network, for the message when the host cannot be
+            reached (default: download it elsewhere and ``segzoo convert`` it).
+
+    Raises:
+        WeightsUnavailableError: The host cannot be reached, or the file is not there.
+        CheckpointError: The download was cut short.
+    """
     digest = hashlib.sha256()
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "segzoo"}), timeout=60)
@@ -33,7 +48,10 @@ def http_download(url: str, target: Path, name: str, progress: bool) -> str:
         raise WeightsUnavailableError(f"{name}: {url} answered HTTP {err.code} ({err.reason})") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise WeightsUnavailableError(f"{name}: cannot reach {url} ({reason})") from None
+        how = elsewhere or ("download the file on a machine that can reach it, run `segzoo convert FILE DIR` and "
+                            "load local-dir:DIR")
+        raise WeightsUnavailableError(f"{name}: cannot reach {url} ({reason}); to get the weights without it, "
+                                      f"{how}") from None
     with response:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None

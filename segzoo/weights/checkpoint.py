@@ -2,11 +2,14 @@
 every key and shape and never unpickles anything."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -21,8 +24,9 @@ from ..files import output_error
 from ..registry import get_head_info
 from ..version import __version__
 
-__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "atomic_write", "current_umask", "load_pretrained", "load_weights",
-           "file_sha256", "make_temp_dir", "public_modes", "read_weights", "save_pretrained"]
+__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "atomic_write", "current_umask", "holds_model", "load_pretrained",
+           "load_weights", "file_sha256", "make_temp_dir", "public_modes", "read_weights", "replace_folder",
+           "save_pretrained"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -96,6 +100,123 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def holds_model(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a saved model (``config.json`` or ``model.safetensors``)."""
+    return any(os.path.lexists(os.path.join(directory, name)) for name in (CONFIG_NAME, WEIGHTS_NAME))
+
+
+def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object]) -> Path:
+    """Write the folder ``directory`` whole: ``fill(temporary)`` fills a new folder beside it, which then takes
+    its place in one step. Until then an existing ``directory`` stays as it was: a failed or interrupted ``fill``
+    leaves it intact (a model in it stays loadable) and nothing temporary behind.
+
+    Files and folders of the old ``directory`` that ``fill`` did not write (a model card) are kept: hard-linked
+    (else copied) into the new folder before the swap; never the old ``config.json`` and ``model.safetensors``.
+    On Linux the swap is one ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames with Ctrl-C held off between
+    them.
+
+    Args:
+        directory: The folder to write or replace (its parents are created).
+        fill: ``fill(temporary_folder)`` writes the new content (``save_pretrained`` writes a model).
+
+    Returns:
+        The folder.
+
+    Raises:
+        OutputError: The folder cannot be written (read-only, below a file, disk full), naming ``directory`` (never
+            the temporary name) and the cause.
+    """
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
+    except OSError as err:
+        raise output_error(target, err) from None
+    try:
+        fill(tmp)
+        if target.is_dir():
+            _keep_others(target, tmp)
+        public_modes(tmp)
+        _swap_in(tmp, target)  # tmp holds the old folder afterwards, if there was one
+    except (OSError, SafetensorError) as err:  # fill's own OutputError names the temporary folder: name the user's
+        raise output_error(target, err) from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _keep_others(old: Path, new: Path) -> None:
+    """Hard-link (else copy) into ``new`` what ``old`` holds and ``new`` does not, but the old model's files."""
+    def link_or_copy(source, destination):
+        try:
+            os.link(source, destination, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, destination, follow_symlinks=False)
+
+    for entry in old.iterdir():
+        destination = new / entry.name
+        if entry.name in (CONFIG_NAME, WEIGHTS_NAME) or os.path.lexists(destination):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination, symlinks=True, copy_function=link_or_copy)
+        else:
+            link_or_copy(entry, destination)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux's ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system that cannot exchange
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(second))
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block is done (POSIX, main thread; elsewhere nothing is held)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the folder ``new`` at ``target``; an old ``target`` is at ``new`` afterwards (exchanged) or deleted."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    try:
+        with _signals_held():  # between the two renames there is no folder at target
+            os.rename(target, aside / "old")
+            try:
+                os.rename(new, target)
+            except BaseException:
+                os.rename(aside / "old", target)
+                raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:

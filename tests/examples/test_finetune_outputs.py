@@ -6,6 +6,8 @@ from __future__ import annotations
 import fcntl
 import os
 
+import pytest
+
 from support.scripts import check, make_folder_dataset, run_script
 
 
@@ -53,3 +55,49 @@ def test_an_out_below_a_file_is_one_line(tmp_path):
     lines = error_lines(result)
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].endswith("file is a file, not a folder"), lines[0]
+
+
+def run_in_process(argv: list[str], monkeypatch) -> None:
+    """finetune.py as `python examples/finetune.py ARGV` runs it, in this process (a failure can be injected)."""
+    import runpy
+    import sys
+
+    from support.scripts import EXAMPLES
+
+    monkeypatch.setattr(sys, "argv", [str(EXAMPLES / "finetune.py"), *argv])
+    runpy.run_path(str(EXAMPLES / "finetune.py"), run_name="__main__")
+
+
+@pytest.mark.parametrize("failure", ["disk full", "Ctrl-C"])
+def test_overwrite_failing_midway_leaves_the_old_model_loadable(failure, tmp_path, monkeypatch):
+    """--overwrite replaced <out>/model file by file: a save that failed or was interrupted after the weights left
+    new weights beside the old config.json, a model that no longer loaded."""
+    import errno
+
+    import segzoo
+    from segzoo.config import ModelConfig
+
+    data, out = make_folder_dataset(tmp_path / "data", train=2, val=1), tmp_path / "out"
+    segzoo.save_pretrained(segzoo.create_model("fcn_test_resnet", num_classes=3), out / "model")
+    before = {path.name: path.read_bytes() for path in (out / "model").iterdir()}
+
+    def fail(self, path):  # the new weights are written, its config.json is not
+        if failure == "Ctrl-C":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ModelConfig, "save", fail)
+    with pytest.raises(SystemExit) as exit:
+        run_in_process(["--data", str(data), "--model", "fcn_resnet18", "--iters", "1", "--batch-size", "1",
+                        "--crop-size", "32", "--base-size", "40", "--device", "cpu", "--out", str(out),
+                        "--overwrite"], monkeypatch)
+    said = str(exit.value.code)
+    assert "\n" not in said and "Traceback" not in said
+    if failure == "Ctrl-C":
+        assert said.startswith("interrupted: --out holds no new model"), said
+    else:
+        assert said == f"error: cannot write {out / 'model'}: the disk is full"
+    assert {path.name: path.read_bytes() for path in (out / "model").iterdir()} == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".finetune.lock"]
+    monkeypatch.undo()
+    assert segzoo.create_model(f"local-dir:{out / 'model'}").config.backbone == "test_resnet"

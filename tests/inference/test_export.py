@@ -1,4 +1,5 @@
 """Export (ONNX, torch.export) at dynamic sizes and torch.compile, every head against eager PyTorch."""
+import re
 import shutil
 import subprocess
 import sysconfig
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 
 from segzoo import SegzooError, create_model, export
 from segzoo.inference.export import ExportCheckError, check_export
+from segzoo.weights.checkpoint import current_umask
 
 SEGZOO = str(Path(sysconfig.get_path("scripts")) / "segzoo")  # the console script pip installed
 EXPORT_SIZE = (64, 64)
@@ -154,10 +156,10 @@ def test_cli_export_onnx(tmp_path):
     result = subprocess.run([SEGZOO, "export", "fcn_resnet18", "--format", "onnx", "--out", str(out), "--size",
                              "64", "64", "--num-classes", "3"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == f"wrote {out} (onnx, dynamic batch, height and width)" and out.is_file()
-    assert len(lines) == 3 and all("max abs diff" in line and "(ok" in line for line in lines[1:])
-    assert "batch 1 at 64x64" in lines[1] and "batch 2 at 49x51" in lines[2]
+    lines = result.stdout.splitlines()  # the check, then the file, put in place once it passed
+    assert lines[2] == f"wrote {out} (onnx, dynamic batch, height and width)" and out.is_file()
+    assert len(lines) == 3 and all("max abs diff" in line and "(ok" in line for line in lines[:2])
+    assert "batch 1 at 64x64" in lines[0] and "batch 2 at 49x51" in lines[1]
 
 
 def test_cli_export_help_explains_every_option(capsys):
@@ -175,6 +177,112 @@ def test_cli_export_error_is_a_message(tmp_path):
     from segzoo.tools.cli import main
 
     assert main(["export", "nohead_resnet18", "--out", str(tmp_path / "x.onnx")]) == 1
+
+
+# --- nothing half-written, nothing replaced unasked -----------------------------------------------------------
+
+TINY = "fcn_test_resnet.r160_in1k"  # timm's test ResNet: 1.6 MB, exported in seconds
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    from segzoo.tools.cli import main
+
+    status = main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_export_that_fails_its_check_leaves_no_file(tmp_path, capsys):
+    """`--size 1 1` exports a file that gives another shape at other sizes: it was left at --out (47 MB for a
+    ResNet-101) after the error."""
+    out = tmp_path / "x.onnx"
+    status, stdout, err = run_cli(["export", TINY, "--size", "1", "1", "--out", out], capsys)
+    assert status == 1 and "Traceback" not in err and "wrote" not in stdout
+    assert err == (f"error: the exported x.onnx returned shape (2, 21, 5, 5) for a 2x3x33x33 input; the model "
+                   f"returns (2, 21, 33, 33); nothing was written to {out}\n")
+    assert list(tmp_path.iterdir()) == []  # no file at --out, nothing temporary
+
+
+def test_cli_export_refuses_an_existing_file(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "x.onnx"
+    out.write_bytes(b"old")
+    monkeypatch.setattr("segzoo.factory.create_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+    status, _, err = run_cli(["export", TINY, "--out", out], capsys)
+    assert status == 1
+    assert err == f"error: {out} exists (a file); pass --overwrite to replace it, or choose another path\n"
+    assert out.read_bytes() == b"old"
+
+
+@pytest.fixture
+def fake_exporter(monkeypatch):
+    """The ONNX exporter replaced by one that writes ``fake_exporter.content`` (or half of it and fails with a full
+    disk when ``fake_exporter.disk_full``), and a check that fails when ``fake_exporter.mismatch``: the file
+    handling of export(), without the seconds an export takes."""
+    import errno
+    import types
+
+    from segzoo.inference import export as export_module
+    from segzoo.inference.export import ExportCheck
+
+    state = types.SimpleNamespace(content=b"new onnx", disk_full=False, mismatch=False)
+
+    def write(model, example, path, dynamic, opset):
+        path.write_bytes(state.content[:3] if state.disk_full else state.content)
+        if state.disk_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def compare(path, format, reference, sizes, tolerance=1e-4):
+        assert path.read_bytes() == state.content
+        return [ExportCheck((1, 3, 8, 8), 0.5 if state.mismatch else 0.0, tolerance)]
+
+    monkeypatch.setattr(export_module, "_export_onnx", write)
+    monkeypatch.setattr(export_module, "_compare", compare)
+    return state
+
+
+@pytest.mark.parametrize("failure", ["mismatch", "disk_full"])
+def test_export_keeps_an_existing_file_until_the_new_one_passes(failure, fake_exporter, tmp_path, capsys):
+    """The API replaced the file in place and the command wrote it before checking it."""
+    model = create_model(TINY)
+    out = tmp_path / "x.onnx"
+    out.write_bytes(b"old")
+    setattr(fake_exporter, failure, True)
+    error, message = {"mismatch": (ExportCheckError, r"the exported .*x.onnx does not match the eager model: .*"
+                                                     r"FAILED.*; nothing was written to .*x.onnx$"),
+                      "disk_full": (SegzooError, r"cannot write .*x.onnx: the disk is full$")}[failure]
+    with pytest.raises(error, match=message):
+        export(model, out, size=(8, 8))
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.onnx"]
+    # the command: --no-check writes through a temporary name too
+    argv = ["export", TINY, "--out", out, "--size", "8", "8", "--overwrite"]
+    status, stdout, err = run_cli(argv + (["--no-check"] if failure == "disk_full" else []), capsys)
+    assert status == 1 and len(err.splitlines()) == 1 and re.search(message, err.strip()), err
+    assert ("check, onnxruntime (CPU) vs eager: batch 1 at 8x8: max abs diff 5.00e-01 (FAILED" in stdout) == \
+        (failure == "mismatch") and "wrote" not in stdout
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.onnx"]
+    setattr(fake_exporter, failure, False)
+    status, stdout, err = run_cli(argv + ["--no-check"], capsys)
+    assert status == 0 and stdout.startswith(f"wrote {out}") and out.read_bytes() == b"new onnx"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.onnx"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())  # not tempfile's 0o600
+
+
+def test_export_output_below_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    status, _, err = run_cli(["export", TINY, "--out", tmp_path / "file" / "x.onnx"], capsys)
+    assert status == 1 and err == f"error: cannot write {tmp_path / 'file' / 'x.onnx'}: {tmp_path / 'file'} is a " \
+                                  f"file, not a folder\n"
+
+
+def test_an_exporter_failure_is_one_line(tmp_path, capsys):
+    """torch.export cannot serialise this model's graph: a raw SerializeError traceback."""
+    out = tmp_path / "x.pt2"
+    status, _, err = run_cli(["export", TINY, "--format", "torch.export", "--size", "32", "32", "--out", out],
+                             capsys)
+    assert status == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("error: torch.export could not export this model at 32x32 (") and "Traceback" not in err
+    assert err.endswith(f"; nothing was written to {out}\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- torch.compile ---------------------------------------------------------------------------------------------

@@ -76,6 +76,21 @@ def test_list_that_matches_nothing_says_so(capsys):
     assert capsys.readouterr().err == "no zoo entry matches\n"
 
 
+def test_list_heads_and_necks_filter_by_the_pattern(capsys):
+    """`segzoo list --heads PATTERN` listed every head, ignoring PATTERN."""
+    assert [line.split()[0] for line in run("list", "--heads", "psp*").splitlines()] == ["pspnet"]
+    assert [line.split()[0] for line in run("list", "--necks", "j*").splitlines()] == ["jpu"]
+    both = run("list", "--heads", "--necks", "*p*").splitlines()
+    assert both[0] == "heads:" and "necks:" in both and both[both.index("necks:") + 1].startswith("jpu ")
+    assert "fcn" not in [line.split()[0] for line in both]
+    assert run("list", "--heads", "--necks", "fcn").splitlines()[0].startswith("fcn ")  # no empty "necks:" list
+    capsys.readouterr()
+    assert main(["list", "--heads", "no_such_*"]) == 1
+    assert capsys.readouterr() == ("", "no head matches 'no_such_*'\n")
+    assert main(["list", "--heads", "--necks", "no_such_*"]) == 1
+    assert capsys.readouterr() == ("", "no head or neck matches 'no_such_*'\n")
+
+
 def test_list_heads_and_necks_lists_both():
     out = run("list", "--heads", "--necks")
     heads, necks = out.split("necks:\n")

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -287,6 +288,44 @@ def test_unreachable_host_and_server_dying_mid_download(upstream, make_plugin, t
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsUnavailableError, match=r"not in segzoo's cache .* downloads are off"):
         create_model("tvfcn_resnet50.dies", pretrained=True)
+
+
+def _nothing_listening() -> str:
+    """A local address where no server listens: a connection is refused at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("where", ["unresolvable host", "nothing listening"])
+def test_an_unreachable_upstream_fails_at_once_and_says_how_to_get_the_weights(where, tmp_path, monkeypatch):
+    """No network: one attempt, and the error says how to get the file another way (it said only 'cannot reach')."""
+    import time
+
+    from segzoo.upstreams.http import http_download
+
+    base = "http://nonexistent.invalid/models" if where == "unresolvable host" else _nothing_listening()
+    monkeypatch.setenv("SEGZOO_TORCHVISION_URL", base)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as raised:
+        create_model("fcn_resnet50.tv_coco_voc", pretrained=True)
+    assert time.perf_counter() - start < 10  # no retry back-off
+    message = str(raised.value)
+    assert "\n" not in message
+    expected = (rf"fcn_resnet50.tv_coco_voc: cannot reach {re.escape(base)}/fcn_resnet50_coco-\w+\.pth \(.+\); "
+                r"to get the weights without it, download it on a machine that can reach it, run `segzoo convert "
+                r"--from torchvision --model fcn_resnet50.tv_coco_voc FILE DIR` and load local-dir:DIR \(or set "
+                r"SEGZOO_TORCHVISION_URL to a mirror that serves fcn_resnet50_coco-\w+\.pth\)$")
+    assert re.search(expected, message), message
+    # http_download on its own: the same one attempt, a general way out
+    with pytest.raises(WeightsUnavailableError, match=r"x: cannot reach .*; to get the weights without it, download "
+                                                      r"the file on a machine that can reach it, run `segzoo "
+                                                      r"convert FILE DIR` and load local-dir:DIR$"):
+        http_download(f"{base}/x.pth", tmp_path / "x.pth", "x", progress=False)
+    assert not (tmp_path / "x.pth").exists()
 
 
 def test_a_corrupt_cache_entry_is_rebuilt_never_used(torchvision_files, upstream, make_plugin, tmp_path,

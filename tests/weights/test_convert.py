@@ -267,3 +267,72 @@ def test_resnet101_checkpoint(tmp_path):
     converted = load_file(str(tmp_path / "out" / "model.safetensors"))
     assert torch.equal(converted["backbone.layer3.22.conv2.weight"], state["base2.22.conv2.weight"])
     check_loads_and_runs(tmp_path / "out", converted, backbone="resnet101s")
+
+
+# --- a folder that holds a model: refused unasked, replaced whole with --overwrite -------------------------------
+
+@pytest.fixture(scope="module")
+def fcn_pth(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pth") / "fcn.pth"
+    torch.save(random_state("fcn_jpu"), path)
+    return path
+
+
+@pytest.fixture
+def old_model(tmp_path):
+    """OUT holding another model (and a model card): what a second convert replaced without a word."""
+    out = tmp_path / "out"
+    segzoo.save_pretrained(segzoo.create_model("fcn_test_resnet", num_classes=3), out)
+    (out / "README.md").write_text("card")
+    return out, {path.name: path.read_bytes() for path in out.iterdir()}
+
+
+def run_convert(argv, capsys) -> tuple[int, str]:
+    from segzoo.tools.cli import main
+
+    status = main(["convert", *map(str, argv)])
+    return status, capsys.readouterr().err
+
+
+def test_convert_refuses_a_folder_that_holds_a_model(fcn_pth, old_model, capsys):
+    out, before = old_model
+    status, err = run_convert([fcn_pth, out, "--model", "fcn_jpu"], capsys)
+    assert status == 1 and "Traceback" not in err
+    assert err == (f"error: {out} holds a model already (config.json / model.safetensors); pass --overwrite to "
+                   f"replace it, or choose another OUT_DIR\n")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("failure", ["disk full", "Ctrl-C"])
+def test_convert_overwrite_failing_midway_leaves_the_old_model(failure, fcn_pth, old_model, capsys, monkeypatch):
+    import errno
+
+    from segzoo.config import ModelConfig
+
+    out, before = old_model
+
+    def fail(self, path):  # the weights are written, config.json is not
+        if failure == "Ctrl-C":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ModelConfig, "save", fail)
+    status, err = run_convert([fcn_pth, out, "--model", "fcn_jpu", "--overwrite"], capsys)
+    if failure == "Ctrl-C":
+        assert (status, err) == (130, "interrupted\n")
+    else:
+        assert (status, err) == (1, f"error: cannot write {out}: the disk is full\n")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # the old model, whole
+    assert sorted(path.name for path in out.parent.iterdir()) == ["out"]  # no temporary folder left
+    monkeypatch.undo()
+    assert segzoo.create_model(f"local-dir:{out}").config.backbone == "test_resnet"  # still loads
+
+
+def test_convert_overwrite_replaces_the_model_and_keeps_the_card(fcn_pth, old_model, capsys):
+    out, _ = old_model
+    status, err = run_convert([fcn_pth, out, "--model", "fcn_jpu", "--overwrite"], capsys)
+    assert status == 0 and err == ""
+    assert sorted(path.name for path in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert (out / "README.md").read_text() == "card"
+    assert segzoo.create_model(f"local-dir:{out}").config.backbone == "resnet50s"
+    assert sorted(path.name for path in out.parent.iterdir()) == ["out"]

@@ -62,3 +62,42 @@ def test_atomic_write_into_a_folder_or_read_only_place(tmp_path):
     with pytest.raises(OutputError, match=r"cannot write .*file.txt: the disk is full"):
         atomic_write(tmp_path / "file.txt", disk_full)
     assert [p.name for p in tmp_path.iterdir()] == ["folder"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two renames"])
+def test_replace_folder_swaps_whole_folders(model, tmp_path, monkeypatch, exchange):
+    """The old folder stays as it was until the new one is complete, and its other files are kept."""
+    from segzoo.weights.checkpoint import replace_folder
+
+    if not exchange:  # a system or file system without RENAME_EXCHANGE
+        monkeypatch.setattr(checkpoint, "_exchange", lambda first, second: False)
+    target = tmp_path / "model"
+    segzoo.save_pretrained(model, target)
+    (target / "README.md").write_text("card")
+    (target / "extra").mkdir()
+    (target / "extra" / "notes.txt").write_text("notes")
+    before = {path.name: path.read_bytes() for path in target.iterdir() if path.is_file()}
+
+    def half(tmp):
+        (tmp / "model.safetensors").write_bytes(b"new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match=r"cannot write .*model: the disk is full$"):
+        replace_folder(target, half)
+    assert {path.name: path.read_bytes() for path in target.iterdir() if path.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    replace_folder(target, lambda tmp: (tmp / "model.safetensors").write_bytes(b"new"))
+    assert (target / "model.safetensors").read_bytes() == b"new"
+    assert (target / "README.md").read_text() == "card" and (target / "extra" / "notes.txt").read_text() == "notes"
+    assert not (target / "config.json").exists()  # what the new content holds, not the old one's files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_replace_folder_names_the_users_path_when_save_pretrained_fails(model, tmp_path, monkeypatch):
+    from segzoo.weights.checkpoint import replace_folder
+
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    with pytest.raises(OutputError, match=r"cannot write .*/model: the disk is full$"):
+        replace_folder(tmp_path / "model", lambda tmp: segzoo.save_pretrained(model, tmp))
+    assert list(tmp_path.iterdir()) == []
