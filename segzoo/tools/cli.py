@@ -83,7 +83,8 @@ def _run_list(args) -> int:
         return 2
     names = list_models(args.pattern, pretrained=args.pretrained, **filters)
     if not names:  # an empty list reads as success to a script: say so, as grep does, with exit 1
-        print(f"no {'zoo entry' if args.pretrained else 'model name'} matches", file=sys.stderr)
+        what = f" {args.pattern!r}" if args.pattern else " these filters"
+        print(f"no {'zoo entry' if args.pretrained else 'model name'} matches{what}", file=sys.stderr)
         return 1
     print(_zoo_listing(names) if args.pretrained else "\n".join(names))
     return 0

@@ -71,9 +71,11 @@ def test_list_sets_zoo_entries_without_weights_apart():
 
 def test_list_that_matches_nothing_says_so(capsys):
     assert main(["list", "no_such_*"]) == 1
-    assert capsys.readouterr() == ("", "no model name matches\n")
+    assert capsys.readouterr() == ("", "no model name matches 'no_such_*'\n")
     assert main(["list", "--pretrained", "no_such_*"]) == 1
-    assert capsys.readouterr().err == "no zoo entry matches\n"
+    assert capsys.readouterr().err == "no zoo entry matches 'no_such_*'\n"
+    assert main(["list", "--pretrained", "--dataset", "mars"]) == 1
+    assert capsys.readouterr().err == "no zoo entry matches these filters\n"
 
 
 def test_list_heads_and_necks_filter_by_the_pattern(capsys):
