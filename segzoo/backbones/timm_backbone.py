@@ -48,7 +48,10 @@ def check_backbone_name(name: str, context: str = "") -> None:
     from timm.models import get_arch_pretrained_cfgs
 
     where = f" {context}" if context else ""
-    arch, _, tag = name.partition(".")
+    arch, dot, tag = name.partition(".")
+    if dot and not tag:  # "resnet50." would quietly be resnet50 with timm's default weights
+        raise UnknownModelError(f"Backbone {name!r}{where} ends in '.' with no pretrained tag: name the tag "
+                                f"({arch}.<tag>) or leave out the '.'")
     if timm.is_model(arch):
         tagged = list(get_arch_pretrained_cfgs(arch))
         if not tag or name in tagged:

@@ -74,3 +74,10 @@ def test_jpu_shapes():
     out = jpu(features)
     assert out["c4"].shape == (1, 64, 16, 20)
     assert out["c3"] is features["c3"]  # raw c3 stays available for the aux head
+
+
+def test_a_dot_with_no_tag_is_refused():
+    """'fcn_resnet50.' quietly built resnet50 with timm's default weights tag."""
+    with pytest.raises(UnknownModelError, match=r"'resnet18\.' in model name 'fcn_resnet18\.' ends in '\.' with no "
+                                                r"pretrained tag"):
+        create_model("fcn_resnet18.")
