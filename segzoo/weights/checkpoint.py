@@ -237,6 +237,9 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     Raises:
         OutputError: The directory cannot be written (read-only, below a file, disk full), naming it and the cause.
     """
+    if not isinstance(model, torch.nn.Module) or not isinstance(getattr(model, "config", None), ModelConfig):
+        raise TypeError(f"save_pretrained saves a segzoo model (create_model's, with its .config), got "
+                        f"{type(model).__name__}")
     if _is_inference_only(model):  # its BatchNorms are folded away: the checkpoint could not be loaded
         raise CheckpointError("this model was made by optimize_for_inference (BatchNorm folded into the "
                               "convolutions) and cannot be saved; save the original model")

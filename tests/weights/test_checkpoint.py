@@ -157,3 +157,11 @@ def test_a_flipped_byte_in_a_saved_model_is_caught(tmp_path):
     weights.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match=r"has sha256 [0-9a-f]{64}, but config.json records " + recorded):
         segzoo.create_model(f"local-dir:{tmp_path / 'm'}")
+
+
+@pytest.mark.parametrize("thing", [object(), torch.nn.Linear(2, 2)], ids=["object", "plain torch module"])
+def test_saving_what_is_not_a_segzoo_model_names_what_it_got(thing, tmp_path):
+    """save_pretrained(object()) was a raw AttributeError ('object' has no attribute 'modules')."""
+    with pytest.raises(TypeError, match=rf"save_pretrained saves a segzoo model .*got {type(thing).__name__}$"):
+        save_pretrained(thing, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
