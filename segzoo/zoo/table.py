@@ -222,6 +222,9 @@ def list_pretrained(pattern: Optional[str] = None, *, head: Optional[str] = None
     on the entry's head (registered name, ``"pspnet"``), timm backbone (``"resnet101*"``), dataset key
     (``"mmseg_cityscapes"``, ``"*ade*"``) and upstream source (``"mmseg"``, ``"torchvision"``, ``"reference"``)."""
     filters = {"head": head, "backbone": backbone, "dataset": dataset, "source": source}
+    for key, value in {"pattern": pattern, **filters}.items():
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"list_pretrained's {key} is an fnmatch pattern (a string), got {type(value).__name__}")
     chosen = []
     for name, entry in sorted(zoo_entries().items()):
         fields = {"head": entry.config.head, "backbone": entry.config.backbone, "dataset": entry.dataset,

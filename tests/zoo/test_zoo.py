@@ -125,3 +125,11 @@ def test_wrong_head_checkpoint_names_mismatched_keys(tmp_path):
     with pytest.raises(segzoo.CheckpointError, match=r"missing keys \(\d+\): head.pyramid.*unexpected keys \(\d+\): "
                                                      r"head.fcn"):
         create_model("pspnet_resnet18", checkpoint_path=str(tmp_path / "fcn"))
+
+
+@pytest.mark.parametrize("key", ["pattern", "head", "backbone", "dataset", "source"])
+def test_list_pretrained_patterns_must_be_strings(key):
+    """list_pretrained(head=3) was fnmatch's TypeError, which names neither the argument nor the function."""
+    arguments = {"pattern": 3} if key == "pattern" else {key: 3}
+    with pytest.raises(TypeError, match=rf"list_pretrained's {key} is an fnmatch pattern \(a string\), got int"):
+        list_pretrained(**arguments)
