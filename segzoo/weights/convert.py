@@ -349,17 +349,20 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     if source not in sources:
         raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(sources)}")
     state_dict = load_source_state_dict(src)
-    if kind is not None and is_pretrained_name(kind):
-        model, converted, report = convert_upstream(state_dict, sources[source], entry=get_pretrained(kind),
-                                                    num_classes=num_classes, class_names=class_names)
-    elif kind is not None:
-        if sources[source] != "reference":
-            raise CheckpointError(f"{kind!r} is not a zoo name; kinds ({', '.join(list_kinds())}) are for "
-                                  f"reference checkpoints")
-        model, converted, report = _convert(state_dict, kind, backbone, num_classes, class_names)
-    else:
-        model, converted, report = convert_upstream(state_dict, sources[source], backbone=backbone,
-                                                    num_classes=num_classes, class_names=class_names)
+    try:
+        if kind is not None and is_pretrained_name(kind):
+            model, converted, report = convert_upstream(state_dict, sources[source], entry=get_pretrained(kind),
+                                                        num_classes=num_classes, class_names=class_names)
+        elif kind is not None:
+            if sources[source] != "reference":
+                raise CheckpointError(f"{kind!r} is not a zoo name; kinds ({', '.join(list_kinds())}) are for "
+                                      f"reference checkpoints")
+            model, converted, report = _convert(state_dict, kind, backbone, num_classes, class_names)
+        else:
+            model, converted, report = convert_upstream(state_dict, sources[source], backbone=backbone,
+                                                        num_classes=num_classes, class_names=class_names)
+    except CheckpointError as err:  # which file did not fit, and which layout it was read as
+        raise CheckpointError(f"{src} (read as {source}'s layout): {err}") from None
     load_weights(model, converted, source=str(src), new_classes=num_classes is not None)
     if holds_model(out_dir):  # replaced whole: a failed or interrupted save leaves the old model loadable
         report.out_dir = replace_folder(out_dir, lambda tmp: save_pretrained(model, tmp))

@@ -336,3 +336,13 @@ def test_convert_overwrite_replaces_the_model_and_keeps_the_card(fcn_pth, old_mo
     assert (out / "README.md").read_text() == "card"
     assert segzoo.create_model(f"local-dir:{out}").config.backbone == "resnet50s"
     assert sorted(path.name for path in out.parent.iterdir()) == ["out"]
+
+
+def test_a_file_of_another_layout_is_named_with_the_layout_it_was_read_as(tmp_path):
+    """A .pth that is no reference checkpoint: the error named the layout rule but not the file."""
+    src = tmp_path / "other.pth"
+    torch.save({"encoder.weight": torch.zeros(2)}, src)
+    with pytest.raises(CheckpointError, match=rf"^{src} \(read as reference's layout\): cannot tell the checkpoint "
+                                              r"layout"):
+        convert_file(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
