@@ -274,6 +274,13 @@ def check_data(train_set, val_set) -> None:
     val_set.check()
 
 
+def check_class_weight(weights, train_set) -> None:
+    """One --class-weight per class of the dataset, checked before the model is built (not at the first loss)."""
+    if weights and len(weights) != train_set.num_classes:
+        raise SegzooError(f"--class-weight gives {len(weights)} weight(s) for the dataset's {train_set.num_classes} "
+                          f"classes ({', '.join(train_set.class_names)}): give one per class")
+
+
 def main(args):
     ctx = init_distributed(args.device)
     seed_everything(args.seed + ctx.rank)  # different augmentation per rank, reproducible per run
@@ -287,6 +294,7 @@ def main(args):
     if ctx.is_main:
         print(f"checking the masks of {len(train_set)} training and {len(val_set)} validation images")
     run_collectively(lambda: check_data(train_set, val_set), rank0_only=True)
+    run_collectively(lambda: check_class_weight(args.class_weight, train_set))
     dataset_key = train_set.name  # "voc", "citys", "ade" or "folder", whatever alias was given
     defaults = DATASET_DEFAULTS[dataset_key]
 

@@ -122,3 +122,18 @@ def test_finetune_class_weight_count_is_checked_before_the_model_is_built(monkey
                                        "--device", "cpu", "--out", str(tmp_path / "out")], monkeypatch)
     assert exit.value.code == ("error: --class-weight gives 3 weight(s) for the dataset's 2 classes (sky, road): "
                                "give one per class")
+
+
+def test_train_class_weight_count_is_checked_before_the_model_is_built(monkeypatch, capsys, tmp_path):
+    """train.py built the model and failed at the first loss with a raw ValueError traceback."""
+    import segzoo
+    from support.scripts import make_folder_dataset
+
+    data = make_folder_dataset(tmp_path / "data", train=2, val=1)
+    monkeypatch.setattr(segzoo, "create_model", lambda *args, **kwargs: pytest.fail("the model was built"))
+    with pytest.raises(SystemExit):
+        run_in_process("train.py", FOLDER + ["--data-root", str(data), "--class-weight", "1", "2", "--device", "cpu",
+                                             "--output", str(tmp_path / "run")], monkeypatch)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --class-weight gives 2 weight(s) for the dataset's 3 classes (background, red, green): give one per "
+        "class")
