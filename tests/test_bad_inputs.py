@@ -227,6 +227,8 @@ def test_predict(files):
         ({"scales": ()}, r"scales must be a non-empty sequence"),
         ({"scales": "1"}, r"scales must be a non-empty sequence"),
         ({"scales": (float("nan"),)}, r"scales must be a non-empty sequence"),
+        ({"flip": "no"}, r"flip must be True or False, got 'no'"),  # a truthy string flipped
+        ({"save_npy": 1}, r"save_npy must be True or False, got 1"),
     ]:
         with pytest.raises(ConfigError, match=message) as raised:
             predict(image, "nohead_nobackbone", **kwargs)

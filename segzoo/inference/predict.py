@@ -141,8 +141,11 @@ def _is_positive_int(value) -> bool:
 
 
 def _check_arguments(inputs: Union[PathLike, Iterable[PathLike]], out_dir: Optional[PathLike],
-                     max_size: Optional[int], scales: Sequence[float], batch_size: int) -> None:
+                     max_size: Optional[int], scales: Sequence[float], batch_size: int, switches: dict) -> None:
     """``ConfigError`` naming the first bad argument, before any model is built."""
+    for name, value in switches.items():  # flip="no" is truthy: a switch must be a bool
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be True or False, got {value!r}")
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ConfigError(f"out_dir {os.fspath(out_dir)!r} is a file, not a folder: give a new or existing folder "
                           f"for the masks")
@@ -422,7 +425,9 @@ def predict(
         One ``PredictResult`` per input, in input order. An unreadable, corrupt or missing file is
         reported on stderr and in its result's ``error``, and skipped; the others are still processed.
     """
-    _check_arguments(inputs, out_dir, max_size, scales, batch_size)
+    _check_arguments(inputs, out_dir, max_size, scales, batch_size, switches={
+        "save_npy": save_npy, "overlay": overlay, "flip": flip, "half": half, "progress": progress,
+        "keep_masks": keep_masks, "recipe": recipe, "remeasure": remeasure, "quiet": quiet})
     if existing not in ("overwrite", "skip", "error"):
         raise ConfigError(f"existing must be 'overwrite', 'skip' or 'error', got {existing!r}")
     resolved_device = resolve_device(device)
