@@ -63,7 +63,7 @@ def test_disk_full_and_below_a_file_name_the_users_path(model, tmp_path, monkeyp
 
 
 def test_ctrl_c_leaves_whole_files_and_the_rerun_resumes(tmp_path):
-    images, out = make_images(tmp_path / "images", 24, size=64), tmp_path / "out"
+    images, out = make_images(tmp_path / "images", 80, size=64), tmp_path / "out"
     command = [SEGZOO, "predict", str(images), "--model", "fcn_resnet18", "--num-classes", "21", "--out", str(out),
                "--device", "cpu", "--no-progress", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -79,12 +79,12 @@ def test_ctrl_c_leaves_whole_files_and_the_rerun_resumes(tmp_path):
     for path in written:
         Image.open(path).load()  # every file reads back whole
     done = len(list(out.glob("*_overlay.png")))
-    assert done < 24, "the run ended before the interrupt: give it more images"
+    assert done < 80, "the run ended before the interrupt: give it more images"
 
     refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1 and "--skip-existing" in refused.stderr and "Traceback" not in refused.stderr
 
     resumed = subprocess.run([*command, "--skip-existing"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{24 - done} written, {done} already done, 0 skipped" in resumed.stdout
-    assert len(list(out.glob("*_overlay.png"))) == len(list(out.glob("*_mask.png"))) == 24
+    assert f"{80 - done} written, {done} already done, 0 skipped" in resumed.stdout
+    assert len(list(out.glob("*_overlay.png"))) == len(list(out.glob("*_mask.png"))) == 80
