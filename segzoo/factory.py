@@ -29,7 +29,7 @@ from .zoo import list_pretrained
 
 __all__ = ["create_model", "list_models", "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
-ZOO_FILTERS = ("head", "backbone", "dataset", "source")  # list_models(pretrained=True, <filter>=pattern)
+ZOO_FILTERS = ("head", "backbone", "dataset", "source", "license")  # list_models(pretrained=True, <filter>=pattern)
 
 
 def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filters: Optional[str]) -> list[str]:
@@ -38,7 +38,7 @@ def list_models(pattern: Optional[str] = None, pretrained: bool = False, **filte
     Args:
         pattern: fnmatch pattern.
         pretrained: Only the zoo names (which have published weights or will).
-        **filters: With ``pretrained``: ``head``, ``backbone``, ``dataset``, ``source`` patterns (see
+        **filters: With ``pretrained``: ``head``, ``backbone``, ``dataset``, ``source``, ``license`` patterns (see
             ``segzoo.zoo.list_pretrained``).
 
     Generic names are each head on each of ``LISTED_BACKBONES``; any other timm feature model can be

@@ -43,7 +43,7 @@ def _add_list(commands) -> None:
                         help="the zoo: each entry's name, short names, dataset, reported mIoU, where its weights "
                              "are and their licence")
     for field, example in (("head", "pspnet"), ("backbone", "'resnet101*'"), ("dataset", "'*cityscapes*'"),
-                           ("source", "mmseg, torchvision or reference")):
+                           ("source", "mmseg, torchvision or reference"), ("license", "apache-2.0 or 'bsd-*'")):
         parser.add_argument(f"--{field}", metavar="PATTERN",
                             help=f"with --pretrained: only entries whose {field} matches (e.g. {example})")
     parser.add_argument("--heads", action="store_true",
@@ -76,7 +76,7 @@ def _run_list(args) -> int:
         return 0
     from ..factory import list_models
 
-    filters = {field: getattr(args, field) for field in ("head", "backbone", "dataset", "source")
+    filters = {field: getattr(args, field) for field in ("head", "backbone", "dataset", "source", "license")
                if getattr(args, field) is not None}
     if filters and not args.pretrained:
         print(f"error: --{', --'.join(filters)} filter the zoo: add --pretrained", file=sys.stderr)
@@ -92,7 +92,7 @@ def _run_list(args) -> int:
 
 def _zoo_listing(names: list[str]) -> str:
     """The zoo table; entries whose upstream published no checkpoint (metrics only) in a table of their own."""
-    from ..zoo import get_pretrained
+    from ..zoo import get_pretrained, license_flag
 
     def has_weights(name: str) -> bool:
         entry = get_pretrained(name)
@@ -104,11 +104,14 @@ def _zoo_listing(names: list[str]) -> str:
     if without:
         parts.append(f"No weights anywhere ({len(without)}: their upstream reports results but published no "
                      f"checkpoint; pretrained=False builds the architecture):\n{_zoo_table(without)}")
+    if any(license_flag(get_pretrained(name).license) for name in with_weights):
+        parts.append("(!) non-commercial licence or unknown terms: read them (segzoo info NAME) before using the "
+                     "weights; --license apache-2.0 (or another licence) lists only those under it")
     return "\n\n".join(parts)
 
 
 def _zoo_table(names: list[str]) -> str:
-    from ..zoo import get_pretrained
+    from ..zoo import get_pretrained, license_flag
 
     rows = [("name", "also", "dataset", "mIoU", "source", "weights", "licence")]
     for name in names:
@@ -116,9 +119,13 @@ def _zoo_table(names: list[str]) -> str:
         miou = entry.metrics.get("mIoU")
         weights = "segzoo mirror" if entry.published else (entry.file.host if entry.file else "none published")
         rows.append((name, ",".join(entry.short_names), entry.dataset, "-" if miou is None else f"{miou:g}",
-                     entry.upstream, weights, entry.license))
+                     entry.upstream, weights, _flagged(entry.license, license_flag(entry.license))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def _flagged(license: str, flag) -> str:
+    return f"{license} (!) {flag}" if flag else license
 
 
 def _add_info(commands) -> None:

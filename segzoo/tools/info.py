@@ -10,6 +10,7 @@ from ..model import SegmentationModel
 from ..weights.model_card import neck_display_name
 from ..weights.resolver import GenericName, ResolvedModel, ZooName, resolve_model_name
 from ..weights.sources import HubOptions, HubSource, LocalDirSource, UpstreamSource
+from ..zoo import license_flag
 from .flops import count_model_flops
 
 __all__ = ["model_info", "format_info"]
@@ -73,7 +74,8 @@ def model_info(name: str, *, cache_dir: Optional[str] = None, token: Optional[st
     if resolved.entry is not None:
         entry = resolved.entry
         info.update(zoo_name=entry.name, metrics=entry.metrics, metrics_source=entry.source, dataset=entry.dataset,
-                    upstream=entry.upstream, license=entry.license, terms=entry.terms)
+                    upstream=entry.upstream, license=entry.license, license_flag=license_flag(entry.license),
+                    terms=entry.terms)
     return info
 
 
@@ -138,7 +140,8 @@ def format_info(info: dict[str, Any]) -> str:
         where += f": {weights['path']}"
     lines.append(f"  weights         {where}")
     if "license" in info:
-        lines.append(f"  licence         {info['license']}: {info['terms']}")
+        flag = f" (!) {info['license_flag']}" if info.get("license_flag") else ""
+        lines.append(f"  licence         {info['license']}{flag}: {info['terms']}")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..config import ModelConfig
 from ..registry import get_head, get_neck
-from ..zoo import DATASETS, PretrainedEntry
+from ..zoo import DATASETS, PretrainedEntry, license_flag
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCardData
@@ -129,6 +129,10 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         sections += [f"## Results{where}", "| metric | value |\n|---|---|\n" + "\n".join(metric_lines)]
         if entry and not card_data.get("metrics"):
             sections.append(f"Source: {entry.source}.")
+    flag = license_flag(entry.license) if entry is not None else None
+    if flag:  # said before anything else about the weights: nobody should ship them unawares
+        sections += ["## Licence", f"**{flag[0].upper() + flag[1:]}: the weights are under `{entry.license}`.** "
+                                   f"{entry.terms}"]
     if entry is not None and entry.file is not None:
         sections += ["## Weights", f"Converted by segzoo, key by key, from the {entry.upstream} checkpoint "
                                    f"`{entry.file.path}` ({entry.file.host}); the converted model reproduces the "

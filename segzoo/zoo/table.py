@@ -18,7 +18,7 @@ import dataclasses
 import fnmatch
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
@@ -217,19 +217,29 @@ def zoo_names() -> list[str]:
 
 
 def list_pretrained(pattern: Optional[str] = None, *, head: Optional[str] = None, backbone: Optional[str] = None,
-                    dataset: Optional[str] = None, source: Optional[str] = None) -> list[str]:
+                    dataset: Optional[str] = None, source: Optional[str] = None,
+                    license: Union[str, Sequence[str], None] = None) -> list[str]:
     """Zoo names, optionally filtered: by an fnmatch ``pattern`` on the name (``"*_voc"``), and by fnmatch patterns
     on the entry's head (registered name, ``"pspnet"``), timm backbone (``"resnet101*"``), dataset key
-    (``"mmseg_cityscapes"``, ``"*ade*"``) and upstream source (``"mmseg"``, ``"torchvision"``, ``"reference"``)."""
+    (``"mmseg_cityscapes"``, ``"*ade*"``), upstream source (``"mmseg"``, ``"torchvision"``, ``"reference"``) and
+    licence (a Hub licence id: ``"apache-2.0"``, ``"bsd-*"``; or a list of patterns, any of which may match:
+    ``license=sorted(segzoo.zoo.OPEN_LICENSES)`` leaves out non-commercial weights and unknown terms)."""
     filters = {"head": head, "backbone": backbone, "dataset": dataset, "source": source}
+    licenses = [license] if isinstance(license, str) else license
     for key, value in {"pattern": pattern, **filters}.items():
         if value is not None and not isinstance(value, str):
             raise TypeError(f"list_pretrained's {key} is an fnmatch pattern (a string), got {type(value).__name__}")
+    if licenses is not None and (not isinstance(licenses, (list, tuple, set, frozenset)) or not licenses
+                                 or not all(isinstance(item, str) for item in licenses)):
+        raise TypeError(f"list_pretrained's license is a pattern (a string) or a non-empty list of them, got "
+                        f"{license!r}")
     chosen = []
     for name, entry in sorted(zoo_entries().items()):
         fields = {"head": entry.config.head, "backbone": entry.config.backbone, "dataset": entry.dataset,
                   "source": entry.upstream}
         if pattern and not fnmatch.fnmatch(name, pattern):
+            continue
+        if licenses is not None and not any(fnmatch.fnmatch(entry.license, item) for item in licenses):
             continue
         if all(value is None or fnmatch.fnmatch(fields[key], value) for key, value in filters.items()):
             chosen.append(name)

@@ -27,7 +27,7 @@ def test_info_of_a_zoo_model():
     assert ("weights         upstream file Google Drive file 15gs_gzgAT_hciPgwm12G_MRMi0VZg9Gb (not cached: "
             "downloaded and converted to safetensors on first use; segzoo mirror segzoo/ocnet_resnet101s_jpu.ref_voc "
             "not published yet)") in out
-    assert "licence         unknown: The reference zoo states no licence" in out
+    assert "licence         unknown (!) unknown terms: The reference zoo states no licence" in out
     assert "classes         21: background, aeroplane" in out
 
 
@@ -50,7 +50,7 @@ def test_list_command():
     assert run("list", "*_ade").split() == ["deeplabv3_resnet101s_jpu.ref_ade"]
     table = [" ".join(row.split()) for row in run("list", "--pretrained").splitlines()]
     assert table[0] == "name also dataset mIoU source weights licence"
-    assert "fcn_resnet101s_jpu.ref_voc fcn_resnet101_voc voc 76.89 reference gdrive unknown" in table
+    assert "fcn_resnet101s_jpu.ref_voc fcn_resnet101_voc voc 76.89 reference gdrive unknown (!) unknown terms" in table
     assert "fcn_resnet50.tv_coco_voc coco_voc 60.5 torchvision torchvision bsd-3-clause" in table
     assert ("pspnet_resnet101c_d8.mmseg_cityscapes_80k mmseg_cityscapes 79.76 mmseg openmmlab apache-2.0"
             in table)
@@ -62,7 +62,9 @@ def test_list_command():
 
 def test_list_sets_zoo_entries_without_weights_apart():
     """Under a header that promises trained models, 5 entries had no weights anywhere."""
-    with_weights, _, without = run("list", "--pretrained").partition("\n\nNo weights anywhere (")
+    listing, _, licence_note = run("list", "--pretrained").partition("\n\n(!) ")
+    assert licence_note.startswith("non-commercial licence or unknown terms: read them")
+    with_weights, _, without = listing.partition("\n\nNo weights anywhere (")
     assert "none published" not in with_weights
     rows = without.splitlines()[2:]
     assert rows and all("none published" in row for row in rows)
