@@ -107,6 +107,16 @@ def holds_model(directory: str | os.PathLike) -> bool:
     return any(os.path.lexists(os.path.join(directory, name)) for name in (CONFIG_NAME, WEIGHTS_NAME))
 
 
+def _temporary_beside(target: Path) -> Path:
+    """A new temporary folder in ``target``'s parent (created), so that a rename moves it into place; a failure
+    names ``target``."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return make_temp_dir(target.parent, f".{target.name}.tmp-")
+    except OSError as err:
+        raise output_error(target, err) from None
+
+
 def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object]) -> Path:
     """Write the folder ``directory`` whole: ``fill(temporary)`` fills a new folder beside it, which then takes
     its place in one step. Until then an existing ``directory`` stays as it was: a failed or interrupted ``fill``
@@ -131,11 +141,7 @@ def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object])
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise OutputError(f"cannot write {target}: it is a file, not a folder")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
-    except OSError as err:
-        raise output_error(target, err) from None
+    tmp = _temporary_beside(target)
     try:
         fill(tmp)
         if target.is_dir():
@@ -260,11 +266,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
         atomic_write(target / CONFIG_NAME, lambda tmp: config.save(tmp))
         return target
     # A new folder is filled under a temporary name and renamed: an interrupted save leaves no half model.
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
-    except OSError as err:
-        raise output_error(target, err) from None
+    tmp = _temporary_beside(target)
     try:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
         config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(tmp / WEIGHTS_NAME)})
