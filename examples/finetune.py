@@ -189,9 +189,10 @@ def main():
         picture = overlay_labels(rgb, label, label_colours(model.config), names=names)
     # Both through temporary names: an interrupted save leaves the old files or the new ones, never half of one.
     # The model folder is written whole beside the old one (--overwrite) and swapped in: until the new model is
-    # complete the old one stays loadable.
-    atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+    # complete the old one stays loadable. The model goes first: a save that fails leaves the old overlay beside
+    # the old model, not the new run's picture beside a model it does not show.
     replace_folder(out / "model", lambda tmp: segzoo.save_pretrained(model, tmp))
+    atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
           f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")
 

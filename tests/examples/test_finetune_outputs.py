@@ -79,6 +79,7 @@ def test_overwrite_failing_midway_leaves_the_old_model_loadable(failure, tmp_pat
 
     data, out = make_folder_dataset(tmp_path / "data", train=2, val=1), tmp_path / "out"
     segzoo.save_pretrained(segzoo.create_model("fcn_test_resnet", num_classes=3), out / "model")
+    (out / "overlay.png").write_bytes(b"the old run's overlay")
     before = {path.name: path.read_bytes() for path in (out / "model").iterdir()}
 
     def fail(self, path):  # the new weights are written, its config.json is not
@@ -98,6 +99,7 @@ def test_overwrite_failing_midway_leaves_the_old_model_loadable(failure, tmp_pat
     else:
         assert said == f"error: cannot write {out / 'model'}: the disk is full"
     assert {path.name: path.read_bytes() for path in (out / "model").iterdir()} == before
+    assert (out / "overlay.png").read_bytes() == b"the old run's overlay"  # not the new run's beside the old model
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".finetune.lock"]
     monkeypatch.undo()
     assert segzoo.create_model(f"local-dir:{out / 'model'}").config.backbone == "test_resnet"
