@@ -298,17 +298,23 @@ def _add_pull(commands) -> None:
                         help="copy config.json and model.safetensors (not the model card) into DIR, created if "
                              "needed")
     parser.add_argument("--local-files-only", action="store_true", help="use the cache only")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model --to DIR holds (default: an error; it is replaced whole)")
     add_hub_options(parser, cache_dir=True, revision="branch, tag or commit")
     parser.set_defaults(run=_run_pull)
 
 
 def _run_pull(args) -> int:
     from ..errors import WeightsUnavailableError
+    from ..files import refuse_existing
+    from ..weights.checkpoint import holds_model
     from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
     from ..weights.resolver import HF_HUB_PREFIX, resolve_model_name
     from ..weights.sources import HubOptions, first_available
     from ..zoo import is_pretrained_name
 
+    if args.to and holds_model(args.to) and not args.overwrite:  # before anything is downloaded
+        refuse_existing(args.to, "it holds a model")
     if is_pretrained_name(args.repo_id):
         options = HubOptions(cache_dir=args.cache_dir, token=args.token, revision=args.revision,
                              endpoint=args.endpoint, local_files_only=args.local_files_only)
@@ -330,12 +336,12 @@ def _run_pull(args) -> int:
 def _save_zoo_model(name: str, options, directory) -> str:
     """A zoo model with its fetched weights, saved as ``local-dir:`` reads it (config.json + model.safetensors)."""
     from ..factory import create_model
-    from ..weights.checkpoint import save_pretrained
+    from ..weights.checkpoint import replace_folder, save_pretrained
 
     model = create_model(name, pretrained=True, cache_dir=options.cache_dir, token=options.token,
                          revision=options.revision, endpoint=options.endpoint,
                          local_files_only=options.local_files_only)
-    return str(save_pretrained(model, directory))
+    return str(replace_folder(directory, lambda folder: save_pretrained(model, folder)))
 
 
 def _warn_if_plugin_missing(snapshot) -> None:

@@ -33,7 +33,7 @@ from ..distributed import rank0_first
 from ..errors import CheckpointError, ConfigError, SegzooError, WeightsUnavailableError
 from ..network import failing_fast_offline, no_network_cause
 from ..zoo import find_pretrained_entry
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, replace_folder, save_pretrained
 from .model_card import build_model_card
 
 __all__ = ["push_to_hub", "download_model_files", "download_config", "cached_weights_path", "parse_hub_name",
@@ -359,12 +359,14 @@ def cached_weights_path(repo_id: str, revision: Optional[str] = None,
 
 def copy_model_files(snapshot: Path, directory: str | os.PathLike) -> Path:
     """Copy a downloaded snapshot's ``config.json`` and ``model.safetensors`` (what ``local-dir:`` reads; not the
-    model card) into ``directory``, created if needed (for ``segzoo pull --to``)."""
+    model card) into ``directory``, created if needed (for ``segzoo pull --to``). A model already there is replaced
+    whole (``checkpoint.replace_folder``): an interrupted copy never leaves one file of each model."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} is a file, not a directory: give a new or existing directory to copy "
                           f"{CONFIG_NAME} and {WEIGHTS_NAME} into")
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        shutil.copyfile(snapshot / name, directory / name)
-    return directory
+
+    def fill(folder: Path) -> None:
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            shutil.copyfile(snapshot / name, folder / name)
+    return replace_folder(directory, fill)

@@ -290,3 +290,25 @@ def test_pretrained_backbone_without_a_network_fails_at_once(hub_env, tmp_path):
     assert out.stdout.startswith("Could not load ImageNet weights for backbone 'resnet18': no network to download "
                                  "timm's 'resnet18.gluon_in1k' from the Hugging Face Hub"), out
     assert "copy the Hugging Face cache (HF_HUB_CACHE) here, or build without pretrained_backbone" in out.stdout
+
+
+def test_pull_to_a_folder_holding_a_model_is_refused_unless_overwrite_which_replaces_it_whole(
+        hub_server, hub_env, tiny, tmp_path, capsys):
+    """`pull --to DIR` copied over a model DIR held, file by file, without a word."""
+    common = ["--token", ALICE, "--endpoint", hub_server.endpoint]
+    push_to_hub(tiny, "alice/new", token=ALICE, endpoint=hub_server.endpoint)
+    old = tmp_path / "old"
+    segzoo.save_pretrained(create_model(TINY, num_classes=2), old)
+    (old / "notes.txt").write_text("mine")
+    before = {path.name: path.read_bytes() for path in old.iterdir()}
+    capsys.readouterr()  # the push's progress bars
+    requests = len(hub_server.request_log)
+    assert main(["pull", "alice/new", "--to", str(old), *common]) == 1
+    assert capsys.readouterr().err == (f"error: {old} exists (it holds a model); pass --overwrite to replace it, or "
+                                       f"choose another path\n")
+    assert len(hub_server.request_log) == requests  # refused before anything was asked of the Hub
+    assert {path.name: path.read_bytes() for path in old.iterdir()} == before
+    assert main(["pull", "alice/new", "--to", str(old), "--overwrite", *common]) == 0
+    assert create_model(f"local-dir:{old}").config.num_classes == tiny.config.num_classes
+    assert (old / "notes.txt").read_text() == "mine"  # the folder's other files are kept
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]
