@@ -36,7 +36,7 @@ from segzoo.inference.image_io import display_rgb
 from segzoo.inference.predict import label_colours
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import PolyLR, SegmentationLoss, build_optimizer, train_step
-from segzoo.weights.checkpoint import atomic_write, replace_folder
+from segzoo.weights.checkpoint import atomic_write
 from segzoo.zoo import VOC_CLASSES, palette_for, voc_palette
 
 
@@ -191,7 +191,7 @@ def main():
     # The model folder is written whole beside the old one (--overwrite) and swapped in: until the new model is
     # complete the old one stays loadable. The model goes first: a save that fails leaves the old overlay beside
     # the old model, not the new run's picture beside a model it does not show.
-    replace_folder(out / "model", lambda tmp: segzoo.save_pretrained(model, tmp))
+    segzoo.save_pretrained(model, out / "model")
     atomic_write(out / "overlay.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
     print(f"wrote {out / 'overlay.png'}; saved {out / 'model'} "
           f"(load: segzoo.create_model('local-dir:{out / 'model'}'); push: segzoo push {out / 'model'} ORG/NAME)")
@@ -202,7 +202,7 @@ if __name__ == "__main__":
         main()
     except SegzooError as err:  # bad input: the message says what is wrong, no traceback needed
         raise SystemExit(f"error: {err}") from None
-    except KeyboardInterrupt:  # the model is saved whole or not at all (replace_folder swaps it into place)
+    except KeyboardInterrupt:  # the model is saved whole or not at all (save_pretrained swaps it into place)
         raise SystemExit("interrupted: --out holds no new model unless 'saved' was printed (a model that was there "
                          "is kept whole)") from None
     except OSError as err:  # the file system said no: one line naming the path and the cause

@@ -245,14 +245,22 @@ def _add_convert(commands) -> None:
     parser.set_defaults(run=_run_convert)
 
 
-def _run_convert(args) -> int:
+def _refuse_a_model_folder(folder, option: str) -> None:
+    """Outputs are never replaced unasked: an ``OutputError`` when ``folder`` holds a model (checked before any
+    work; ``--overwrite`` skips the check). ``option`` names the folder's argument in the message."""
     from ..errors import OutputError
     from ..weights.checkpoint import CONFIG_NAME, WEIGHTS_NAME, holds_model
+
+    if holds_model(folder):
+        raise OutputError(f"{folder} holds a model already ({CONFIG_NAME} / {WEIGHTS_NAME}); pass --overwrite "
+                          f"to replace it, or choose another {option}")
+
+
+def _run_convert(args) -> int:
     from ..weights.convert import convert_file
 
-    if holds_model(args.out_dir) and not args.overwrite:  # before the checkpoint is read
-        raise OutputError(f"{args.out_dir} holds a model already ({CONFIG_NAME} / {WEIGHTS_NAME}); pass --overwrite "
-                          f"to replace it, or choose another OUT_DIR")
+    if not args.overwrite:  # before the checkpoint is read
+        _refuse_a_model_folder(args.out_dir, "OUT_DIR")
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
     report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
                           num_classes=args.num_classes, class_names=class_names, source=args.source)
@@ -306,15 +314,13 @@ def _add_pull(commands) -> None:
 
 def _run_pull(args) -> int:
     from ..errors import WeightsUnavailableError
-    from ..files import refuse_existing
-    from ..weights.checkpoint import holds_model
     from ..weights.hub import copy_model_files, download_model_files, parse_hub_name
     from ..weights.resolver import HF_HUB_PREFIX, resolve_model_name
     from ..weights.sources import HubOptions, first_available
     from ..zoo import is_pretrained_name
 
-    if args.to and holds_model(args.to) and not args.overwrite:  # before anything is downloaded
-        refuse_existing(args.to, "it holds a model")
+    if args.to and not args.overwrite:  # before anything is downloaded
+        _refuse_a_model_folder(args.to, "--to DIR")
     if is_pretrained_name(args.repo_id):
         options = HubOptions(cache_dir=args.cache_dir, token=args.token, revision=args.revision,
                              endpoint=args.endpoint, local_files_only=args.local_files_only)
@@ -336,12 +342,12 @@ def _run_pull(args) -> int:
 def _save_zoo_model(name: str, options, directory) -> str:
     """A zoo model with its fetched weights, saved as ``local-dir:`` reads it (config.json + model.safetensors)."""
     from ..factory import create_model
-    from ..weights.checkpoint import replace_folder, save_pretrained
+    from ..weights.checkpoint import save_pretrained
 
     model = create_model(name, pretrained=True, cache_dir=options.cache_dir, token=options.token,
                          revision=options.revision, endpoint=options.endpoint,
                          local_files_only=options.local_files_only)
-    return str(replace_folder(directory, lambda folder: save_pretrained(model, folder)))
+    return str(save_pretrained(model, directory))  # a model there is replaced whole
 
 
 def _warn_if_plugin_missing(snapshot) -> None:

@@ -107,16 +107,6 @@ def holds_model(directory: str | os.PathLike) -> bool:
     return any(os.path.lexists(os.path.join(directory, name)) for name in (CONFIG_NAME, WEIGHTS_NAME))
 
 
-def _temporary_beside(target: Path) -> Path:
-    """A new temporary folder in ``target``'s parent (created), so that a rename moves it into place; a failure
-    names ``target``."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return make_temp_dir(target.parent, f".{target.name}.tmp-")
-    except OSError as err:
-        raise output_error(target, err) from None
-
-
 def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object]) -> Path:
     """Write the folder ``directory`` whole: ``fill(temporary)`` fills a new folder beside it, which then takes
     its place in one step. Until then an existing ``directory`` stays as it was: a failed or interrupted ``fill``
@@ -141,7 +131,11 @@ def replace_folder(directory: str | os.PathLike, fill: Callable[[Path], object])
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise OutputError(f"cannot write {target}: it is a file, not a folder")
-    tmp = _temporary_beside(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp_dir(target.parent, f".{target.name}.tmp-")
+    except OSError as err:
+        raise output_error(target, err) from None
     try:
         fill(tmp)
         if target.is_dir():
@@ -233,9 +227,9 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     model), besides what the config's provenance already holds (``base_model``: the weights the model started
     from).
 
-    A new (or empty) directory is written under a temporary name and renamed into place: an interrupted save
-    leaves no half model. In a directory that holds files (a model card, an older save) each file is replaced
-    atomically.
+    The model is written whole (``replace_folder``): into a temporary folder beside ``directory`` that then takes
+    its place, so an interrupted or failed save leaves no half model and an older save in ``directory`` stays
+    loadable until the new one is complete. The folder's other files (a model card) are kept.
 
     Returns:
         The directory.
@@ -249,9 +243,6 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     if _is_inference_only(model):  # its BatchNorms are folded away: the checkpoint could not be loaded
         raise CheckpointError("this model was made by optimize_for_inference (BatchNorm folded into the "
                               "convolutions) and cannot be saved; save the original model")
-    target = Path(directory)
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"cannot write {target}: it is a file, not a folder")
     head = get_head_info(model.config.head)
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
     provenance = {
@@ -260,25 +251,12 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
         "head_distribution": head.distribution,
         "head_version": head.version,
     }
-    if target.is_dir() and any(target.iterdir()):  # it may hold a model card: each file is replaced atomically
-        atomic_write(target / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-        config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(target / WEIGHTS_NAME)})
-        atomic_write(target / CONFIG_NAME, lambda tmp: config.save(tmp))
-        return target
-    # A new folder is filled under a temporary name and renamed: an interrupted save leaves no half model.
-    tmp = _temporary_beside(target)
-    try:
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(tmp / WEIGHTS_NAME)})
-        config.save(tmp / CONFIG_NAME)
-        public_modes(tmp)
-        os.rename(tmp, target)  # replaces an empty folder; fails on one another process filled meanwhile
-    except (OSError, SafetensorError) as err:
-        raise output_error(target, err) from err
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    def write(folder: Path) -> None:
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        config = model.config.replace(provenance={**provenance, "weights_sha256": file_sha256(folder / WEIGHTS_NAME)})
+        config.save(folder / CONFIG_NAME)
+    return replace_folder(directory, write)
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ from ..upstream import Upstream
 from ..upstreams import convert_sources, get_upstream, head_form, head_forms
 from ..upstreams.reference import kind_config, reference_kinds
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name
-from .checkpoint import holds_model, load_weights, replace_folder, save_pretrained
+from .checkpoint import load_weights, save_pretrained
 
 __all__ = ["ConversionReport", "convert_state_dict", "convert_entry", "convert_upstream", "convert_file",
            "load_source_state_dict", "list_kinds"]
@@ -331,8 +331,8 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     Args:
         src: The checkpoint (read with ``torch.load(..., weights_only=True)``).
         out_dir: Output directory (created if needed). A model already there is replaced whole
-            (``checkpoint.replace_folder``): until the new one is complete the old one stays as it was. ``segzoo
-            convert`` refuses such a folder without ``--overwrite``.
+            (``save_pretrained``): until the new one is complete the old one stays as it was. ``segzoo convert``
+            refuses such a folder without ``--overwrite``.
         kind: A zoo name (the entry gives the config, options the keys cannot tell included), a reference
             kind (``list_kinds()``, see ``convert_state_dict``), or None to convert to what the keys tell.
         backbone: timm backbone name; default inferred from the checkpoint.
@@ -364,8 +364,5 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     except CheckpointError as err:  # which file did not fit, and which layout it was read as
         raise CheckpointError(f"{src} (read as {source}'s layout): {err}") from None
     load_weights(model, converted, source=str(src), new_classes=num_classes is not None)
-    if holds_model(out_dir):  # replaced whole: a failed or interrupted save leaves the old model loadable
-        report.out_dir = replace_folder(out_dir, lambda tmp: save_pretrained(model, tmp))
-    else:
-        report.out_dir = save_pretrained(model, out_dir)
+    report.out_dir = save_pretrained(model, out_dir)  # whole: a failed save leaves an old model there loadable
     return report

@@ -304,8 +304,8 @@ def test_pull_to_a_folder_holding_a_model_is_refused_unless_overwrite_which_repl
     capsys.readouterr()  # the push's progress bars
     requests = len(hub_server.request_log)
     assert main(["pull", "alice/new", "--to", str(old), *common]) == 1
-    assert capsys.readouterr().err == (f"error: {old} exists (it holds a model); pass --overwrite to replace it, or "
-                                       f"choose another path\n")
+    assert capsys.readouterr().err == (f"error: {old} holds a model already (config.json / model.safetensors); pass "
+                                       f"--overwrite to replace it, or choose another --to DIR\n")
     assert len(hub_server.request_log) == requests  # refused before anything was asked of the Hub
     assert {path.name: path.read_bytes() for path in old.iterdir()} == before
     assert main(["pull", "alice/new", "--to", str(old), "--overwrite", *common]) == 0
