@@ -67,8 +67,18 @@ class ModelConfig:
         threshold: The probability above which a pixel is foreground / has a label (binary and multilabel).
         in_chans: Number of input channels (bands): 3 for RGB, 1 for greyscale, N for multispectral. Passed to
             timm, which adapts a pretrained stem (see ``default_mean_std``).
-        output_stride: Backbone output stride: 8 or 16 (dilated) or 32 (plain; used with JPU).
-        neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``).
+        output_stride: Backbone output stride: 8 or 16 (dilated) or 32 (plain, the backbone as built: JPU reads
+            it, and it is the only choice for backbones that cannot dilate, Swin and ViT among them).
+        feature_indices: The backbone's four feature levels as timm's ``out_indices`` (stages; a ViT's blocks:
+            mmseg's ViT-B UPerNet reads ``(2, 5, 8, 11)``). None: the last four.
+        feature_norms: Feature levels (``"c1"`` .. ``"c4"``) that get a LayerNorm over their channels after the
+            backbone: the per-level output norms of mmseg's Swin and ConvNeXt (``norm0`` .. ``norm3``), of
+            transformers' backbones (``hidden_states_norms``), and a ViT's final norm on its last level.
+        feature_norm_eps: The epsilon of those LayerNorms (mmseg's Swin and transformers' Swin: 1e-5; ConvNeXt
+            and ViT: 1e-6).
+        neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``, ``"multilevel"`` and
+            ``"feature2pyramid"``).
+        neck_kwargs: Extra keyword arguments of the neck (``{"out_channels": 768, "scales": [4, 2, 1, 0.5]}``).
         aux: Whether to build the auxiliary head (training only; it does not change eval outputs).
         head_kwargs: Extra keyword arguments of the head.
         backbone_kwargs: Extra keyword arguments of ``timm.create_model`` for the backbone (mmsegmentation's
@@ -100,7 +110,11 @@ class ModelConfig:
     threshold: float = 0.5
     in_chans: int = 3
     output_stride: int = 8
+    feature_indices: Optional[tuple[int, ...]] = None
+    feature_norms: tuple[str, ...] = ()
+    feature_norm_eps: float = 1e-6
     neck: Optional[str] = None
+    neck_kwargs: dict[str, Any] = field(default_factory=dict)
     aux: bool = False
     head_kwargs: dict[str, Any] = field(default_factory=dict)
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -120,13 +134,13 @@ class ModelConfig:
             self.mean = mean if self.mean is None else self.mean
             self.std = std if self.std is None else self.std
         # JSON has lists only; keep tuples so that a round trip compares equal.
-        for name in ("mean", "std", "input_size", "class_names"):
+        for name in ("mean", "std", "input_size", "class_names", "feature_indices", "feature_norms"):
             value = getattr(self, name)
             if isinstance(value, list):
                 setattr(self, name, tuple(value))
         if isinstance(self.palette, (list, tuple)):
             self.palette = _as_tuples(self.palette)
-        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference"):
+        for name in ("head_kwargs", "backbone_kwargs", "neck_kwargs", "block_dilations", "inference"):
             value = getattr(self, name)
             if isinstance(value, dict):
                 setattr(self, name, {key: _as_tuples(item) for key, item in value.items()})
@@ -156,9 +170,12 @@ class ModelConfig:
         for name in ("aux", "align_corners"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name in ("head_kwargs", "backbone_kwargs", "block_dilations", "inference", "provenance"):
+        for name in ("head_kwargs", "backbone_kwargs", "neck_kwargs", "block_dilations", "inference", "provenance"):
             if not isinstance(getattr(self, name), dict):
                 raise ConfigError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        if self.neck_kwargs and self.neck is None:
+            raise ConfigError(f"neck_kwargs {self.neck_kwargs!r} given without a neck (neck=None)")
+        self._validate_features()
         self._validate_inference()
         for stage, rates in self.block_dilations.items():
             if stage not in ("layer1", "layer2", "layer3", "layer4") or not isinstance(rates, tuple) or not rates \
@@ -186,6 +203,19 @@ class ModelConfig:
         if not isinstance(self.input_size, tuple) or len(self.input_size) != 2 or not all(
                 _is_int(v) and v >= 1 for v in self.input_size):
             raise ConfigError(f"input_size must be (height, width), two integers >= 1, got {self.input_size!r}")
+
+    def _validate_features(self) -> None:
+        indices = self.feature_indices
+        if indices is not None and (not isinstance(indices, tuple) or len(indices) != 4
+                                    or not all(_is_int(i) for i in indices)):
+            raise ConfigError(f"feature_indices must be None or four integers (timm's out_indices), got {indices!r}")
+        levels = ("c1", "c2", "c3", "c4")
+        if not isinstance(self.feature_norms, tuple) or any(n not in levels for n in self.feature_norms) \
+                or len(set(self.feature_norms)) != len(self.feature_norms):
+            raise ConfigError(f"feature_norms must name distinct feature levels among {', '.join(levels)}, "
+                              f"got {self.feature_norms!r}")
+        if not _is_finite(self.feature_norm_eps) or self.feature_norm_eps <= 0:
+            raise ConfigError(f"feature_norm_eps must be a number > 0, got {self.feature_norm_eps!r}")
 
     def _validate_inference(self) -> None:
         recipe = self.inference
@@ -220,7 +250,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         out = dataclasses.asdict(self)
-        for name in ("mean", "std", "input_size", "class_names"):
+        for name in ("mean", "std", "input_size", "class_names", "feature_indices", "feature_norms"):
             if out[name] is not None:
                 out[name] = list(out[name])
         if out["palette"] is not None:

@@ -66,6 +66,8 @@ def _apply_overrides(config: ModelConfig, **overrides) -> ModelConfig:
             or changes.get("mode", config.mode) != config.mode:
         changes["class_names"] = None  # the old names describe the old classes
         changes["palette"] = None
+    if changes.get("neck", config.neck) != config.neck:
+        changes.setdefault("neck_kwargs", {})  # the old neck's arguments are not the new one's
     if changes.get("in_chans", config.in_chans) != config.in_chans:
         # the old normalisation has another number of bands: the new one's default unless given
         defaults = default_mean_std(changes["in_chans"]) if _is_band_count(changes["in_chans"]) else (None, None)
@@ -138,6 +140,8 @@ def create_model(
     in_chans: Optional[int] = None,
     mean: Optional[Sequence[float]] = None,
     std: Optional[Sequence[float]] = None,
+    backbone_kwargs: Optional[dict[str, Any]] = None,
+    neck_kwargs: Optional[dict[str, Any]] = None,
     **head_kwargs: Any,
 ) -> SegmentationModel:
     """Create a segmentation model.
@@ -172,6 +176,9 @@ def create_model(
         mean: The input normalisation's mean, ``in_chans`` values (default: ImageNet's, per
             ``segzoo.config.default_mean_std``).
         std: The input normalisation's standard deviation, ``in_chans`` values.
+        backbone_kwargs: More arguments of ``timm.create_model`` for the backbone (``{"drop_path_rate": 0.3}``),
+            over the config's.
+        neck_kwargs: Arguments of the neck (``{"out_channels": 256}`` for the multi-level neck), over the config's.
         **head_kwargs: Head arguments (e.g. ``dropout``); ``None`` values are ignored, as in timm.
 
     Returns:
@@ -197,6 +204,12 @@ def create_model(
         overrides["output_stride"] = neck_output_stride(neck) or config.output_stride
     if head_kwargs:
         config = config.replace(head_kwargs={**config.head_kwargs, **head_kwargs})
+    for name, given in (("backbone_kwargs", backbone_kwargs), ("neck_kwargs", neck_kwargs)):
+        if given is not None and not isinstance(given, dict):
+            raise ConfigError(f"{name} must be a dict or None, got {given!r}")
+        if given:
+            overrides[name] = {**(getattr(config, name) if name == "backbone_kwargs" or neck is None else {}),
+                               **given}
     config = _apply_overrides(config, **overrides)
 
     if checkpoint_path is not None:

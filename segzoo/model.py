@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations, stem_conv_names
 from .config import ModelConfig
 from .errors import ConfigError
-from .layers import FCNBlock
+from .layers import FCNBlock, LayerNorm2d
 from .registry import get_head, get_neck
 
 __all__ = ["SegmentationModel", "input_channels", "model_device"]
@@ -32,6 +32,19 @@ def model_device(model: nn.Module) -> torch.device:
 def _takes_in_chans(head_class: type) -> bool:
     """Whether a head's ``__init__`` names an ``in_chans`` parameter (not merely ``**kwargs``)."""
     return "in_chans" in inspect.signature(head_class.__init__).parameters
+
+
+def _check_kwargs(what: str, module_class: type, kwargs: dict, what_kwargs: str) -> None:
+    """Name unknown arguments of a head or neck up front instead of a bare TypeError from deep inside __init__."""
+    params = inspect.signature(module_class.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux", "in_chans"}
+    accepted = sorted(set(params) - reserved)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{what} does not accept argument(s) {', '.join(unknown)} ({what_kwargs}); "
+                          f"it accepts: {', '.join(accepted) or 'none'}")
 
 
 def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
@@ -73,15 +86,25 @@ class SegmentationModel(nn.Module):
         _check_head_kwargs(config.head, head_class, config.head_kwargs)
 
         self.backbone, info = create_backbone(config.backbone, config.output_stride, pretrained_backbone,
-                                             config.backbone_kwargs, in_chans=config.in_chans)
+                                             config.backbone_kwargs, in_chans=config.in_chans,
+                                             feature_indices=config.feature_indices)
         set_block_dilations(self.backbone, config.block_dilations)
+        self.backbone_nhwc = info.nhwc
+        self.pad_multiple = info.pad_multiple
+        # Per-level output norms (mmseg's Swin / ConvNeXt norm{i}, transformers' hidden_states_norms): LayerNorms
+        # over the channels of the levels the config names. None without any, so that CNN state dicts are as before.
+        self.feature_norms = nn.ModuleDict({
+            name: LayerNorm2d(info.channels[name], eps=config.feature_norm_eps) for name in config.feature_norms
+        }) if config.feature_norms else None
         channels = dict(info.channels)
         self.neck = None
         if config.neck is not None and not getattr(head_class, "takes_neck", True):
             raise ConfigError(f"head {config.head!r} reads the backbone's own features and takes no neck; "
                               f"got neck={config.neck!r} (use neck=None)")
         if config.neck is not None:
-            self.neck = get_neck(config.neck)(dict(info.channels), align_corners=config.align_corners)
+            neck_class = get_neck(config.neck)
+            _check_kwargs(f"neck {config.neck!r}", neck_class, config.neck_kwargs, "neck_kwargs")
+            self.neck = neck_class(dict(info.channels), align_corners=config.align_corners, **config.neck_kwargs)
             channels = dict(self.neck.out_channels)
 
         missing = [name for name in head_class.in_features if name not in channels]
@@ -129,6 +152,22 @@ class SegmentationModel(nn.Module):
         state = self.state_dict()
         return [f"{name}.weight" for name in names if f"{name}.weight" in state]
 
+    def backbone_features(self, images: Tensor) -> dict[str, Tensor]:
+        """The backbone's four levels as NCHW maps (``"c1"`` .. ``"c4"``), with the per-level norms applied: the
+        input padded at the bottom and right to the backbone's patch first where it needs it (Swin), and
+        channels-last maps (Swin) permuted to NCHW."""
+        if self.pad_multiple > 1:
+            height, width = images.shape[-2:]
+            images = F.pad(images, (0, -width % self.pad_multiple, 0, -height % self.pad_multiple))
+        maps = self.backbone(images)
+        if self.backbone_nhwc:
+            maps = [m.permute(0, 3, 1, 2) for m in maps]
+        features = dict(zip(FEATURE_NAMES, maps))
+        if self.feature_norms is not None:
+            for name, norm in self.feature_norms.items():
+                features[name] = norm(features[name])
+        return features
+
     def _upsample(self, logits: Tensor, size) -> Tensor:
         if logits.shape[-2:] == size:
             return logits
@@ -143,7 +182,7 @@ class SegmentationModel(nn.Module):
         size = images.shape[-2:]
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        features = dict(zip(FEATURE_NAMES, self.backbone(images)))
+        features = self.backbone_features(images)
         if self.neck is not None:
             features = self.neck(features)
         outputs = self.head(features, images if self.head.needs_image else None)

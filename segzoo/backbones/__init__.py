@@ -5,10 +5,11 @@ from .timm_backbone import (
     BackboneInfo,
     check_backbone_name,
     create_backbone,
+    default_output_stride,
     pretrained_tag,
     stem_conv_names,
 )
 
-__all__ = ["FEATURE_NAMES", "BackboneInfo", "check_backbone_name", "create_backbone", "pretrained_tag",
-           "stem_conv_names", "RESNET_STYLES", "resnet_style", "set_block_dilations",
+__all__ = ["FEATURE_NAMES", "BackboneInfo", "check_backbone_name", "create_backbone", "default_output_stride",
+           "pretrained_tag", "stem_conv_names", "RESNET_STYLES", "resnet_style", "set_block_dilations",
            "contracted_dilations"]

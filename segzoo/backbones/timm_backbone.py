@@ -1,21 +1,25 @@
 """timm feature extractors as segmentation backbones.
 
-segzoo never re-implements a backbone: it asks timm for ``features_only=True`` with the last four
-feature levels, named ``c1`` .. ``c4`` (strides 4, 8, 16, 32 before dilation). The module returned is
-timm's own, so its state-dict keys are timm's keys and timm checkpoints load unchanged.
+segzoo never re-implements a backbone: it asks timm for ``features_only=True`` with four feature levels (the
+last four unless the config names others), named ``c1`` .. ``c4`` (strides 4, 8, 16, 32 before dilation for
+hierarchical backbones; the patch stride at every level for ViT-style ones). The module returned is timm's own,
+so its state-dict keys are timm's keys and timm checkpoints load unchanged. What a family needs to take any input
+size is in ``families``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping, Optional
 
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
 from ..network import failing_fast_offline, no_network_cause
+from .families import family_of
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
-           "check_backbone_name", "stem_conv_names"]
+           "check_backbone_name", "stem_conv_names", "default_output_stride"]
 
 FEATURE_NAMES = ("c1", "c2", "c3", "c4")
 VALID_OUTPUT_STRIDES = (8, 16, 32)
@@ -32,6 +36,8 @@ class BackboneInfo:
 
     channels: dict[str, int]
     reductions: dict[str, int]
+    nhwc: bool = False  # the maps come channels-last as (N, H, W, C) tensors (Swin): the model permutes them
+    pad_multiple: int = 1  # the input is padded at the bottom and right to a multiple of this first (Swin)
 
 
 def pretrained_tag(name: str) -> str:
@@ -63,10 +69,27 @@ def check_backbone_name(name: str, context: str = "") -> None:
                             f"{did_you_mean(name, timm.list_models())}")
 
 
+@lru_cache(maxsize=256)
+def default_output_stride(name: str) -> int:
+    """8 (dilated, as the CNN-era heads are trained) for a backbone that can dilate, else 32 (the backbone as
+    built: Swin, ViT, MaxViT, ... take no ``output_stride``). Asked of timm on the meta device: nothing is
+    allocated or downloaded."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        try:
+            timm.create_model(name.partition(".")[0], output_stride=8)
+        except Exception:  # noqa: BLE001 - TypeError mostly; any refusal means "not dilatable"
+            return 32
+    return 8
+
+
 def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False,
                     timm_kwargs: Optional[Mapping[str, Any]] = None,
-                    in_chans: int = 3) -> tuple[nn.Module, BackboneInfo]:
-    """Build a timm feature extractor giving the last four feature levels.
+                    in_chans: int = 3,
+                    feature_indices: Optional[tuple[int, ...]] = None) -> tuple[nn.Module, BackboneInfo]:
+    """Build a timm feature extractor giving four feature levels.
 
     Args:
         name: A timm model name (optionally ``name.tag``) that supports ``features_only``.
@@ -89,7 +112,12 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
                       & set(timm_kwargs or {}))
     if reserved:
         raise ConfigError(f"backbone_kwargs may not set {', '.join(reserved)}: segzoo sets them from the config")
-    kwargs = dict(timm_kwargs or {}, features_only=True, out_indices=(-4, -3, -2, -1), pretrained=pretrained)
+    family = family_of(name.partition(".")[0])
+    indices = tuple(feature_indices) if feature_indices is not None else (-4, -3, -2, -1)
+    if len(indices) != len(FEATURE_NAMES):
+        raise ConfigError(f"feature_indices must name {len(FEATURE_NAMES)} levels of the backbone, got {indices!r}")
+    kwargs = dict(family.timm_kwargs, **(timm_kwargs or {}), features_only=True, out_indices=indices,
+                  pretrained=pretrained)
     if output_stride != 32:  # many timm models do not take the argument at all; 32 is their default
         kwargs["output_stride"] = output_stride
     if in_chans != 3:  # timm's default; left out so that an RGB backbone is built exactly as before
@@ -121,12 +149,22 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         if "features_only" in str(err) or "feature" in str(err).lower():
             raise ConfigError(f"Backbone {name!r} cannot be used as a feature extractor: {err}") from err
         raise
+    except (IndexError, AssertionError) as err:  # out_indices beyond the model's levels or blocks
+        if feature_indices is None:
+            raise
+        raise ConfigError(f"Backbone {name!r} has no feature levels {indices!r} (feature_indices): "
+                          f"{type(err).__name__}: {err}") from err
     info = model.feature_info
     if len(info.channels()) < len(FEATURE_NAMES):
         raise ConfigError(f"Backbone {name!r} gives {len(info.channels())} feature levels; segzoo needs 4")
+    if family.after_build is not None:
+        family.after_build(model)
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
     return model, BackboneInfo(
         channels=dict(zip(FEATURE_NAMES, info.channels())),
         reductions=dict(zip(FEATURE_NAMES, info.reduction())),
+        nhwc=str(getattr(model, "output_fmt", "NCHW")).endswith("NHWC"),
+        pad_multiple=int(patch[0]) if family.pads_to_patch and patch else 1,
     )
 
 

@@ -4,6 +4,7 @@ from .concat import concat_channels
 from .conv_bn_act import ACTIVATIONS, ConvBnAct, SeparableConvBnAct, make_activation
 from .criss_cross import CrissCrossAttention, criss_cross_attention
 from .fcn_block import FCNBlock
+from .layer_norm import LayerNorm2d
 
-__all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock", "SeparableConvBnAct",
-           "concat_channels", "criss_cross_attention", "make_activation", "spatial_attention"]
+__all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock", "LayerNorm2d",
+           "SeparableConvBnAct", "concat_channels", "criss_cross_attention", "make_activation", "spatial_attention"]

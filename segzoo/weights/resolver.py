@@ -10,7 +10,8 @@ Kinds of names, tried in this order:
   records it), then the upstream's own file (downloaded once, converted, cached).
 - ``<head>_<timm backbone>[_<structure>]`` (``fcn_resnet101s``, ``fcn_convnext_tiny``, ``pspnet_resnet50_d16``,
   ``fcn_resnet101s_jpu``): a head on a backbone, random weights. The structure is ``d8`` / ``d16`` / ``d32``
-  (output stride) or a neck's name; without it, the head's own output stride (BiSeNet: 32) or 8.
+  (output stride) or a neck's name; without it, the head's own output stride (BiSeNet: 32), else 8 where the
+  backbone can dilate (ResNets, ConvNeXt), else 32 (Swin, ViT: the backbone as built).
 
 Each kind of name is a type (``LocalDirName``, ``HubRepoName``, ``ZooName``, ``GenericName``) that says whether
 it loads weights and what its weights started from. Nothing is downloaded here: resolving is parsing and looking
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from ..backbones import check_backbone_name
+from ..backbones import check_backbone_name, default_output_stride
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
 from ..registry import get_head, list_heads, list_necks, neck_output_stride, split_head_prefix
@@ -169,7 +170,7 @@ def _zoo_sources(entry: PretrainedEntry) -> tuple[WeightsSource, ...]:
 def _structure(head: str, backbone: str) -> tuple[str, dict]:
     """Split a structure suffix off ``backbone`` (``resnet50_d16`` -> ``resnet50``, output stride 16;
     ``resnet101s_jpu`` -> the JPU neck at the neck's output stride) when what remains is a timm model; the
-    default structure is the head's own output stride, else 8."""
+    default structure is the head's own output stride, else 8 where the backbone can dilate, else 32 (Swin, ViT)."""
     import timm
 
     stem, _, suffix = backbone.rpartition("_")
@@ -178,7 +179,8 @@ def _structure(head: str, backbone: str) -> tuple[str, dict]:
             return stem, {"output_stride": int(suffix[1:])}
         if suffix in {info.name for info in list_necks()}:
             return stem, {"neck": suffix, "output_stride": neck_output_stride(suffix) or 8}
-    return backbone, {"output_stride": getattr(get_head(head), "output_stride", None) or 8}
+    return backbone, {"output_stride": getattr(get_head(head), "output_stride", None)
+                      or default_output_stride(backbone)}
 
 
 def resolve_model_name(name: str) -> ResolvedModel:
