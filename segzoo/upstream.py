@@ -126,6 +126,7 @@ class PretrainedSpec:
             ``{"mode": "slide", "crop": (h, w), "stride": (h, w)}``.
         head: The registered head; set only by an upstream plug-in declaring entries of heads it does not own
             (a head's own ``pretrained`` leaves it empty).
+        config_fields: Other ``ModelConfig`` fields of its config (``feature_norms``, ``neck_kwargs``, ...).
     """
 
     name: str
@@ -151,6 +152,7 @@ class PretrainedSpec:
     carry_palette: bool = False
     inference: Mapping[str, Any] = field(default_factory=dict)
     head: str = ""
+    config_fields: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def reference(cls, name: str, variant: str, dataset: str, miou: Optional[float], *,

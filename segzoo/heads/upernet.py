@@ -65,6 +65,15 @@ class UPerNetHead(SegmentationHead):
                      (r"decode_head\.fpn_convs", "head.fpn_convs"),
                      (r"decode_head\.fpn_bottleneck", "head.fpn_bottleneck"),
                      (r"decode_head\.conv_seg", "head.classifier"))),
+        # transformers' port of it (UperNetHead): the same modules, a ConvModule's bn named batch_norm
+        Upstream("transformers", "upernet", options={"channels": 512, "bins": (1, 2, 3, 6)},
+                 classifier="decode_head.classifier.weight", rules=(
+                     (r"decode_head\.psp_modules\.(\d+)\.1\.batch_norm", r"head.pyramid.branches.\1.bn"),
+                     (r"decode_head\.psp_modules\.(\d+)\.1", r"head.pyramid.branches.\1"),
+                     (r"decode_head\.(bottleneck|fpn_bottleneck)\.batch_norm", r"head.\1.bn"),
+                     (r"decode_head\.(lateral_convs|fpn_convs)\.(\d+)\.batch_norm", r"head.\1.\2.bn"),
+                     (r"decode_head\.(bottleneck|fpn_bottleneck|lateral_convs|fpn_convs)", r"head.\1"),
+                     (r"decode_head\.classifier", "head.classifier"))),
     )
     pretrained = (FromCatalogue("mmseg"),)
 

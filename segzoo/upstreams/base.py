@@ -154,6 +154,22 @@ class UpstreamPlugin:
         """Value-preserving fixes of how the upstream stores tensors, applied before the keys are placed."""
         return dict(state_dict)
 
+    def recognises_config(self, config: Mapping[str, Any]) -> bool:
+        """Whether a Hub repo whose ``config.json`` holds ``config`` (not a segzoo config) is in this upstream's
+        layout, so that ``hf-hub:`` names of such repos are read through ``read_directory`` and converted."""
+        return False
+
+    def hub_repo(self, file: UpstreamFile) -> Optional[str]:
+        """The Hub repo (``org/name``) ``file`` is in, where this upstream's files are Hub repos' files: an
+        ``hf-hub:`` name of that repo then means the zoo entry."""
+        return None
+
+    def read_directory(self, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A checkpoint that is a directory (transformers' ``save_pretrained`` output): its state dict and the
+        config fields its files tell besides the keys (``class_names``). Upstreams whose checkpoints are single
+        files refuse directories."""
+        raise CheckpointError(f"{path} is a directory; upstream {self.name!r} checkpoints are single files")
+
     def config_for(self, head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str],
                    variant: str) -> ModelConfig:
         """The config of a checkpoint converted without its zoo name: the upstream's usual recipe."""

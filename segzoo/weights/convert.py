@@ -290,9 +290,22 @@ def _load_error_reason(err: BaseException) -> str:
     return "; ".join(kept) or type(err).__name__
 
 
+def _read_safetensors_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {err}") from None
+
+
 def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a ``.pth`` with ``weights_only=True``: a state dict, or a dict with ``state_dict`` / ``model`` (the
-    other entries of such a wrapper, ``meta`` or optimizer state, are ignored).
+    other entries of such a wrapper, ``meta`` or optimizer state, are ignored). A ``.safetensors`` file is read as
+    safetensors.
 
     Args:
         path: The checkpoint file.
@@ -301,6 +314,8 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         The state dict. ``CheckpointError`` when the file is missing, corrupt, would need to run code to load,
         or holds anything but tensors.
     """
+    if os.fspath(path).endswith(".safetensors"):  # no pickle at all: read as it is
+        return _read_safetensors_checkpoint(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
@@ -324,7 +339,8 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optional[str] = None,
                  backbone: Optional[str] = None, num_classes: Optional[int] = None,
                  class_names: Optional[Sequence[str]] = None, *, source: str = "reference") -> ConversionReport:
-    """Convert an upstream ``.pth`` into ``out_dir/model.safetensors`` + ``config.json``.
+    """Convert an upstream ``.pth`` (or ``.safetensors``, or a transformers model directory) into
+    ``out_dir/model.safetensors`` + ``config.json``.
 
     The result loads with ``segzoo.create_model("local-dir:<out_dir>")``.
 
@@ -348,7 +364,11 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     sources = convert_sources()
     if source not in sources:
         raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(sources)}")
-    state_dict = load_source_state_dict(src)
+    if os.path.isdir(src):  # transformers' save_pretrained output: the upstream reads it (and its class names)
+        state_dict, told = get_upstream(sources[source]).read_directory(Path(src))
+        class_names = class_names if class_names is not None else told.get("class_names")
+    else:
+        state_dict = load_source_state_dict(src)
     try:
         if kind is not None and is_pretrained_name(kind):
             model, converted, report = convert_upstream(state_dict, sources[source], entry=get_pretrained(kind),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http
+import json
 import logging
 import os
 import shutil
@@ -36,7 +37,8 @@ from ..zoo import find_pretrained_entry
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, replace_folder, save_pretrained
 from .model_card import build_model_card
 
-__all__ = ["push_to_hub", "download_model_files", "download_config", "cached_weights_path", "parse_hub_name",
+__all__ = ["push_to_hub", "download_model_files", "download_config", "download_config_file", "upstream_of_config",
+           "cached_weights_path", "parse_hub_name",
            "copy_model_files", "offline", "CARD_NAME", "HubError"]
 
 CARD_NAME = "README.md"
@@ -322,12 +324,44 @@ def download_model_files(repo_id: str, revision: Optional[str] = None, *, cache_
 
     def fetch() -> Path:
         config = _download(repo_id, CONFIG_NAME, revision, **kwargs)
-        weights = _download(repo_id, WEIGHTS_NAME, revision, **kwargs)
+        try:
+            weights = _download(repo_id, WEIGHTS_NAME, revision, **kwargs)
+        except WeightsUnavailableError as err:
+            if "has no" in str(err) and upstream_of_config(config) is not None:
+                raise CheckpointError(f"Hub repo {repo_id} is a {upstream_of_config(config)} repo without "
+                                      f"{WEIGHTS_NAME} (pickled weights only?): segzoo reads safetensors only; "
+                                      f"save it with safetensors (transformers' save_pretrained does by default)"
+                                      ) from None
+            raise
         for path in (config, weights):
             _verify_cached_file(path, expected_sha256 if path is weights else None)
         return weights.parent
 
     return rank0_first(fetch)
+
+
+def upstream_of_config(path: Path) -> Optional[str]:
+    """The upstream whose repos have the ``config.json`` at ``path`` (transformers' UPerNet), or None for a segzoo
+    config (or anything unreadable, which reading it as a segzoo config then reports)."""
+    from ..upstreams import list_upstreams
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or "head" in data:
+        return None
+    return next((upstream.name for upstream in list_upstreams() if upstream.recognises_config(data)), None)
+
+
+def download_config_file(repo_id: str, revision: Optional[str] = None, *, cache_dir: Optional[str] = None,
+                         token: Optional[str] = None, endpoint: Optional[str] = None,
+                         local_files_only: bool = False) -> Path:
+    """Download (or find in the cache) a repo's ``config.json``; its path."""
+    _check_repo_id(repo_id, WeightsUnavailableError)
+    _check_cache_dir(cache_dir)
+    return _download(repo_id, CONFIG_NAME, revision, cache_dir=cache_dir, token=token, endpoint=_endpoint(endpoint),
+                     local_files_only=local_files_only or offline())
 
 
 def download_config(repo_id: str, revision: Optional[str] = None, *, cache_dir: Optional[str] = None,
@@ -340,11 +374,8 @@ def download_config(repo_id: str, revision: Optional[str] = None, *, cache_dir: 
     Returns:
         The model's config.
     """
-    _check_repo_id(repo_id, WeightsUnavailableError)
-    _check_cache_dir(cache_dir)
-    path = _download(repo_id, CONFIG_NAME, revision, cache_dir=cache_dir, token=token, endpoint=_endpoint(endpoint),
-                     local_files_only=local_files_only or offline())
-    return ModelConfig.load(path)
+    return ModelConfig.load(download_config_file(repo_id, revision, cache_dir=cache_dir, token=token,
+                                                 endpoint=endpoint, local_files_only=local_files_only))
 
 
 def cached_weights_path(repo_id: str, revision: Optional[str] = None,

@@ -3,7 +3,9 @@
 Kinds of names, tried in this order:
 
 - ``local-dir:<dir>``: a directory written by ``save_pretrained``; config and weights are in it.
-- ``hf-hub:<namespace>/<name>[@<revision>]``: a repo pushed with segzoo; config and weights are in it.
+- ``hf-hub:<namespace>/<name>[@<revision>]``: a repo pushed with segzoo (config and weights are in it), or an
+  upstream's repo (transformers' ``openmmlab/upernet-convnext-tiny``): the zoo entry of that repo when there is one
+  and no other revision is asked for, else the repo, converted when it is fetched (``HubSource``).
 - a zoo name (``pspnet_resnet101s_jpu.ref_voc``, ``fcn_resnet50.tv_coco_voc``) or short name
   (``ocnet_resnet101_voc``), in any spelling of the head (``psp_resnet101_voc``): the zoo entry's config, and its
   weights from the sources that have them, in this order: segzoo's Hub mirror (when the publishing manifest
@@ -27,13 +29,14 @@ from ..backbones import check_backbone_name, default_output_stride
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
 from ..registry import get_head, list_heads, list_necks, neck_output_stride, split_head_prefix
+from ..upstreams import get_upstream
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name, list_pretrained, zoo_names
 from .hub import parse_hub_name
 from .sources import HubSource, LocalDirSource, UpstreamSource, WeightsSource
 
-__all__ = ["ResolvedModel", "LocalDirName", "HubRepoName", "ZooName", "GenericName", "resolve_model_name",
-           "parse_model_name", "model_names", "LOCAL_DIR_PREFIX", "HF_HUB_PREFIX", "DEFAULT_NUM_CLASSES",
-           "LISTED_BACKBONES"]
+__all__ = ["ResolvedModel", "LocalDirName", "HubRepoName", "ZooName", "UpstreamRepoName", "GenericName",
+           "resolve_model_name", "parse_model_name", "model_names", "LOCAL_DIR_PREFIX", "HF_HUB_PREFIX",
+           "DEFAULT_NUM_CLASSES", "LISTED_BACKBONES"]
 
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
@@ -123,6 +126,26 @@ class GenericName(ResolvedModel):
         return False
 
 
+@dataclass(frozen=True)
+class UpstreamRepoName(ZooName):
+    """``hf-hub:<repo>`` of an upstream's repo that is a zoo entry (transformers' ``openmmlab/upernet-swin-tiny``):
+    the entry, whose weights ``hf-hub:`` names always load."""
+
+    kind: ClassVar[str] = "hf-hub"
+
+    def loads_weights(self, pretrained: bool) -> bool:
+        return True
+
+
+def _entry_of_hub_repo(repo_id: str) -> Optional[PretrainedEntry]:
+    """The zoo entry whose upstream file is in Hub repo ``repo_id``, if any."""
+    for name in list_pretrained():
+        entry = get_pretrained(name)
+        if entry.file is not None and get_upstream(entry.upstream).hub_repo(entry.file) == repo_id:
+            return entry
+    return None
+
+
 def _head_names() -> list[str]:
     return [info.name for info in list_heads()]
 
@@ -189,6 +212,9 @@ def resolve_model_name(name: str) -> ResolvedModel:
         return LocalDirName(name, weights=(LocalDirSource(Path(name[len(LOCAL_DIR_PREFIX):])),))
     if name.startswith(HF_HUB_PREFIX):
         repo_id, revision = parse_hub_name(name[len(HF_HUB_PREFIX):])
+        entry = _entry_of_hub_repo(repo_id) if revision is None else None
+        if entry is not None:
+            return UpstreamRepoName(name, config=entry.config, weights=_zoo_sources(entry), entry=entry)
         return HubRepoName(name, weights=(HubSource(repo_id, revision),))
     if is_pretrained_name(name):
         entry = get_pretrained(name)

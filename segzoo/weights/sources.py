@@ -18,13 +18,14 @@ from ..config import ModelConfig
 from ..distributed import rank0_first
 from ..errors import CheckpointError, WeightsUnavailableError
 from ..registry import check_plugins_installed
+from ..upstream import UpstreamFile
 from ..upstreams import get_upstream
 from ..zoo import PretrainedEntry
 from . import cache
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_pretrained, read_weights
-from .convert import convert_entry, load_source_state_dict
+from .convert import convert_entry, convert_upstream, load_source_state_dict
 from .download import download
-from .hub import cached_weights_path, download_config, download_model_files, offline
+from .hub import cached_weights_path, download_config_file, download_model_files, offline, upstream_of_config
 
 __all__ = ["HubOptions", "LocalDirSource", "HubSource", "UpstreamSource", "WeightsSource", "first_available",
            "fetch"]
@@ -103,10 +104,32 @@ class HubSource(_Source):
         return options.revision or self.revision
 
     def read_config(self, options: HubOptions = HubOptions()) -> ModelConfig:
-        """Download only ``config.json``."""
-        return _plugins_checked(download_config(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
-                                                token=options.token, endpoint=options.endpoint,
-                                                local_files_only=options.local_files_only))
+        """Download only ``config.json`` (an upstream's repo: the weights too, which its config is read from)."""
+        path = download_config_file(self.repo_id, self._revision(options), cache_dir=options.cache_dir,
+                                    token=options.token, endpoint=options.endpoint,
+                                    local_files_only=options.local_files_only)
+        if upstream_of_config(path) is not None:
+            return self.fetch(options)[0]
+        return _plugins_checked(ModelConfig.load(path))
+
+    def read(self, directory: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+        """A segzoo repo's config and weights; an upstream's repo (transformers' UPerNet) converted, once: the
+        converted weights and config are cached per repo and commit (``segzoo.weights.cache``)."""
+        upstream = upstream_of_config(directory / CONFIG_NAME)
+        if upstream is None:
+            return load_pretrained(directory)
+        name = f"hf-hub--{self.repo_id.replace('/', '--')}"
+        file = UpstreamFile("hub", f"{self.repo_id}/resolve/{directory.name}/{WEIGHTS_NAME}")  # the snapshot's commit
+        cached = cache.valid_entry(name, file)
+        if cached is not None:
+            record = cache.read_record(cached) or {}
+            return ModelConfig.from_dict(record["config"]), read_weights(cached / WEIGHTS_NAME)
+        state, told = get_upstream(upstream).read_directory(directory)
+        _, converted, report = convert_upstream(state, upstream, class_names=told.get("class_names"))
+        config = report.config
+        cache.write_entry(name, converted, {"file": file.path, "hub_repo": self.repo_id, "upstream": upstream,
+                                            "config": config.to_dict()})
+        return config, converted
 
     def local_dir(self, options: HubOptions = HubOptions()) -> Path:
         """Download (or find in the Hub cache) and check both files; return their snapshot directory."""

@@ -93,7 +93,7 @@ def _entry(head: str, spec: PretrainedSpec) -> PretrainedEntry:
                          class_names=dataset.class_names,
                          palette=tuple(map(tuple, dataset.palette().tolist())) if spec.carry_palette else None,
                          input_size=spec.input_size or dataset.input_size, align_corners=spec.align_corners,
-                         inference=dict(spec.inference))
+                         inference=dict(spec.inference), **dict(spec.config_fields))
     metrics = dict(spec.metrics)
     metrics = {"mIoU": metrics.pop("mIoU", None), "split": dataset.eval_split, **metrics}
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,

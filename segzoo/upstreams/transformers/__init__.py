@@ -1,0 +1,71 @@
+"""transformers as an upstream: segmentation repos on the Hugging Face Hub (``openmmlab/upernet-convnext-*``,
+``openmmlab/upernet-swin-*``) read as safetensors, without transformers installed. Their files are downloaded over
+the Hub's own HTTP file protocol (``<endpoint>/<repo>/resolve/<revision>/model.safetensors``; ``HF_ENDPOINT`` sets
+another endpoint, as for huggingface_hub), converted once and cached; ``segzoo convert --from transformers DIR OUT``
+converts a directory as transformers' ``save_pretrained`` writes it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+import torch
+
+from ...config import ModelConfig
+from ...upstream import KeyRule, PretrainedSpec, Upstream, UpstreamFile
+from ..base import Host, UpstreamPlugin
+from . import layout
+from .entries import ENTRIES
+from .files import class_names_of, read_model_dir
+
+__all__ = ["TransformersUpstream", "SOURCE"]
+
+SOURCE = "transformers"
+
+
+class TransformersUpstream(UpstreamPlugin):
+    """Segmentation repos in transformers' layout on the Hugging Face Hub."""
+
+    name = SOURCE
+    order = 3
+    hosts = {"hub": Host("HF_ENDPOINT", "https://huggingface.co")}
+    license = "other"
+    terms = "The licence its Hub repo states (each entry names it); the training data's terms apply (ADE20K)."
+
+    def entries(self) -> tuple[PretrainedSpec, ...]:
+        return ENTRIES
+
+    def detect(self, keys: Iterable[str]) -> str:
+        return layout.detect(keys)
+
+    def infer_backbone(self, keys: Mapping[str, Any], variant: str = layout.CONVNEXT) -> str:
+        return layout.infer_backbone(keys, variant)
+
+    def rules(self, form: Upstream, config: ModelConfig, variant: str = layout.CONVNEXT) -> tuple[KeyRule, ...]:
+        return layout.rules(form, config, variant)
+
+    def dropped(self, variant: str) -> tuple[str, ...]:
+        return layout.dropped(variant)
+
+    def prepare(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return layout.prepare(state_dict)
+
+    def config_for(self, head: str, form: Upstream, backbone: str, num_classes: int, keys: Any = (),
+                   variant: str = layout.CONVNEXT) -> ModelConfig:
+        return layout.config_for(head, form, backbone, num_classes, keys, variant)
+
+    def recognises_config(self, config: Mapping[str, Any]) -> bool:
+        """transformers' UPerNet configs (``model_type`` ``"upernet"``)."""
+        return config.get("model_type") == "upernet"
+
+    def hub_repo(self, file: UpstreamFile) -> Optional[str]:
+        if file.host != "hub" or "/resolve/" not in file.path:
+            return None
+        return file.path.partition("/resolve/")[0]
+
+    def read_directory(self, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The state dict of a transformers model directory, and what its ``config.json`` says besides the keys
+        (``class_names`` from ``id2label``)."""
+        state, config = read_model_dir(path)
+        classifier = state.get("decode_head.classifier.weight")
+        names = class_names_of(config, int(classifier.shape[0])) if classifier is not None else None
+        return state, {"class_names": names} if names else {}

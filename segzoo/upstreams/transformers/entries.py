@@ -1,0 +1,49 @@
+"""The zoo entries of transformers' UPerNet repos on the Hub (``openmmlab/upernet-*``: transformers' conversions of
+mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence).
+
+Each entry names its repo's file at ``main``: the commit ids and the files' sha256 could not be read where these
+entries were written (no network), so the revision is not pinned and no hash is checked; the first download is
+converted and cached, and the cached copy's own sha256 is checked from then on. Pinning them is one line per entry
+(``revision`` in the path, ``sha256``) where the Hub can be reached. The accuracy is mmsegmentation's for the
+checkpoint each repo converts (single scale; the large Swin's is not in mmseg's metafile). transformers evaluates
+them at 512x512 (``SegformerImageProcessor``: the image resized to 512x512, ImageNet's mean and std, labels as they
+are); segzoo's entries run the whole image, as mmseg's test pipeline does after its resize.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ...upstream import PretrainedSpec, UpstreamFile
+
+__all__ = ["ENTRIES"]
+
+_METRICS_SOURCE = ("mmsegmentation's metafile for the checkpoint the repo converts (transformers' "
+                   "convert_{convnext,swin}_upernet_to_pytorch.py names it)")
+
+
+def _entry(repo: str, backbone: str, miou: Optional[float], crop: int) -> PretrainedSpec:
+    size = repo.rpartition("-")[2]
+    family = "convnext" if "convnext" in repo else "swin"
+    return PretrainedSpec(
+        name=f"upernet_{backbone}.openmmlab_ade20k", upstream="transformers", variant="upernet", head="upernet",
+        backbone=backbone, dataset="mmseg_ade20k", output_stride=32, aux=False, align_corners=False,
+        input_size=(crop, crop), file=UpstreamFile("hub", f"{repo}/resolve/main/model.safetensors"),
+        short_names=(f"upernet_{family}_{size}_ade20k",), license="mit",
+        terms=f"MIT, as the model card of {repo} states; trained on ADE20K (research use, MIT CSAIL's terms).",
+        metrics={"mIoU": miou, "eval": "single scale"}, metrics_source=_METRICS_SOURCE,
+        config_fields={"feature_norms": ("c1", "c2", "c3", "c4"),
+                       "feature_norm_eps": 1e-6 if family == "convnext" else 1e-5})
+
+
+ENTRIES = (
+    _entry("openmmlab/upernet-convnext-tiny", "convnext_tiny", 46.11, 512),
+    _entry("openmmlab/upernet-convnext-small", "convnext_small", 48.56, 512),
+    _entry("openmmlab/upernet-convnext-base", "convnext_base", 48.71, 512),
+    _entry("openmmlab/upernet-convnext-large", "convnext_large", 53.16, 640),
+    _entry("openmmlab/upernet-convnext-xlarge", "convnext_xlarge", 53.58, 640),
+    _entry("openmmlab/upernet-swin-tiny", "swin_tiny_patch4_window7_224", 44.41, 512),
+    _entry("openmmlab/upernet-swin-small", "swin_small_patch4_window7_224", 47.72, 512),
+    _entry("openmmlab/upernet-swin-base", "swin_base_patch4_window12_384", 50.76, 512),
+    _entry("openmmlab/upernet-swin-large", "swin_large_patch4_window12_384", None, 512),
+)
+

@@ -1,0 +1,101 @@
+"""Reference outputs of transformers' own ``UperNetForSemanticSegmentation`` (ConvNeXt and Swin backbones), for
+segzoo's parity tests (tests/upstreams/test_transformers_parity.py).
+
+NOT part of the segzoo package or its test run: run it once, by hand, with the python of a SCRATCH environment
+that has transformers in it (transformers is never a dependency of segzoo):
+
+    python3 -m venv /tmp/up-venv && /tmp/up-venv/bin/pip install "transformers<5" torch numpy
+    /tmp/up-venv/bin/python tests/reference_data/transformers/make_reference.py
+
+(As run: transformers 4.57.6, torch 2.14.1; versions.json records them.) It writes, beside itself, reference.npz
+(the logits at every 4th pixel of every 4th row, float32: small to commit, and a wrong structure still fails by
+far) and models.json.gz (each case's transformers config and its state-dict layout: key, shape, dtype, in order).
+The inputs are seeded too (``seeded_value("<case>/input/<h>x<w>", ...) * 0.5``). The weights are NOT stored: every
+entry is ``seeded_value(key, shape, dtype)`` from tests/support/seeded_weights.py (the relative-position index
+buffers keep transformers' own values; segzoo drops them), which the test side calls again on the same layout. The
+models are small forms of the real ones (fewer channels and blocks) so the test runs in seconds: every code path of
+the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window).
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+SEEDED = HERE.parents[1] / "support" / "seeded_weights.py"
+SIZES = [(97, 131), (128, 128)]
+
+
+def _seeded():
+    spec = importlib.util.spec_from_file_location("seeded_weights", SEEDED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.seeded_value
+
+
+def _cases():
+    from transformers import ConvNextConfig, SwinConfig, UperNetConfig
+
+    stages = ["stage1", "stage2", "stage3", "stage4"]
+    return {
+        "convnext": UperNetConfig(backbone_config=ConvNextConfig(hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 2, 1],
+                                                                 out_features=stages),
+                                  hidden_size=32, auxiliary_in_channels=64, num_labels=3),
+        "swin_window7": UperNetConfig(backbone_config=SwinConfig(embed_dim=32, depths=[2, 2, 2, 2],
+                                                                 num_heads=[1, 2, 4, 8], window_size=7,
+                                                                 out_features=stages),
+                                      hidden_size=32, auxiliary_in_channels=128, num_labels=3),
+        "swin_window12": UperNetConfig(backbone_config=SwinConfig(embed_dim=32, depths=[2, 2, 2, 2],
+                                                                  num_heads=[1, 2, 4, 8], window_size=12,
+                                                                  out_features=stages),
+                                       hidden_size=32, auxiliary_in_channels=128, num_labels=3),
+    }
+
+
+def main() -> None:
+    import transformers
+    from transformers import ConvNextConfig, UperNetConfig, UperNetForSemanticSegmentation
+
+    seeded_value = _seeded()
+    arrays, models = {}, {}
+    for name, config in _cases().items():
+        model = UperNetForSemanticSegmentation(config).eval()
+        state = model.state_dict()
+        filled = {key: value if key.endswith("relative_position_index") else
+                  torch.from_numpy(seeded_value(key, tuple(value.shape), str(value.dtype).replace("torch.", "")))
+                  for key, value in state.items()}
+        model.load_state_dict(filled)
+        models[name] = {"config": config.to_dict(),
+                        "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
+                                   for key, value in state.items() if not key.endswith("relative_position_index")]}
+        for height, width in SIZES:
+            # a fresh model per size: transformers' Swin keeps the window it shrank to (not here: always_partition)
+            images = torch.from_numpy(seeded_value(f"{name}/input/{height}x{width}", (1, 3, height, width)) * 0.5)
+            with torch.no_grad():
+                logits = model(pixel_values=images).logits
+            arrays[f"{name}/{height}x{width}"] = logits[..., ::4, ::4].numpy()
+    # the full-size layout of openmmlab/upernet-convnext-tiny (keys and shapes only), for the zoo entry's download
+    # test in the slow tier
+    full = UperNetForSemanticSegmentation(UperNetConfig(
+        backbone_config=ConvNextConfig(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3],
+                                       out_features=["stage1", "stage2", "stage3", "stage4"]),
+        num_labels=150, auxiliary_in_channels=384))
+    models["upernet-convnext-tiny"] = {
+        "config": full.config.to_dict(),
+        "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
+                   for key, value in full.state_dict().items()]}
+    np.savez_compressed(HERE / "reference.npz", **arrays)
+    with gzip.open(HERE / "models.json.gz", "wt", encoding="utf-8") as file:
+        json.dump(models, file, default=str)
+    (HERE / "versions.json").write_text(json.dumps({"transformers": transformers.__version__,
+                                                    "torch": torch.__version__, "numpy": np.__version__},
+                                                   indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

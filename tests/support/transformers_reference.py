@@ -1,0 +1,51 @@
+"""transformers' reference outputs and key layouts (``tests/reference_data/transformers``, taken by its
+make_reference.py), and the seeded state dicts and inputs they ran with."""
+from __future__ import annotations
+
+import gzip
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .seeded_weights import seeded_value
+
+__all__ = ["DATA", "CASES", "SIZES", "reference_logits", "hf_config", "seeded_state_dict", "seeded_input"]
+
+DATA = Path(__file__).resolve().parents[1] / "reference_data" / "transformers"
+CASES = ("convnext", "swin_window7", "swin_window12")
+SIZES = ((97, 131), (128, 128))
+
+
+@lru_cache(maxsize=None)
+def _models() -> dict:
+    with gzip.open(DATA / "models.json.gz", "rt", encoding="utf-8") as file:
+        return json.load(file)
+
+
+@lru_cache(maxsize=None)
+def _logits() -> dict[str, np.ndarray]:
+    with np.load(DATA / "reference.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def reference_logits(case: str, size: tuple[int, int]) -> np.ndarray:
+    """transformers' logits at every 4th pixel of every 4th row."""
+    return _logits()[f"{case}/{size[0]}x{size[1]}"]
+
+
+def hf_config(case: str) -> dict:
+    """The case's transformers ``config.json`` contents."""
+    return _models()[case]["config"]
+
+
+def seeded_state_dict(case: str) -> dict[str, torch.Tensor]:
+    """The state dict (transformers' layout, without the relative-position index buffers) the reference ran with."""
+    return {key: torch.from_numpy(seeded_value(key, tuple(shape), dtype))
+            for key, shape, dtype in _models()[case]["layout"]}
+
+
+def seeded_input(case: str, size: tuple[int, int]) -> torch.Tensor:
+    return torch.from_numpy(seeded_value(f"{case}/input/{size[0]}x{size[1]}", (1, 3, *size)) * 0.5)

@@ -1,0 +1,84 @@
+"""segzoo's conversion of transformers' UperNetForSemanticSegmentation (ConvNeXt, Swin) reproduces transformers'
+own outputs: reference logits taken by tests/reference_data/transformers/make_reference.py in a scratch environment
+(transformers 4.57.6), seeded weights, an odd size and 128x128, tolerance 1e-4 of the logits' scale."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from segzoo import create_model
+from segzoo.weights.convert import convert_file, convert_upstream
+from support.mmseg_reference import max_difference
+from support.transformers_reference import (
+    CASES,
+    SIZES,
+    hf_config,
+    reference_logits,
+    seeded_input,
+    seeded_state_dict,
+)
+
+
+def _logits(model, case, size):
+    with torch.no_grad():
+        return model.eval()(seeded_input(case, size))[..., ::4, ::4]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_converted_upernet_reproduces_transformers(case):
+    model, converted, report = convert_upstream(seeded_state_dict(case), "transformers")
+    assert report.placed == len(model.state_dict())
+    assert all(key.startswith("auxiliary_head.") for key in report.dropped)  # the aux head only
+    model.load_state_dict(converted, strict=True)
+    assert model.config.feature_norms == ("c1", "c2", "c3", "c4") and not model.config.aux
+    for size in SIZES:
+        difference, allowed = max_difference(_logits(model, case, size), reference_logits(case, size))
+        assert difference <= allowed, f"{case} at {size}: logits differ by {difference:.3g} (allowed {allowed:.3g})"
+
+
+def test_a_wrong_structure_fails_by_far(monkeypatch):
+    """timm's own window order (shift, then pad) on the same weights: far outside the tolerance at both sizes,
+    which is what the upstreams' order (pad, then shift) fixes."""
+    from segzoo.backbones import swin_windows
+
+    model, converted, _ = convert_upstream(seeded_state_dict("swin_window7"), "transformers")
+    model.load_state_dict(converted)
+    for module in model.modules():  # back to timm's own class
+        if type(module).__module__ == swin_windows.__name__:
+            module.__class__ = module.__class__.__mro__[1]
+    for size in SIZES:
+        difference, allowed = max_difference(_logits(model, "swin_window7", size),
+                                             reference_logits("swin_window7", size))
+        assert difference > 100 * allowed, size
+
+
+def test_convert_reads_a_transformers_directory(tmp_path):
+    """``segzoo convert --from transformers DIR OUT``: config.json + model.safetensors as transformers writes them
+    (here in two shards with their index); the class names come from id2label."""
+    source = tmp_path / "upernet"
+    source.mkdir()
+    state = seeded_state_dict("convnext")
+    keys = list(state)
+    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+              "model-00002-of-00002.safetensors": keys[len(keys) // 2:]}
+    for shard, names in shards.items():
+        save_file({key: state[key].contiguous() for key in names}, source / shard)
+    (source / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {key: shard for shard, names in shards.items() for key in names}}))
+    config = dict(hf_config("convnext"), id2label={"0": "sky", "1": "tree", "2": "road"})
+    (source / "config.json").write_text(json.dumps(config))
+    report = convert_file(source, tmp_path / "out", source="transformers")
+    model = create_model(f"local-dir:{tmp_path / 'out'}")
+    assert report.config.class_names == ("sky", "tree", "road") == model.config.class_names
+    difference, allowed = max_difference(_logits(model, "convnext", SIZES[0]), reference_logits("convnext", SIZES[0]))
+    assert difference <= allowed
+
+
+def test_a_directory_with_pickled_weights_only_is_refused(tmp_path):
+    from segzoo.errors import CheckpointError
+
+    (tmp_path / "config.json").write_text(json.dumps(hf_config("convnext")))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(CheckpointError, match=r"holds only pytorch_model\.bin \(pickled weights\).*model\.safetensors"):
+        convert_file(tmp_path, tmp_path / "out", source="transformers")
