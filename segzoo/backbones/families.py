@@ -2,7 +2,9 @@
 
 timm builds every family's feature extractor itself (``features_only=True``); families differ in what they need
 around that: Swin takes any size only with ``strict_img_size=False`` (and gives NHWC maps, turned to NCHW by the
-model), ViT-style models only with ``dynamic_img_size=True`` (and pad to their patch with ``dynamic_img_pad``).
+model), ViT-style models only with ``dynamic_img_size=True`` (and pad to their patch with ``dynamic_img_pad``);
+both compute as the segmentation upstreams do at sizes timm's classifiers never see (``swin_windows``,
+``vit_positions``).
 Families not named here (ResNets, ConvNeXt, EfficientNets, RegNets, ...) are built as timm builds them.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Callable, Optional
 from torch import nn
 
 from .swin_windows import use_upstream_windows
+from .vit_positions import use_upstream_positions
 
 __all__ = ["Family", "family_of"]
 
@@ -35,13 +38,13 @@ class Family:
     after_build: Optional[Callable[[nn.Module], Any]] = None
 
 
-_VIT_STYLE = Family("ViT", {"dynamic_img_size": True, "dynamic_img_pad": True})
+_VIT_STYLE = Family("ViT", {"dynamic_img_size": True, "dynamic_img_pad": True}, after_build=use_upstream_positions)
 _FAMILIES = {
     "timm.models.swin_transformer": Family("Swin", {"strict_img_size": False, "always_partition": True},
                                            pads_to_patch=True, after_build=use_upstream_windows),
     "timm.models.vision_transformer": _VIT_STYLE,  # ViT, DINOv2 (with and without registers), MAE, ...
     "timm.models.deit": _VIT_STYLE,
-    "timm.models.eva": _VIT_STYLE,  # EVA, EVA-02
+    "timm.models.eva": Family("EVA", {"dynamic_img_size": True, "dynamic_img_pad": True}),  # EVA, EVA-02
 }
 _PLAIN = Family("")
 

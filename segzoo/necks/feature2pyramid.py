@@ -42,7 +42,7 @@ class Feature2Pyramid(SegmentationNeck):
 }"""
     upstreams = (
         Upstream("mmseg", "feature2pyramid", rules=((r"upsample_4x", "rescale.0"), (r"upsample_2x", "rescale.1"))),
-        Upstream("transformers", "fpn", rules=((r"fpn1", "rescale.0"), (r"fpn2\.?", "rescale.1.0"))),
+        Upstream("transformers", "feature2pyramid", rules=((r"fpn1", "rescale.0"), (r"fpn2", "rescale.1"))),
     )
 
     def __init__(self, in_channels: dict[str, int], align_corners: bool = False,

@@ -85,7 +85,8 @@ def test_list_heads_and_necks_filter_by_the_pattern(capsys):
     assert [line.split()[0] for line in run("list", "--heads", "psp*").splitlines()] == ["pspnet"]
     assert [line.split()[0] for line in run("list", "--necks", "j*").splitlines()] == ["jpu"]
     both = run("list", "--heads", "--necks", "*p*").splitlines()
-    assert both[0] == "heads:" and "necks:" in both and both[both.index("necks:") + 1].startswith("jpu ")
+    assert both[0] == "heads:" and "necks:" in both and both[both.index("necks:") + 1].startswith("feature2pyramid ")
+    assert [line.split()[0] for line in both[both.index("necks:") + 1:]] == ["feature2pyramid", "jpu"]
     assert "fcn" not in [line.split()[0] for line in both]
     assert run("list", "--heads", "--necks", "fcn").splitlines()[0].startswith("fcn ")  # no empty "necks:" list
     capsys.readouterr()
@@ -99,7 +100,8 @@ def test_list_heads_and_necks_lists_both():
     out = run("list", "--heads", "--necks")
     heads, necks = out.split("necks:\n")
     assert heads.startswith("heads:\n") and "deeplabv3        segzoo" in heads
-    assert necks.startswith("jpu              segzoo")
+    assert necks.startswith("feature2pyramid  segzoo")
+    assert [line.split()[0] for line in necks.splitlines()] == ["feature2pyramid", "jpu", "multilevel"]
 
 
 def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):
@@ -113,8 +115,11 @@ def test_info_of_a_hub_model_says_whether_it_is_cached(hub_server, hub_env):
 
 
 def test_list_necks_command():
-    expected = f"jpu              segzoo {segzoo.__version__}  segzoo.necks.jpu:JPU"
-    assert run("list", "--necks").splitlines() == [expected]
+    version = segzoo.__version__
+    assert run("list", "--necks").splitlines() == [
+        f"feature2pyramid  segzoo {version}  segzoo.necks.feature2pyramid:Feature2Pyramid",
+        f"jpu              segzoo {version}  segzoo.necks.jpu:JPU",
+        f"multilevel       segzoo {version}  segzoo.necks.multilevel:MultiLevelNeck"]
 
 
 def test_torch_hub_loads_any_model_name_through_hubconf():

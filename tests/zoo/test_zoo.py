@@ -32,8 +32,12 @@ TORCHVISION = {"fcn_resnet50.tv_coco_voc", "fcn_resnet101.tv_coco_voc", "deeplab
 EXPECTED = set(SHORT_NAMES) | TORCHVISION
 
 
+def _reference_and_torchvision() -> list[str]:
+    return [name for name in list_pretrained() if get_pretrained(name).upstream in ("reference", "torchvision")]
+
+
 def test_the_table_holds_the_reference_models():
-    assert {name for name in list_pretrained() if ".mmseg_" not in name} == EXPECTED
+    assert set(_reference_and_torchvision()) == EXPECTED
     assert list_pretrained("*_ade") == ["deeplabv3_resnet101s_jpu.ref_ade"]
     for name, short_name in SHORT_NAMES.items():
         assert get_pretrained(short_name).name == name and get_pretrained(name).short_names == (short_name,)
@@ -42,8 +46,8 @@ def test_the_table_holds_the_reference_models():
 
 
 def test_entries_carry_configs_classes_repos_and_metrics():
-    # the mmseg entries: tests/upstreams/test_mmseg_catalogue.py
-    for name in (name for name in list_pretrained() if ".mmseg_" not in name):
+    # the mmseg entries: tests/upstreams/test_mmseg_catalogue.py; transformers': tests/upstreams/test_transformers_*
+    for name in _reference_and_torchvision():
         entry = get_pretrained(name)
         classes = {"voc": VOC_CLASSES, "citys": CITYSCAPES_CLASSES, "ade": ADE20K_CLASSES,
                    "coco_voc": VOC_CLASSES}[entry.dataset]

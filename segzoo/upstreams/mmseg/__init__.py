@@ -11,6 +11,7 @@ from ...upstream import KeyRule, PretrainedSpec, Upstream
 from ..base import Host, UpstreamPlugin, ZooDataset
 from . import layout
 from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
+from .transformer_entries import transformer_entries
 
 __all__ = ["MMSegUpstream", "BASE_URL", "SOURCE", "mmseg_spec", "left_out", "records"]
 
@@ -29,6 +30,10 @@ class MMSegUpstream(UpstreamPlugin):
     def datasets(self) -> dict[str, ZooDataset]:
         return datasets()
 
+    def entries(self) -> tuple[PretrainedSpec, ...]:
+        """The transformer-era UPerNet checkpoints (Swin, ConvNeXt, BEiT, MAE, ViT / DeiT), declared one by one."""
+        return transformer_entries()
+
     def catalogue(self, head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
         return catalogue_entries(head, head_class)
 
@@ -39,7 +44,10 @@ class MMSegUpstream(UpstreamPlugin):
         return layout.infer_backbone(keys)
 
     def rules(self, form: Upstream, config: ModelConfig, variant: str = SOURCE) -> tuple[KeyRule, ...]:
-        return layout.rules(form, config)
+        return layout.rules(form, config, variant)
+
+    def dropped(self, variant: str = SOURCE) -> tuple[str, ...]:
+        return layout.dropped(variant)
 
     def prepare(self, state_dict: Mapping) -> dict:
         return layout.prepare(state_dict)

@@ -21,8 +21,9 @@ from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...registry import get_head
 from ...upstream import KeyRule, Upstream
+from . import transformer_layout
 
-__all__ = ["detect", "backbone_of", "infer_backbone", "rules", "config_for", "prepare"]
+__all__ = ["detect", "backbone_of", "infer_backbone", "rules", "dropped", "config_for", "prepare"]
 
 _STEM = tuple((rf"backbone\.stem\.{i}", f"backbone.conv1.{i}") for i in (0, 1, 3, 4, 6)) + (
     (r"backbone\.stem\.7", "backbone.bn1"),)
@@ -37,11 +38,12 @@ _DEPTHS = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101, (True
 
 
 def detect(keys: Iterable[str]) -> str:
-    """``"mmseg"`` when the keys are an mmseg segmentor's (``backbone.*`` and ``decode_head.*``)."""
+    """``"mmseg"`` when the keys are an mmseg segmentor's on a ResNet (``backbone.*`` and ``decode_head.*``), the
+    transformer-era variant (``transformer_layout.VARIANTS``) on a Swin, ConvNeXt, BEiT, MAE or ViT."""
     keys = list(keys)
     if not (any(key.startswith("backbone.") for key in keys) and any(key.startswith("decode_head.") for key in keys)):
         raise CheckpointError("not an mmsegmentation checkpoint: expected keys under 'backbone.' and 'decode_head.'")
-    return "mmseg"
+    return transformer_layout.detect(keys) or "mmseg"
 
 
 def backbone_of(keys: Iterable[str]) -> tuple[str, dict]:
@@ -74,11 +76,21 @@ def infer_backbone(keys: Iterable[str], variant: str = "mmseg") -> str:
 def rules(form: Upstream, config: ModelConfig, variant: str = "mmseg") -> tuple[KeyRule, ...]:
     """Every key rule of an mmseg checkpoint of this head form: the head's own first (BiSeNetV1 keeps its paths
     and the ResNet inside ``backbone.``), then the backbone and the aux head."""
+    if variant in transformer_layout.VARIANTS:
+        return transformer_layout.rules(form, config, variant)
     return form.rules + _BACKBONE + _AUX
 
 
+def dropped(variant: str = "mmseg") -> tuple[str, ...]:
+    return transformer_layout.dropped(variant) if variant in transformer_layout.VARIANTS else ()
+
+
 def prepare(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """mmcv's 0-d ``Scale`` parameters (``*.gamma.scale``) as the ``(1,)`` tensors segzoo's attention keeps."""
+    """mmcv's 0-d ``Scale`` parameters (``*.gamma.scale``) as the ``(1,)`` tensors segzoo's attention keeps; the
+    transformer-era backbones' fixes (``transformer_layout.prepare``)."""
+    variant = transformer_layout.detect(state_dict)
+    if variant is not None:
+        return transformer_layout.prepare(state_dict, variant)
     return {key: value.reshape(1) if key.endswith(".scale") and value.dim() == 0 else value
             for key, value in state_dict.items()}
 

@@ -1,0 +1,56 @@
+"""A ViT's position embedding resized to other grids as the segmentation upstreams resize it.
+
+timm resizes a ViT's position embedding for another input size with an antialiased bicubic kernel (PIL's, a=-0.5);
+mmsegmentation's ViT (``resize_pos_embed``) and the checkpoints trained with it use plain bicubic interpolation
+(a=-0.75, ``align_corners=False``). At the size the embedding was made for nothing is resized and both agree; at
+any other size (mmseg evaluates ADE20K at 512 x 683 and the like) they differ. ``use_upstream_positions`` gives
+each of timm's ViTs in a model the upstreams' resize; modules and weights stay timm's.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["use_upstream_positions"]
+
+
+def _position_embedded(vit: nn.Module, x: Tensor) -> Tensor:
+    """``VisionTransformer._pos_embed`` with plain bicubic resizing (``x``: B, H, W, C under dynamic sizes)."""
+    from timm.layers import resample_abs_pos_embed
+
+    if vit.pos_embed is None or not vit.dynamic_img_size:
+        return type(vit).__mro__[1]._pos_embed(vit, x)
+    batch, height, width, channels = x.shape
+    prefix = [token.expand(batch, -1, -1) for token in (vit.cls_token, vit.reg_token) if token is not None]
+    positions = resample_abs_pos_embed(vit.pos_embed, new_size=(height, width), old_size=vit.patch_embed.grid_size,
+                                       num_prefix_tokens=0 if vit.no_embed_class else vit.num_prefix_tokens,
+                                       antialias=False)
+    x = x.reshape(batch, -1, channels)
+    if vit.no_embed_class:  # the embedding does not cover the prefix tokens
+        x = torch.cat(prefix + [x + positions], dim=1) if prefix else x + positions
+    else:
+        x = (torch.cat(prefix + [x], dim=1) if prefix else x) + positions
+    return vit.pos_drop(x)
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def use_upstream_positions(model: nn.Module) -> int:
+    """Give every timm ``VisionTransformer`` in ``model`` (whose class keeps timm's ``_pos_embed``) the upstreams'
+    position-embedding resize; returns how many. The class is swapped for a subclass overriding ``_pos_embed``
+    only (state-dict keys unchanged)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    count = 0
+    for module in model.modules():
+        # a subclass with its own _pos_embed (DeiT's distilled ViT and its extra token) keeps it
+        if isinstance(module, VisionTransformer) and type(module)._pos_embed is VisionTransformer._pos_embed:
+            timm_class = type(module)
+            module.__class__ = _CLASSES.setdefault(timm_class, type(
+                f"Upstream{timm_class.__name__}", (timm_class,),
+                {"_pos_embed": _position_embedded, "__module__": __name__,
+                 "__doc__": f"timm's {timm_class.__name__} resizing its position embedding with plain bicubic "
+                            f"interpolation, as the segmentation upstreams do (segzoo.backbones.vit_positions)."}))
+            count += 1
+    return count
