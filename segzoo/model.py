@@ -91,6 +91,7 @@ class SegmentationModel(nn.Module):
         set_block_dilations(self.backbone, config.block_dilations)
         self.backbone_nhwc = info.nhwc
         self.pad_multiple = info.pad_multiple
+        self.fixed_size = info.fixed_size
         # Per-level output norms (mmseg's Swin / ConvNeXt norm{i}, transformers' hidden_states_norms): LayerNorms
         # over the channels of the levels the config names. None without any, so that CNN state dicts are as before.
         self.feature_norms = nn.ModuleDict({
@@ -156,6 +157,11 @@ class SegmentationModel(nn.Module):
         """The backbone's four levels as NCHW maps (``"c1"`` .. ``"c4"``), with the per-level norms applied: the
         input padded at the bottom and right to the backbone's patch first where it needs it (Swin), and
         channels-last maps (Swin) permuted to NCHW."""
+        if self.fixed_size is not None and tuple(images.shape[-2:]) != self.fixed_size:
+            raise ValueError(f"backbone {self.config.backbone!r} takes {self.fixed_size[0]}x{self.fixed_size[1]} "
+                             f"images only (its position embedding is tied to that grid), got "
+                             f"{images.shape[-2]}x{images.shape[-1]}: resize them, or predict with sliding windows "
+                             f"of that size (inference={{'mode': 'slide', ...}}, as its zoo entries do)")
         if self.pad_multiple > 1:
             height, width = images.shape[-2:]
             images = F.pad(images, (0, -width % self.pad_multiple, 0, -height % self.pad_multiple))

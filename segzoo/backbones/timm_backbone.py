@@ -38,6 +38,7 @@ class BackboneInfo:
     reductions: dict[str, int]
     nhwc: bool = False  # the maps come channels-last as (N, H, W, C) tensors (Swin): the model permutes them
     pad_multiple: int = 1  # the input is padded at the bottom and right to a multiple of this first (Swin)
+    fixed_size: Optional[tuple[int, int]] = None  # the only input size it takes (BEiT: its position bias's grid)
 
 
 def pretrained_tag(name: str) -> str:
@@ -159,12 +160,15 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         raise ConfigError(f"Backbone {name!r} gives {len(info.channels())} feature levels; segzoo needs 4")
     if family.after_build is not None:
         family.after_build(model)
-    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    patch_embed = getattr(model, "patch_embed", None) or getattr(getattr(model, "model", None), "patch_embed", None)
+    patch = getattr(patch_embed, "patch_size", None)
+    fixed = tuple(patch_embed.img_size) if getattr(patch_embed, "strict_img_size", False) else None
     return model, BackboneInfo(
         channels=dict(zip(FEATURE_NAMES, info.channels())),
         reductions=dict(zip(FEATURE_NAMES, info.reduction())),
         nhwc=str(getattr(model, "output_fmt", "NCHW")).endswith("NHWC"),
         pad_multiple=int(patch[0]) if family.pads_to_patch and patch else 1,
+        fixed_size=fixed,
     )
 
 

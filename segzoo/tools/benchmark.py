@@ -7,7 +7,9 @@ has imported torch and segzoo once (see ``_child_context``): a forked child's re
 library pages it touches, about 270 MB less than a freshly started interpreter's. FLOPs come from torch's FLOP
 counter on a ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise
 ops are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
-segmentation_models_pytorch model (where installed), both with random weights.
+segmentation_models_pytorch model, ``hf:upernet-<convnext|swin>-<size>`` transformers'
+``UperNetForSemanticSegmentation`` as the ``openmmlab/upernet-*`` repos build it (each where installed), all with
+random weights.
 
 Every row records what was applied to it: memory format, precision, runtime and whether
 ``optimize_for_inference`` ran. The run's options apply to every row, peers included (``optimize`` chooses for
@@ -38,7 +40,7 @@ from ..inference.paths import PRECISIONS, check_path
 from ..inference.precision import bf16_model, cpu_has_fast_bf16
 from ..model import input_channels
 from ..weights.resolver import resolve_model_name
-from .flops import SMP_PREFIX, TORCHVISION_PREFIX, build_for_benchmark, count_flops, is_peer
+from .flops import HF_PEERS, HF_PREFIX, SMP_PREFIX, TORCHVISION_PREFIX, build_for_benchmark, count_flops, is_peer
 
 __all__ = ["BenchmarkResult", "BenchmarkError", "RowOptions", "benchmark", "check_model_name", "format_table",
            "gemm_roof", "results_as_dicts", "parse_spec"]
@@ -232,6 +234,9 @@ def check_model_name(spec: str) -> None:
     if name.startswith(SMP_PREFIX):
         _check_smp_name(name)
         return
+    if name.startswith(HF_PREFIX):
+        _check_hf_name(name)
+        return
     if not name.startswith(TORCHVISION_PREFIX):
         resolve_model_name(name)
         return
@@ -243,6 +248,16 @@ def check_model_name(spec: str) -> None:
         raise UnknownModelError(f"{name!r}: torchvision has no segmentation model "
                                 f"{name[len(TORCHVISION_PREFIX):]!r}; it has {', '.join(builders)}."
                                 f"{did_you_mean(name[len(TORCHVISION_PREFIX):], builders)}")
+
+
+def _check_hf_name(name: str) -> None:
+    import importlib.util
+
+    if name[len(HF_PREFIX):] not in HF_PEERS:
+        raise UnknownModelError(f"{name!r}: the transformers peers are {', '.join(HF_PREFIX + n for n in HF_PEERS)}."
+                                f"{did_you_mean(name[len(HF_PREFIX):], list(HF_PEERS))}")
+    if importlib.util.find_spec("transformers") is None:
+        raise ConfigError(f"{name!r}: transformers is not installed (pip install transformers)")
 
 
 def _check_smp_name(name: str) -> None:
@@ -332,7 +347,8 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
     """Benchmark each model in its own process, one after the other (``rounds`` times over).
 
     Args:
-        names: segzoo model names, ``tv:<torchvision segmentation model>`` or ``smp:<Arch>:<encoder>`` peers;
+        names: segzoo model names, ``tv:<torchvision segmentation model>``, ``smp:<Arch>:<encoder>`` or
+            ``hf:upernet-<convnext|swin>-<size>`` peers;
             a suffix ``@word,word`` sets that row's own options over the run's (see ``parse_spec``):
             ``tv:deeplabv3_resnet101@contiguous,plain`` is torchvision as users run it,
             ``fcn_resnet101@bf16`` one row in bfloat16.

@@ -10,20 +10,46 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..factory import create_model
 from ..model import input_channels
 
-__all__ = ["TORCHVISION_PREFIX", "SMP_PREFIX", "build_for_benchmark", "count_flops", "count_model_flops", "is_peer"]
+__all__ = ["TORCHVISION_PREFIX", "SMP_PREFIX", "HF_PREFIX", "HF_PEERS", "build_for_benchmark", "count_flops",
+           "count_model_flops", "is_peer"]
 
 TORCHVISION_PREFIX = "tv:"
 SMP_PREFIX = "smp:"
+HF_PREFIX = "hf:"
+# transformers' UperNetForSemanticSegmentation as the openmmlab/upernet-* repos build it (transformers'
+# convert_{convnext,swin}_upernet_to_pytorch.py): backbone family, its sizes, the aux head's input channels
+HF_PEERS = {
+    **{f"upernet-convnext-{size}": ("convnext", {"hidden_sizes": [width * 2 ** i for i in range(4)], "depths": depths},
+                                    width * 4)
+       for size, width, depths in (("tiny", 96, [3, 3, 9, 3]), ("small", 96, [3, 3, 27, 3]),
+                                   ("base", 128, [3, 3, 27, 3]), ("large", 192, [3, 3, 27, 3]),
+                                   ("xlarge", 256, [3, 3, 27, 3]))},
+    **{f"upernet-swin-{size}": ("swin", {"embed_dim": width, "depths": depths, "window_size": window,
+                                         "num_heads": [width // 32 * 2 ** i for i in range(4)]}, width * 4)
+       for size, width, depths, window in (("tiny", 96, [2, 2, 6, 2], 7), ("small", 96, [2, 2, 18, 2], 7),
+                                           ("base", 128, [2, 2, 18, 2], 12), ("large", 192, [2, 2, 18, 2], 12))},
+}
 
 
 def is_peer(name: str) -> bool:
-    """Whether ``name`` is a peer's model (torchvision's or segmentation_models_pytorch's), not segzoo's."""
-    return name.startswith((TORCHVISION_PREFIX, SMP_PREFIX))
+    """Whether ``name`` is a peer's model (torchvision's, segmentation_models_pytorch's or transformers'), not
+    segzoo's."""
+    return name.startswith((TORCHVISION_PREFIX, SMP_PREFIX, HF_PREFIX))
 
 
 def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) -> torch.nn.Module:
     """A segzoo model (random weights) or a peer with random weights: ``tv:<name>``, a torchvision segmentation
-    model (no aux head); ``smp:<Arch>:<encoder>``, a segmentation_models_pytorch model (``smp.create_model``)."""
+    model (no aux head); ``smp:<Arch>:<encoder>``, a segmentation_models_pytorch model (``smp.create_model``);
+    ``hf:upernet-<convnext|swin>-<size>``, transformers' ``UperNetForSemanticSegmentation`` as the
+    ``openmmlab/upernet-*`` repos build it (``HF_PEERS``)."""
+    if name.startswith(HF_PREFIX):
+        from transformers import ConvNextConfig, SwinConfig, UperNetConfig, UperNetForSemanticSegmentation
+
+        family, sizes, aux_channels = HF_PEERS[name[len(HF_PREFIX):]]
+        stages = ["stage1", "stage2", "stage3", "stage4"]
+        backbone = (ConvNextConfig if family == "convnext" else SwinConfig)(**sizes, out_features=stages)
+        return UperNetForSemanticSegmentation(UperNetConfig(backbone_config=backbone, num_labels=num_classes or 150,
+                                                            auxiliary_in_channels=aux_channels))
     if name.startswith(SMP_PREFIX):
         import segmentation_models_pytorch as smp
 

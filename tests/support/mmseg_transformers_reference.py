@@ -13,7 +13,8 @@ import torch
 
 from .seeded_weights import seeded_value
 
-__all__ = ["DATA", "CLASS_STEP", "cases", "reference_logits", "seeded_state_dict", "seeded_input", "pixel_step"]
+__all__ = ["DATA", "CLASS_STEP", "cases", "reference_logits", "seeded_layout", "seeded_state_dict", "seeded_input",
+           "pixel_step"]
 
 DATA = Path(__file__).resolve().parents[1] / "reference_data" / "mmseg_transformers"
 CLASS_STEP = 10
@@ -48,6 +49,15 @@ def reference_logits(name: str, size: tuple[int, int]) -> np.ndarray:
 @lru_cache(maxsize=None)
 def _models() -> dict:
     return json.loads((DATA / "models.json").read_text())
+
+
+def seeded_layout(name: str) -> dict[str, torch.Tensor]:
+    """Empty tensors of every key of a config's layout (integer buffers included), on the current device."""
+    state = {key: torch.empty(shape, dtype=getattr(torch, dtype)) for key, shape, dtype in _layouts()[name]}
+    for key in _models()[name]["integer_buffers"]:
+        state[key] = torch.empty((), dtype=torch.int64) if key.endswith("num_batches_tracked") else \
+            torch.empty(1, dtype=torch.int64)
+    return state
 
 
 def seeded_state_dict(name: str) -> dict[str, torch.Tensor]:

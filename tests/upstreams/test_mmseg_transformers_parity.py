@@ -6,8 +6,8 @@ converts with the zoo entry of that config, so the entries' structures are what 
 import pytest
 import torch
 
-from segzoo import get_pretrained
-from segzoo.weights.convert import convert_upstream
+from segzoo import get_pretrained, list_pretrained
+from segzoo.weights.convert import _expected, convert_upstream
 from support.mmseg_reference import max_difference
 from support.mmseg_transformers_reference import (
     CLASS_STEP,
@@ -15,6 +15,7 @@ from support.mmseg_transformers_reference import (
     pixel_step,
     reference_logits,
     seeded_input,
+    seeded_layout,
     seeded_state_dict,
 )
 
@@ -32,9 +33,9 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
         "upernet_vit_base_patch16_224_multilevel.mmseg_ade20k_160k_ln",
     "vit_deit-s16_upernet_8xb2-80k_ade20k-512x512": "upernet_deit_small_patch16_224.mmseg_ade20k_80k",
 }
-# one case per family in the default tier (the cheapest form), the rest in the slow tier
+# the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
+# test_transformers_parity.py), the rest in the slow tier
 DEFAULT_TIER = {("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", (97, 131)),
-                ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", (97, 131)),
                 ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", (97, 131))}
 
 
@@ -48,6 +49,23 @@ def _logits(model, name, size):
     step = pixel_step(size)
     with torch.no_grad():
         return model(seeded_input(name, size))[:, ::CLASS_STEP, ::step, ::step]
+
+
+@pytest.mark.slow  # builds 26 models on the meta device (BEiT-L, ConvNeXt-XL among them): 13 s
+def test_every_entry_places_every_key_of_its_configs_layout():
+    """All 26 transformer-era entries (the references above cover one per family): each builds on the meta device
+    and places every key of the layout mmseg's own config has (key_layouts.json.gz holds every config of the
+    families' metafiles), every shape checked."""
+    names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
+        "resnet")]
+    assert len(names) == 26
+    for name in names:
+        entry = get_pretrained(name)
+        config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")
+        with torch.device("meta"):
+            source = {key: torch.empty(value.shape, dtype=value.dtype) for key, value in seeded_layout(config).items()}
+            _, converted, report = convert_upstream(source, "mmseg", entry=entry)
+        assert report.placed == len(converted) == len(_expected(entry.config)), name
 
 
 def test_every_reference_is_an_entry_of_that_config():

@@ -21,7 +21,8 @@ Every model is built from mmseg's own config file (pretrained / init_cfg set to 
 with ``encode_decode`` (logits at the input size, bilinear, align_corners=False) at the sizes below: an odd size
 and 128x128 where the model takes any size, its crop size where its position embedding is tied to it (BEiT, MAE).
 Stored: reference.npz (every ``k``-th class, row and column of the logits, float32, so the file stays small; a
-wrong structure still fails by far), key_layouts.json.gz and models.json. Weights are not stored.
+wrong structure still fails by far), key_layouts.json.gz and models.json (also for every other config of the
+families' metafiles: the zoo entries' layouts). Weights are not stored.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ CASES = {
     "vit/vit_deit-s16_upernet_8xb2-80k_ade20k-512x512": [(512, 512), ODD],
 }
 CLASS_STEP = 10
+FAMILIES = ("swin", "convnext", "beit", "vit", "mae")  # every config of their metafiles: its key layout
 
 
 def pixel_step(size: tuple[int, int]) -> int:
@@ -112,6 +114,20 @@ def main() -> None:
             print(name, size, tuple(logits.shape), f"max |logits| {float(logits.abs().max()):.4g}", flush=True)
         models[name] = {"config": f"{rel}.py", "backbone": str(cfg.model.backbone["type"]),
                         "integer_buffers": [key for key, v in reference.items() if not v.is_floating_point()]}
+    import yaml
+
+    for family in FAMILIES:  # the layouts (keys and shapes) of every other config
+        for record in yaml.safe_load((root / family / "metafile.yaml").read_text())["Models"]:
+            if record["Name"] in layouts:
+                continue
+            cfg = Config.fromfile(str(root / family / f"{record['Name']}.py"))
+            _no_pretrained(cfg.model)
+            state = revert_sync_batchnorm(MODELS.build(cfg.model)).state_dict()
+            layouts[record["Name"]] = [[key, list(v.shape), str(v.dtype).replace("torch.", "")]
+                                       for key, v in state.items() if v.is_floating_point()]
+            models[record["Name"]] = {"config": f"{family}/{record['Name']}.py",
+                                      "backbone": str(cfg.model.backbone["type"]),
+                                      "integer_buffers": [k for k, v in state.items() if not v.is_floating_point()]}
     np.savez_compressed(HERE / "reference.npz", **arrays)
     with gzip.GzipFile(HERE / "key_layouts.json.gz", "wb", mtime=0) as file:
         file.write(json.dumps(layouts).encode())
