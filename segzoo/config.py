@@ -76,6 +76,8 @@ class ModelConfig:
             transformers' backbones (``hidden_states_norms``), and a ViT's final norm on its last level.
         feature_norm_eps: The epsilon of those LayerNorms (mmseg's Swin and transformers' Swin: 1e-5; ConvNeXt
             and ViT: 1e-6).
+        backbone_norm_eps: The epsilon of every LayerNorm in the backbone, where the upstream's differs from timm's
+            (transformers' BEiT: 1e-12); None: timm's.
         neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``, ``"multilevel"`` and
             ``"feature2pyramid"``).
         neck_kwargs: Extra keyword arguments of the neck (``{"out_channels": 768, "scales": [4, 2, 1, 0.5]}``).
@@ -113,6 +115,7 @@ class ModelConfig:
     feature_indices: Optional[tuple[int, ...]] = None
     feature_norms: tuple[str, ...] = ()
     feature_norm_eps: float = 1e-6
+    backbone_norm_eps: Optional[float] = None
     neck: Optional[str] = None
     neck_kwargs: dict[str, Any] = field(default_factory=dict)
     aux: bool = False
@@ -216,6 +219,9 @@ class ModelConfig:
                               f"got {self.feature_norms!r}")
         if not _is_finite(self.feature_norm_eps) or self.feature_norm_eps <= 0:
             raise ConfigError(f"feature_norm_eps must be a number > 0, got {self.feature_norm_eps!r}")
+        if self.backbone_norm_eps is not None and (not _is_finite(self.backbone_norm_eps)
+                                                   or self.backbone_norm_eps <= 0):
+            raise ConfigError(f"backbone_norm_eps must be None or a number > 0, got {self.backbone_norm_eps!r}")
 
     def _validate_inference(self) -> None:
         recipe = self.inference

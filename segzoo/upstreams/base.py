@@ -150,6 +150,11 @@ class UpstreamPlugin:
         """Checkpoint modules deliberately left out (an ImageNet classifier)."""
         return ()
 
+    def unused(self, config: ModelConfig, variant: str) -> tuple[str, ...]:
+        """Checkpoint modules the model of ``config`` does not compute (a ViT's blocks after its last feature
+        level, which timm's feature extractor prunes): left out like ``dropped`` ones."""
+        return ()
+
     def prepare(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         """Value-preserving fixes of how the upstream stores tensors, applied before the keys are placed."""
         return dict(state_dict)

@@ -149,7 +149,8 @@ def _place_onto(source: Mapping[str, Tensor], config: ModelConfig, form: Upstrea
     upstream = get_upstream(form.source)
     source = upstream.prepare(source)
     converted, shared, dropped, problems = _place(source, _expected(config), upstream.rules(form, config, variant),
-                                                  upstream.dropped(variant), form.shared)
+                                                  upstream.dropped(variant) + upstream.unused(config, variant),
+                                                  form.shared)
     if problems:
         raise CheckpointError(f"cannot convert the checkpoint as {what!r} ({variant} layout, {config.backbone}, "
                               f"{config.num_classes} classes):\n" + "\n".join(problems))
@@ -217,13 +218,14 @@ def _forms(source_name: str) -> list[tuple[str, Upstream]]:
 
 def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entry: Optional[PretrainedEntry] = None,
                      backbone: Optional[str] = None, num_classes: Optional[int] = None,
-                     class_names: Optional[Sequence[str]] = None
+                     class_names: Optional[Sequence[str]] = None, told: Optional[Mapping] = None
                      ) -> tuple[SegmentationModel, dict[str, Tensor], ConversionReport]:
     """Convert an upstream checkpoint: with a zoo ``entry``, to the entry's config; else to what the keys tell
     (``segzoo convert --from SOURCE`` without ``--model``): the head form whose key rules place every key (tried
     among those whose classifier key the checkpoint has), the backbone from its depth, the structure the upstream
     layout reads from the keys, and the number of classes from the classifier. Options the keys cannot tell
-    (PSPNet's bins, DANet's softmax axis) are the form's, as the upstream trained them."""
+    (PSPNet's bins, DANet's softmax axis) are the form's, as the upstream trained them; ``told`` are config fields
+    the checkpoint's own files tell besides the keys (``UpstreamPlugin.read_directory``: a BEiT's feature levels)."""
     layout = get_upstream(source_name)
     source = _strip_wrapper(state_dict)
     _check_tensors(source)
@@ -243,6 +245,8 @@ def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entr
                                    variant)
         if class_names is not None:
             config = config.replace(class_names=tuple(class_names))
+        if told:
+            config = config.replace(**{key: value for key, value in told.items() if key != "class_names"})
         try:
             return _convert_to(source, config, form, variant, f"{source_name}/{form.variant}")
         except CheckpointError as err:
@@ -364,7 +368,8 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
     sources = convert_sources()
     if source not in sources:
         raise CheckpointError(f"unknown checkpoint source {source!r}; known: {', '.join(sources)}")
-    if os.path.isdir(src):  # transformers' save_pretrained output: the upstream reads it (and its class names)
+    told: dict = {}
+    if os.path.isdir(src):  # transformers' save_pretrained output: the upstream reads it (and what its config tells)
         state_dict, told = get_upstream(sources[source]).read_directory(Path(src))
         class_names = class_names if class_names is not None else told.get("class_names")
     else:
@@ -380,7 +385,8 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
             model, converted, report = _convert(state_dict, kind, backbone, num_classes, class_names)
         else:
             model, converted, report = convert_upstream(state_dict, sources[source], backbone=backbone,
-                                                        num_classes=num_classes, class_names=class_names)
+                                                        num_classes=num_classes, class_names=class_names,
+                                                        told=told)
     except CheckpointError as err:  # which file did not fit, and which layout it was read as
         raise CheckpointError(f"{src} (read as {source}'s layout): {err}") from None
     load_weights(model, converted, source=str(src), new_classes=num_classes is not None)

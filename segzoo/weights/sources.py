@@ -125,7 +125,7 @@ class HubSource(_Source):
             record = cache.read_record(cached) or {}
             return ModelConfig.from_dict(record["config"]), read_weights(cached / WEIGHTS_NAME)
         state, told = get_upstream(upstream).read_directory(directory)
-        _, converted, report = convert_upstream(state, upstream, class_names=told.get("class_names"))
+        _, converted, report = convert_upstream(state, upstream, class_names=told.get("class_names"), told=told)
         config = report.config
         cache.write_entry(name, converted, {"file": file.path, "hub_repo": self.repo_id, "upstream": upstream,
                                             "config": config.to_dict()})

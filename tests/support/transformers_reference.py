@@ -12,11 +12,16 @@ import torch
 
 from .seeded_weights import seeded_value
 
-__all__ = ["DATA", "CASES", "SIZES", "reference_logits", "hf_config", "seeded_state_dict", "seeded_input"]
+__all__ = ["DATA", "CASES", "SIZES", "sizes_of", "reference_logits", "hf_config", "seeded_state_dict", "seeded_input"]
 
 DATA = Path(__file__).resolve().parents[1] / "reference_data" / "transformers"
-CASES = ("convnext", "swin_window7", "swin_window12")
+CASES = ("convnext", "swin_window7", "swin_window12", "beit")
 SIZES = ((97, 131), (128, 128))
+
+
+def sizes_of(case: str) -> tuple[tuple[int, int], ...]:
+    """The sizes a case was run at: BEiT at its grid only (its position bias is tied to it)."""
+    return ((64, 64),) if case == "beit" else SIZES
 
 
 @lru_cache(maxsize=None)

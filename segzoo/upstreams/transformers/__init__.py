@@ -46,6 +46,9 @@ class TransformersUpstream(UpstreamPlugin):
     def dropped(self, variant: str) -> tuple[str, ...]:
         return layout.dropped(variant)
 
+    def unused(self, config: ModelConfig, variant: str) -> tuple[str, ...]:
+        return layout.unused(config, variant)
+
     def prepare(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return layout.prepare(state_dict)
 
@@ -54,8 +57,10 @@ class TransformersUpstream(UpstreamPlugin):
         return layout.config_for(head, form, backbone, num_classes, keys, variant)
 
     def recognises_config(self, config: Mapping[str, Any]) -> bool:
-        """transformers' UPerNet configs (``model_type`` ``"upernet"``)."""
-        return config.get("model_type") == "upernet"
+        """transformers' UPerNet configs (``model_type`` ``"upernet"``) and BEiT's semantic segmentation ones."""
+        architectures = config.get("architectures") or []
+        return config.get("model_type") == "upernet" or (
+            config.get("model_type") == "beit" and "BeitForSemanticSegmentation" in architectures)
 
     def hub_repo(self, file: UpstreamFile) -> Optional[str]:
         if file.host != "hub" or "/resolve/" not in file.path:
@@ -63,9 +68,10 @@ class TransformersUpstream(UpstreamPlugin):
         return file.path.partition("/resolve/")[0]
 
     def read_directory(self, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The state dict of a transformers model directory, and what its ``config.json`` says besides the keys
-        (``class_names`` from ``id2label``)."""
+        """The state dict of a transformers model directory, and the config fields its ``config.json`` tells
+        besides the keys: ``class_names`` (``id2label``), a BEiT's ``feature_indices`` (its ``out_indices``) and
+        ``backbone_norm_eps`` (its ``layer_norm_eps``)."""
         state, config = read_model_dir(path)
         classifier = state.get("decode_head.classifier.weight")
         names = class_names_of(config, int(classifier.shape[0])) if classifier is not None else None
-        return state, {"class_names": names} if names else {}
+        return state, {**({"class_names": names} if names else {}), **layout.beit_fields(config)}

@@ -1,5 +1,6 @@
-"""The zoo entries of transformers' UPerNet repos on the Hub (``openmmlab/upernet-*``: transformers' conversions of
-mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence).
+"""The zoo entries of transformers' segmentation repos on the Hub: UPerNet (``openmmlab/upernet-*``: transformers'
+conversions of mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence) and BEiT
+(``microsoft/beit-*-finetuned-ade-640-640``, Apache-2.0).
 
 Each entry names its repo's file at ``main``: the commit ids and the files' sha256 could not be read where these
 entries were written (no network), so the revision is not pinned and no hash is checked; the first download is
@@ -47,3 +48,30 @@ ENTRIES = (
     _entry("openmmlab/upernet-swin-large", "swin_large_patch4_window12_384", None, 512),
 )
 
+
+
+def _beit(repo: str, backbone: str, indices: tuple[int, ...], channels: int) -> PretrainedSpec:
+    size = "base" if "base" in repo else "large"
+    return PretrainedSpec(
+        name=f"upernet_{backbone}_feature2pyramid.microsoft_ade20k_640x640", upstream="transformers", variant="upernet",
+        head="upernet", backbone=backbone, backbone_kwargs={"img_size": 640}, dataset="mmseg_ade20k",
+        neck="feature2pyramid", output_stride=32, aux=False, align_corners=False, input_size=(640, 640),
+        file=UpstreamFile("hub", f"{repo}/resolve/main/model.safetensors"),
+        short_names=(f"upernet_beit_{size}_ade20k",),
+        license="apache-2.0", options={"channels": channels},
+        terms=f"Apache-2.0, as the model card of {repo} states; trained on ADE20K (research use, MIT CSAIL's terms).",
+        metrics={"mIoU": None, "eval": "single scale (slide)"},
+        metrics_source=f"none recorded: {repo}'s card could not be read where this entry was written",
+        inference={"resize": (2560, 640), "mode": "slide", "crop": (640, 640), "stride": (426, 426)},
+        config_fields={"feature_indices": indices, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
+                       "backbone_norm_eps": 1e-12})
+
+
+# BEiT fine-tuned on ADE20K by its authors (microsoft/unilm), in transformers' layout: BEiT normalises images with
+# mean and std 0.5; transformers' BEiT LayerNorms use BeitConfig's default epsilon 1e-12; it reads the default
+# out_indices [3, 5, 7, 11] (large: [7, 11, 15, 23]) as blocks 1, 3, 5, 9 (5, 9, 13, 21), see layout.py; the recipe
+# is the BEiT authors' (640 windows after a 2560x640 resize)
+ENTRIES = ENTRIES + (
+    _beit("microsoft/beit-base-finetuned-ade-640-640", "beit_base_patch16_224", (1, 3, 5, 9), 768),
+    _beit("microsoft/beit-large-finetuned-ade-640-640", "beit_large_patch16_224", (5, 9, 13, 21), 1024),
+)

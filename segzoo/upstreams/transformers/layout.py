@@ -7,6 +7,14 @@ projections into timm's ``qkv`` (a concatenation: the values are kept). ``backbo
 are the per-level norms (segzoo's ``feature_norms``). The decode head is mmseg's UPerHead under transformers'
 names (declared by the UPerNet head, source ``"transformers"``). The aux head (``auxiliary_head``, training only,
 FCN with 256 channels) is left out: segzoo's aux head has another width, and eval outputs never read it.
+
+BEiT (``beit.*``) is timm's BEiT at the checkpoint's grid, its query / key / value fused into timm's ``qkv`` weight
+with the query and value biases (``q_bias``, ``v_bias``; BEiT has no key bias), ``lambda_1`` / ``lambda_2`` as
+``gamma_1`` / ``gamma_2``, ``fpn1`` .. ``fpn4`` as the ``feature2pyramid`` neck. Which blocks feed the pyramid is
+transformers' own reading of ``config.out_indices``: it takes ``hidden_states[i]`` for ``i + 1`` in them, and
+``hidden_states[0]`` is the embedding, so ``out_indices`` ``[3, 5, 7, 11]`` are the outputs of blocks 1, 3, 5 and 9
+(mmseg reads the same numbers as blocks 3, 5, 7 and 11). segzoo reproduces what transformers computes
+(``feature_indices`` = each index - 2).
 """
 from __future__ import annotations
 
@@ -19,9 +27,10 @@ from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...upstream import KeyRule, Upstream
 
-__all__ = ["detect", "rules", "dropped", "prepare", "infer_backbone", "config_for", "CONVNEXT", "SWIN"]
+__all__ = ["detect", "rules", "dropped", "unused", "prepare", "infer_backbone", "config_for", "CONVNEXT", "SWIN",
+           "BEIT", "beit_fields", "feature_indices_of"]
 
-CONVNEXT, SWIN = "upernet-convnext", "upernet-swin"
+CONVNEXT, SWIN, BEIT = "upernet-convnext", "upernet-swin", "beit"
 
 _CONVNEXT_BLOCK = r"backbone\.encoder\.stages\.(\d)\.layers\.(\d+)"
 _CONVNEXT = (
@@ -48,6 +57,21 @@ _SWIN = (
     *((rf"backbone\.encoder\.layers\.{i}\.downsample", f"backbone.layers_{i + 1}.downsample") for i in range(3)),
 )
 _NORMS = ((r"backbone\.hidden_states_norms\.stage(\d)", r"feature_norms.c\1"),)
+_BEIT_LAYER = r"beit\.encoder\.layer\.(\d+)"
+_BEIT = (
+    (r"beit\.embeddings\.cls_token", "backbone.model.cls_token"),
+    (r"beit\.embeddings\.patch_embeddings\.projection", "backbone.model.patch_embed.proj"),
+    (_BEIT_LAYER + r"\.attention\.attention\.relative_position_bias", r"backbone.model.blocks.\1.attn"),
+    (_BEIT_LAYER + r"\.attention\.attention", r"backbone.model.blocks.\1.attn"),  # qkv, q_bias, v_bias (fused)
+    (_BEIT_LAYER + r"\.attention\.output\.dense", r"backbone.model.blocks.\1.attn.proj"),
+    (_BEIT_LAYER + r"\.layernorm_before", r"backbone.model.blocks.\1.norm1"),
+    (_BEIT_LAYER + r"\.layernorm_after", r"backbone.model.blocks.\1.norm2"),
+    (_BEIT_LAYER + r"\.intermediate\.dense", r"backbone.model.blocks.\1.mlp.fc1"),
+    (_BEIT_LAYER + r"\.output\.dense", r"backbone.model.blocks.\1.mlp.fc2"),
+    (_BEIT_LAYER + r"\.lambda_(\d)", r"backbone.model.blocks.\1.gamma_\2"),
+    (r"fpn1", "neck.rescale.0"),
+    (r"fpn2", "neck.rescale.1"),
+)
 _DROPPED = (r"auxiliary_head", r".*\.relative_position_index")
 
 # timm names of the sizes transformers' repos use: (channels of stage 1, blocks of stage 3) -> name
@@ -60,19 +84,24 @@ _SWIN_NAMES = {(96, 6, 7): "swin_tiny_patch4_window7_224", (96, 18, 7): "swin_sm
 
 
 def detect(keys: Iterable[str]) -> str:
-    """``"upernet-convnext"`` or ``"upernet-swin"`` from the keys, else ``CheckpointError``."""
+    """``"upernet-convnext"``, ``"upernet-swin"`` or ``"beit"`` from the keys, else ``CheckpointError``."""
     keys = list(keys)
     if any(key.startswith("decode_head.") for key in keys):
+        if any(key.startswith("beit.encoder.layer.") for key in keys):
+            return BEIT
         if any(key.startswith("backbone.encoder.stages.") for key in keys):
             return CONVNEXT
         if any(key.startswith("backbone.encoder.layers.") for key in keys):
             return SWIN
-    raise CheckpointError("not a transformers UperNetForSemanticSegmentation checkpoint on ConvNeXt or Swin: "
-                          "expected keys under 'decode_head.' and 'backbone.encoder.stages.' (ConvNeXt) or "
-                          "'backbone.encoder.layers.' (Swin)")
+    raise CheckpointError("not a transformers UperNetForSemanticSegmentation (ConvNeXt, Swin) or "
+                          "BeitForSemanticSegmentation checkpoint: expected keys under 'decode_head.' and "
+                          "'backbone.encoder.stages.' (ConvNeXt), 'backbone.encoder.layers.' (Swin) or "
+                          "'beit.encoder.layer.' (BEiT)")
 
 
 def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, ...]:
+    if variant == BEIT:
+        return form.rules + _BEIT
     return form.rules + (_CONVNEXT if variant == CONVNEXT else _SWIN) + _NORMS
 
 
@@ -80,11 +109,32 @@ def dropped(variant: str) -> tuple[str, ...]:
     return _DROPPED
 
 
+def unused(config: ModelConfig, variant: str) -> tuple[str, ...]:
+    """BEiT's blocks after the last one that feeds the pyramid: transformers computes them and reads nothing from
+    them (default out_indices end at block 9 of 12), timm's feature extractor prunes them."""
+    if variant != BEIT or config.feature_indices is None:
+        return ()
+    kept = "|".join(str(i) for i in range(max(config.feature_indices) + 1))
+    return (rf"beit\.encoder\.layer\.(?!(?:{kept})\.)\d+",)
+
+
 def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Swin's ``attention.self.{query,key,value}`` as timm's fused ``attention.self.qkv`` (concatenated in that
-    order, weights and biases); every other tensor as it is."""
+    order, weights and biases); BEiT's as ``attention.attention.qkv.weight`` with ``q_bias`` and ``v_bias``; every
+    other tensor as it is."""
     out = {}
     for key, value in state_dict.items():
+        beit = re.fullmatch(r"(beit\..*\.attention\.attention)\.(query|key|value)\.(weight|bias)", key)
+        if beit is not None:
+            prefix, part, kind = beit.groups()
+            if kind == "bias":
+                out[f"{prefix}.{part[0]}_bias"] = value  # q_bias, v_bias (BEiT's keys have no bias)
+            elif part == "query":
+                parts = [state_dict.get(f"{prefix}.{name}.weight") for name in ("query", "key", "value")]
+                if any(p is None for p in parts):
+                    raise CheckpointError(f"{prefix} has a query weight but not a key and value weight")
+                out[f"{prefix}.qkv.weight"] = torch.cat(parts)
+            continue
         match = re.fullmatch(r"(.*\.attention\.self)\.(query|key|value)\.(weight|bias)", key)
         if match is None:
             out[key] = value
@@ -113,6 +163,25 @@ def _shape(source: Mapping[str, Any], key: str) -> tuple[int, ...]:
     return tuple(source[key].shape)
 
 
+def _beit_backbone(source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """timm's BEiT of the checkpoint's width and depth, at the grid its relative position bias is for."""
+    width = _shape(source, "beit.embeddings.cls_token")[-1]
+    depth = len({key.split(".")[3] for key in source if key.startswith("beit.encoder.layer.")})
+    table = _shape(source, "beit.encoder.layer.0.attention.attention.relative_position_bias."
+                           "relative_position_bias_table")[0]
+    patch = _shape(source, "beit.embeddings.patch_embeddings.projection.weight")[-1]
+    grid = (int(round((table - 3) ** 0.5)) + 1) // 2  # (2 * grid - 1) ** 2 distances + 3 for the class token
+    name = {(768, 12): "beit_base_patch16_224", (1024, 24): "beit_large_patch16_224"}.get((width, depth))
+    kwargs: dict[str, Any] = {"img_size": grid * patch}
+    if name is None or patch != 16:
+        name = "beit_base_patch16_224"
+        heads = _shape(source, "beit.encoder.layer.0.attention.attention.relative_position_bias."
+                               "relative_position_bias_table")[1]
+        hidden = _shape(source, "beit.encoder.layer.0.intermediate.dense.weight")[0]
+        kwargs.update(embed_dim=width, depth=depth, num_heads=heads, patch_size=patch, mlp_ratio=hidden / width)
+    return name, kwargs
+
+
 def _backbone(source: Mapping[str, Any], variant: str) -> tuple[str, dict[str, Any], float]:
     """(timm name, backbone_kwargs, per-level norm epsilon): a timm name of that size where timm has one, else
     the family's smallest with the sizes as ``backbone_kwargs``."""
@@ -136,18 +205,52 @@ def _backbone(source: Mapping[str, Any], variant: str) -> tuple[str, dict[str, A
 
 
 def infer_backbone(source: Mapping[str, Any], variant: str) -> str:
-    return _backbone(source, variant)[0]
+    return _beit_backbone(source)[0] if variant == BEIT else _backbone(source, variant)[0]
 
 
 def config_for(head: str, form: Upstream, backbone: str, num_classes: int, source: Mapping[str, Any],
                variant: str) -> ModelConfig:
     """The checkpoint's model as the keys and shapes tell it: the backbone at its own size (and window), the
     per-level norms, UPerNet's width from its bottleneck, mmseg's ``align_corners=False``; no aux head."""
+    channels = _shape(source, "decode_head.bottleneck.conv.weight")[0]
+    if variant == BEIT:  # the blocks: transformers' default out_indices (3, 5, 7, 11) as it reads them
+        name, backbone_kwargs = _beit_backbone(source)
+        depth = backbone_kwargs.get("depth", 24 if name == "beit_large_patch16_224" else 12)
+        indices = (1, 3, 5, 9) if depth == 12 else (5, 9, 13, 21)
+        return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, output_stride=32,
+                           backbone_kwargs=backbone_kwargs if backbone == name else {}, feature_indices=indices,
+                           neck="feature2pyramid", align_corners=False,
+                           head_kwargs={**form.options, "channels": channels}, mean=(0.5,) * 3, std=(0.5,) * 3,
+                           backbone_norm_eps=1e-12,  # transformers' BeitConfig default (timm's: 1e-6)
+                           input_size=tuple(backbone_kwargs["img_size"] for _ in range(2)))
     name, backbone_kwargs, eps = _backbone(source, variant)
     if backbone != name:
         backbone_kwargs = {}  # a backbone given by the caller is taken as it is
-    channels = _shape(source, "decode_head.bottleneck.conv.weight")[0]
     return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, output_stride=32,
                        backbone_kwargs=backbone_kwargs, feature_norms=("c1", "c2", "c3", "c4"),
                        feature_norm_eps=eps, align_corners=False, head_kwargs={**form.options, "channels": channels},
                        input_size=(512, 512))
+
+
+def beit_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a BEiT ``config.json`` tells besides the keys: the blocks its ``out_indices`` select as transformers reads
+    them (each - 2) and its LayerNorm epsilon; empty for another config."""
+    if config.get("model_type") != "beit":
+        return {}
+    fields: dict[str, Any] = {}
+    indices = feature_indices_of(config)
+    if indices is not None:
+        fields["feature_indices"] = indices
+    eps = config.get("layer_norm_eps")
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0:
+        fields["backbone_norm_eps"] = float(eps)
+    return fields
+
+
+def feature_indices_of(config: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The timm blocks a BEiT ``config.json``'s ``out_indices`` select as transformers reads them (each - 2), or
+    None for another config."""
+    indices = config.get("out_indices")
+    if config.get("model_type") != "beit" or not isinstance(indices, list) or len(indices) != 4:
+        return None
+    return tuple(int(i) - 2 for i in indices)

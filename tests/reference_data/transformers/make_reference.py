@@ -14,7 +14,8 @@ The inputs are seeded too (``seeded_value("<case>/input/<h>x<w>", ...) * 0.5``).
 entry is ``seeded_value(key, shape, dtype)`` from tests/support/seeded_weights.py (the relative-position index
 buffers keep transformers' own values; segzoo drops them), which the test side calls again on the same layout. The
 models are small forms of the real ones (fewer channels and blocks) so the test runs in seconds: every code path of
-the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window).
+the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window), and a
+BEiT at its own grid (64x64; transformers' 1/4-size logits upsampled to the input, bilinear, align_corners=False).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _seeded():
 
 
 def _cases():
-    from transformers import ConvNextConfig, SwinConfig, UperNetConfig
+    from transformers import BeitConfig, ConvNextConfig, SwinConfig, UperNetConfig
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     return {
@@ -54,17 +55,24 @@ def _cases():
                                                                   num_heads=[1, 2, 4, 8], window_size=12,
                                                                   out_features=stages),
                                        hidden_size=32, auxiliary_in_channels=128, num_labels=3),
+        # BEiT as microsoft/beit-*-finetuned-ade-640-640 (relative position bias per block, layer scale, default
+        # out_indices [3, 5, 7, 11]), narrow and at a 64x64 grid of 16-pixel patches
+        "beit": BeitConfig(image_size=64, hidden_size=32, num_hidden_layers=12, num_attention_heads=2,
+                           intermediate_size=64, use_relative_position_bias=True,
+                           use_absolute_position_embeddings=False, layer_scale_init_value=0.1,
+                           out_indices=[3, 5, 7, 11], auxiliary_channels=16, num_labels=3,
+                           architectures=["BeitForSemanticSegmentation"]),
     }
 
 
 def main() -> None:
     import transformers
-    from transformers import ConvNextConfig, UperNetConfig, UperNetForSemanticSegmentation
+    from transformers import BeitForSemanticSegmentation, ConvNextConfig, UperNetConfig, UperNetForSemanticSegmentation
 
     seeded_value = _seeded()
     arrays, models = {}, {}
     for name, config in _cases().items():
-        model = UperNetForSemanticSegmentation(config).eval()
+        model = (BeitForSemanticSegmentation if name == "beit" else UperNetForSemanticSegmentation)(config).eval()
         state = model.state_dict()
         filled = {key: value if key.endswith("relative_position_index") else
                   torch.from_numpy(seeded_value(key, tuple(value.shape), str(value.dtype).replace("torch.", "")))
@@ -73,11 +81,14 @@ def main() -> None:
         models[name] = {"config": config.to_dict(),
                         "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
                                    for key, value in state.items() if not key.endswith("relative_position_index")]}
-        for height, width in SIZES:
+        for height, width in [(64, 64)] if name == "beit" else SIZES:
             # a fresh model per size: transformers' Swin keeps the window it shrank to (not here: always_partition)
             images = torch.from_numpy(seeded_value(f"{name}/input/{height}x{width}", (1, 3, height, width)) * 0.5)
             with torch.no_grad():
                 logits = model(pixel_values=images).logits
+            # transformers' BEiT gives logits at 1/4 size: upsampled as its loss and mmseg upsample them
+            logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear",
+                                                     align_corners=False)
             arrays[f"{name}/{height}x{width}"] = logits[..., ::4, ::4].numpy()
     # the full-size layout of openmmlab/upernet-convnext-tiny (keys and shapes only), for the zoo entry's download
     # test in the slow tier
