@@ -11,7 +11,7 @@ from segzoo.tools.flops import count_flops
 from segzoo.weights.model_card import neck_display_name
 from segzoo.zoo import get_pretrained, list_pretrained
 
-HOSTS = {"torchvision": "torchvision", "gdrive": "Google Drive", "openmmlab": "OpenMMLab"}
+HOSTS = {"torchvision": "torchvision", "gdrive": "Google Drive", "openmmlab": "OpenMMLab", "hub": "Hugging Face Hub"}
 HEADER = ("| model | also | backbone | dataset | eval size | params (M) | GFLOPs | mIoU | mIoU ms+flip | source "
           "| weights | licence |")
 

@@ -1,6 +1,7 @@
 """Every head on the three kinds of timm backbone the CNN era lacked: a channels-last one (Swin), a ViT-style one
 (a plain ViT, with the multi-level neck and BEiT's feature pyramid) and ConvNeXt. The default tier runs every head
-on each at an odd size, forward and backward; the whole battery (compile, save/load, ONNX, ...) is the slow tier's."""
+on one of them at an odd size, forward and backward (the other pairs and the whole battery: compile, save/load,
+ONNX, ... are the slow tier's)."""
 import pytest
 import torch
 
@@ -15,8 +16,18 @@ CONVNEXT = ("convnext_atto", {})
 HEADS = sorted(info.name for info in list_heads())
 
 
-@pytest.mark.parametrize("head", HEADS)
-@pytest.mark.parametrize("backbone, options", [SWIN, VIT, CONVNEXT], ids=["swin", "vit", "convnext"])
+KINDS = {"swin": SWIN, "vit": VIT, "convnext": CONVNEXT}
+
+
+def _head_and_kind_cases():
+    """Every head on every kind; in the default tier each head on one kind, in turn (every kind there thrice)."""
+    kinds = list(KINDS)
+    return [pytest.param(head, *KINDS[kind], id=f"{kind}-{head}",
+                         marks=() if kinds.index(kind) == index % len(kinds) else (pytest.mark.slow,))
+            for index, head in enumerate(HEADS) for kind in kinds]
+
+
+@pytest.mark.parametrize("head, backbone, options", _head_and_kind_cases())
 def test_every_head_on_every_backbone_kind(head, backbone, options):
     """At an odd size (Swin pads to its patch and windows, the ViT to its patch) the output is at the input's
     size, and in training every parameter gets a gradient (no level silently unused)."""
@@ -47,7 +58,9 @@ def test_swin_maps_reach_heads_as_nchw():
 
 
 class _Battery(HeadBattery):
-    test_onnx_export_runs_at_other_sizes = None  # exported per family in tests/inference (one per kind)
+    # ONNX export of these backbones is not checked yet: a first try (the dynamo exporter on a small UPerNet-Swin)
+    # did not finish in 10 minutes here; compile fullgraph and everything else is checked
+    test_onnx_export_runs_at_other_sizes = None
 
 
 def _battery(head: str, backbone: str, structures) -> type:
