@@ -52,15 +52,7 @@ def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
     if "in_chans" in kwargs:
         raise ConfigError(f"head {head!r}: head_kwargs may not set in_chans; it is the model's own (in_chans=...), "
                           f"which a head that reads the image receives")
-    params = inspect.signature(head_class.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux", "in_chans"}
-    accepted = sorted(set(params) - reserved)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ConfigError(f"head {head!r} does not accept argument(s) {', '.join(unknown)}; "
-                          f"it accepts: {', '.join(accepted) or 'none'}")
+    _check_kwargs(f"head {head!r}", head_class, kwargs, "head_kwargs")
 
 
 class SegmentationModel(nn.Module):

@@ -80,3 +80,31 @@ def test_normalisation_defaults_follow_the_input_bands():
            if key not in ("mode", "threshold", "in_chans")}
     restored = ModelConfig.from_dict(old)
     assert (restored.mode, restored.threshold, restored.in_chans) == ("multiclass", 0.5, 3)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"feature_indices": (1, 2, 3)}, r"feature_indices must be None or four integers"),
+    ({"feature_norms": ("c5",)}, r"feature_norms must name distinct feature levels among c1, c2, c3, c4"),
+    ({"feature_norms": ("c1", "c1")}, r"feature_norms must name distinct"),
+    ({"feature_norm_eps": 0}, r"feature_norm_eps must be a number > 0"),
+    ({"backbone_norm_eps": float("nan")}, r"backbone_norm_eps must be None or a number > 0"),
+    ({"neck_kwargs": {"out_channels": 8}}, r"neck_kwargs \{'out_channels': 8\} given without a neck"),
+])
+def test_transformer_era_fields_are_checked(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(head="fcn", backbone="resnet18", num_classes=2, **fields)
+
+
+def test_transformer_era_fields_round_trip_through_json():
+    config = ModelConfig(head="upernet", backbone="vit_tiny_patch16_224", num_classes=2, output_stride=32,
+                         feature_indices=(2, 5, 8, 11), feature_norms=("c4",), feature_norm_eps=1e-5,
+                         backbone_norm_eps=1e-12, neck="multilevel", neck_kwargs={"out_channels": 32,
+                                                                                 "scales": (4, 2, 1, 0.5)})
+    assert ModelConfig.from_json(config.to_json()) == config
+
+
+def test_an_unknown_neck_argument_is_named():
+    from segzoo import create_model
+
+    with pytest.raises(ConfigError, match=r"neck 'multilevel' does not accept argument\(s\) width \(neck_kwargs\)"):
+        create_model("upernet_vit_tiny_patch16_224", neck="multilevel", neck_kwargs={"width": 3})

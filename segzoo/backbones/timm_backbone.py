@@ -70,13 +70,22 @@ def check_backbone_name(name: str, context: str = "") -> None:
                             f"{did_you_mean(name, timm.list_models())}")
 
 
+# timm families known to take output_stride 8 (no need to ask timm); others are asked
+_DILATABLE_MODULES = ("timm.models.resnet", "timm.models.convnext", "timm.models.efficientnet",
+                      "timm.models.regnet", "timm.models.resnest", "timm.models.res2net")
+
+
 @lru_cache(maxsize=256)
 def default_output_stride(name: str) -> int:
     """8 (dilated, as the CNN-era heads are trained) for a backbone that can dilate, else 32 (the backbone as
-    built: Swin, ViT, MaxViT, ... take no ``output_stride``). Asked of timm on the meta device: nothing is
-    allocated or downloaded."""
+    built: Swin, ViT, MaxViT, ... take no ``output_stride``). Known families are looked up; others are asked of
+    timm on the meta device: nothing is allocated or downloaded."""
     import timm
     import torch
+    from timm.models._registry import model_entrypoint
+
+    if model_entrypoint(name.partition(".")[0]).__module__ in _DILATABLE_MODULES:
+        return 8
 
     with torch.device("meta"):
         try:
