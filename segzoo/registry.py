@@ -25,6 +25,7 @@ __all__ = [
     "ENTRY_POINT_GROUP", "NECK_ENTRY_POINT_GROUP", "UPSTREAM_ENTRY_POINT_GROUP", "PluginInfo",
     "get_head", "get_head_info", "list_heads", "head_spellings", "split_head_prefix",
     "get_neck", "get_neck_info", "list_necks", "neck_output_stride", "refresh_heads", "registry_generation",
+    "registry_fingerprint",
     "check_plugins_installed", "get_upstream_info", "list_upstream_infos",
 ]
 
@@ -151,6 +152,18 @@ def refresh_heads() -> None:
 def registry_generation() -> int:
     """A number that changes whenever the discovered plug-ins are forgotten (``refresh_heads``)."""
     return _generation
+
+
+def registry_fingerprint() -> tuple:
+    """What the discovered plug-ins are, as a value that compares equal while they stay the same: each head's,
+    neck's and upstream's entry point, distribution and class with its attributes (a class re-imported, or an
+    attribute replaced, changes it). What is built from the plug-ins alone (the zoo table) is kept across
+    ``refresh_heads`` while this is equal; discovering the entry points again costs about 3 ms, the table 60."""
+    return tuple(
+        (group, name, info.entry_point, info.distribution, info.version, info.plugin_class,
+         tuple(vars(info.plugin_class).items()) if info.plugin_class is not None else repr(info.error))
+        for group in (ENTRY_POINT_GROUP, NECK_ENTRY_POINT_GROUP, UPSTREAM_ENTRY_POINT_GROUP)
+        for name, info in sorted(_registry(group).items()))
 
 
 def _get(group: str, kind: str, name: str) -> PluginInfo:

@@ -84,12 +84,15 @@ def default_output_stride(name: str) -> int:
     import torch
     from timm.models._registry import model_entrypoint
 
-    if model_entrypoint(name.partition(".")[0]).__module__ in _DILATABLE_MODULES:
+    arch = name.partition(".")[0]
+    if not timm.is_model(arch):  # an unknown name is reported by check_backbone_name, with suggestions
+        return 8
+    if model_entrypoint(arch).__module__ in _DILATABLE_MODULES:
         return 8
 
     with torch.device("meta"):
         try:
-            timm.create_model(name.partition(".")[0], output_stride=8)
+            timm.create_model(arch, output_stride=8)
         except Exception:  # noqa: BLE001 - TypeError mostly; any refusal means "not dilatable"
             return 32
     return 8

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence, Union
 
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
-from ..registry import head_spellings, list_heads, registry_generation, split_head_prefix
+from ..registry import head_spellings, list_heads, registry_fingerprint, split_head_prefix
 from ..upstream import FromCatalogue, PretrainedSpec, UpstreamFile
 from ..upstreams import get_upstream, head_form, list_upstreams
 from .datasets import get_dataset
@@ -105,7 +105,7 @@ def _entry(head: str, spec: PretrainedSpec) -> PretrainedEntry:
                            base_model=spec.base_model if spec.base_model is not None else upstream.base_model(spec))
 
 
-_cache: tuple[int, dict[str, PretrainedEntry], dict[str, str]] = (-1, {}, {})
+_cache: tuple[tuple, dict[str, PretrainedEntry], dict[str, str]] = ((None,), {}, {})
 
 
 def zoo_entries() -> dict[str, PretrainedEntry]:
@@ -120,9 +120,11 @@ def zoo_entries() -> dict[str, PretrainedEntry]:
 
 
 def _table() -> tuple[dict[str, PretrainedEntry], dict[str, str]]:
-    """(entries by name, every name and short name -> the entry's name), built once per registry state."""
+    """(entries by name, every name and short name -> the entry's name), built once per set of plug-ins (kept
+    across ``refresh_heads`` while the plug-ins are the same: ``registry_fingerprint``)."""
     global _cache
-    if _cache[0] == registry_generation():
+    fingerprint = registry_fingerprint()
+    if _cache[0] == fingerprint:
         return _cache[1], _cache[2]
     entries: dict[str, PretrainedEntry] = {}
     names: dict[str, str] = {}
@@ -141,7 +143,7 @@ def _table() -> tuple[dict[str, PretrainedEntry], dict[str, str]]:
             continue
         entries[entry.name] = entry
         names.update({name: entry.name for name in (entry.name, *entry.short_names)})
-    _cache = (registry_generation(), entries, names)
+    _cache = (fingerprint, entries, names)
     return entries, names
 
 

@@ -137,3 +137,21 @@ def test_list_pretrained_patterns_must_be_strings(key):
     arguments = {"pattern": 3} if key == "pattern" else {key: 3}
     with pytest.raises(TypeError, match=rf"list_pretrained's {key} is an fnmatch pattern \(a string\), got int"):
         list_pretrained(**arguments)
+
+
+def test_the_table_is_kept_across_a_refresh_while_the_plugins_are_the_same(monkeypatch):
+    """refresh_heads (every test starts with one) rediscovers the plug-ins; the table, 60 ms to build, is rebuilt only
+    when they changed: another class, or an attribute of one replaced (a corrected entry)."""
+    from segzoo.zoo import table
+
+    list_pretrained()
+    built = []
+    real = table._entry
+    monkeypatch.setattr(table, "_entry", lambda *args: built.append(args) or real(*args))
+    segzoo.refresh_heads()
+    assert list_pretrained() and not built
+    fcn = segzoo.get_head("fcn")
+    monkeypatch.setattr(fcn, "pretrained", fcn.pretrained[:1])
+    segzoo.refresh_heads()
+    list_pretrained()
+    assert built
