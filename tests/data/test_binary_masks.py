@@ -1,8 +1,11 @@
 """Folder datasets of binary masks (0/255 and 0/1, with an ignore value) read without conversion."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from segzoo.data import create_dataset
@@ -61,9 +64,13 @@ def test_multilabel_one_png_per_label(tmp_path):
     evaluation = create_dataset("folder", tmp_path, split="val", task="multilabel", ignore_value=7)
     image, mask = evaluation[0]  # the eval transform: the whole image, labels first
     assert image.shape == (3, 2, 2) and mask.shape == (2, 2, 2) and mask[0].tolist() == [[1, 1], [0, 255]]
-    image, mask = dataset[0]  # the training recipe: scaled, padded with ignore, cropped, label by label
-    assert image.shape == (3, 480, 480) and mask.shape == (2, 480, 480)
-    assert set(mask.unique().tolist()) <= {0, 1, 255} and (mask == 255).any() and (mask[1] == 1).any()
+    # the training recipe: scaled, padded with ignore, cropped, label by label. The crop is random (Python's random):
+    # one draw may miss the ignored pixel (it failed CI so), so eight seeded draws are checked together
+    random.seed(0)
+    draws = [dataset[0] for _ in range(8)]
+    assert all(image.shape == (3, 480, 480) and mask.shape == (2, 480, 480) for image, mask in draws)
+    masks = torch.stack([mask for _, mask in draws])
+    assert set(masks.unique().tolist()) <= {0, 1, 255} and (masks == 255).any() and (masks[:, 1] == 1).any()
 
 
 def test_multilabel_arrays_and_classes_txt(tmp_path):

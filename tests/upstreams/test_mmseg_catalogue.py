@@ -144,6 +144,7 @@ def entry_layout(entry) -> dict[str, tuple]:
     return layout
 
 
+@pytest.mark.slow  # 15 s; the default tier converts 14 of mmseg's configs exactly (test_mmseg_parity.py)
 def test_every_entry_builds_and_its_rules_place_every_key_of_its_layout():
     """One entry per structure (classes and align_corners aside: neither changes a key), on the meta device: built,
     run on a small input, and converted from its layout with every key placed and every shape checked. The
