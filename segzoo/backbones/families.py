@@ -38,13 +38,14 @@ class Family:
     after_build: Optional[Callable[[nn.Module], Any]] = None
 
 
-_VIT_STYLE = Family("ViT", {"dynamic_img_size": True, "dynamic_img_pad": True}, after_build=use_upstream_positions)
+_ANY_SIZE = {"dynamic_img_size": True, "dynamic_img_pad": True}
+_VIT_STYLE = Family("ViT", _ANY_SIZE, after_build=use_upstream_positions)
 _FAMILIES = {
     "timm.models.swin_transformer": Family("Swin", {"strict_img_size": False, "always_partition": True},
                                            pads_to_patch=True, after_build=use_upstream_windows),
     "timm.models.vision_transformer": _VIT_STYLE,  # ViT, DINOv2 (with and without registers), MAE, ...
     "timm.models.deit": _VIT_STYLE,
-    "timm.models.eva": Family("EVA", {"dynamic_img_size": True, "dynamic_img_pad": True}),  # EVA, EVA-02
+    "timm.models.eva": Family("EVA", _ANY_SIZE),  # EVA, EVA-02
 }
 _PLAIN = Family("")
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .overrides import override_method
+
 __all__ = ["use_upstream_windows"]
 
 
@@ -36,18 +38,6 @@ def _pad_then_shift_attention(block: nn.Module, x: Tensor) -> Tensor:
     return x[:, :height, :width, :].contiguous()
 
 
-def _upstream_block_class(timm_class: type) -> type:
-    return type(f"Upstream{timm_class.__name__}", (timm_class,), {
-        "_attn": _pad_then_shift_attention,
-        "__doc__": f"timm's {timm_class.__name__} padding its map to whole windows before the shift, as the "
-                   f"segmentation upstreams do (segzoo.backbones.swin_windows).",
-        "__module__": __name__,
-    })
-
-
-_CLASSES: dict[type, type] = {}
-
-
 def use_upstream_windows(model: nn.Module) -> int:
     """Give every timm Swin (v1) block in ``model`` the upstreams' pad-then-shift order; returns how many.
 
@@ -56,10 +46,5 @@ def use_upstream_windows(model: nn.Module) -> int:
     ``strict_img_size=False`` sets) and keep whole windows (``always_partition=True``)."""
     from timm.models.swin_transformer import SwinTransformerBlock
 
-    count = 0
-    for module in model.modules():
-        if isinstance(module, SwinTransformerBlock) and type(module).__module__ != __name__:
-            timm_class = type(module)
-            module.__class__ = _CLASSES.setdefault(timm_class, _upstream_block_class(timm_class))
-            count += 1
-    return count
+    return override_method(model, SwinTransformerBlock, "_attn", _pad_then_shift_attention,
+                           "padding its map to whole windows before the shift, as the segmentation upstreams do")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .overrides import override_method
+
 __all__ = ["use_upstream_positions"]
 
 
@@ -33,24 +35,14 @@ def _position_embedded(vit: nn.Module, x: Tensor) -> Tensor:
     return vit.pos_drop(x)
 
 
-_CLASSES: dict[type, type] = {}
-
-
 def use_upstream_positions(model: nn.Module) -> int:
     """Give every timm ``VisionTransformer`` in ``model`` (whose class keeps timm's ``_pos_embed``) the upstreams'
     position-embedding resize; returns how many. The class is swapped for a subclass overriding ``_pos_embed``
     only (state-dict keys unchanged)."""
     from timm.models.vision_transformer import VisionTransformer
 
-    count = 0
-    for module in model.modules():
-        # a subclass with its own _pos_embed (DeiT's distilled ViT and its extra token) keeps it
-        if isinstance(module, VisionTransformer) and type(module)._pos_embed is VisionTransformer._pos_embed:
-            timm_class = type(module)
-            module.__class__ = _CLASSES.setdefault(timm_class, type(
-                f"Upstream{timm_class.__name__}", (timm_class,),
-                {"_pos_embed": _position_embedded, "__module__": __name__,
-                 "__doc__": f"timm's {timm_class.__name__} resizing its position embedding with plain bicubic "
-                            f"interpolation, as the segmentation upstreams do (segzoo.backbones.vit_positions)."}))
-            count += 1
-    return count
+    # a subclass with its own _pos_embed (DeiT's distilled ViT and its extra token) keeps it
+    return override_method(model, VisionTransformer, "_pos_embed", _position_embedded,
+                           "resizing its position embedding with plain bicubic interpolation, as the segmentation "
+                           "upstreams do",
+                           applies=lambda cls: cls._pos_embed is VisionTransformer._pos_embed)

@@ -30,7 +30,7 @@ from ..upstream import Upstream
 from ..upstreams import convert_sources, get_upstream, head_form, head_forms
 from ..upstreams.reference import kind_config, reference_kinds
 from ..zoo import PretrainedEntry, get_pretrained, is_pretrained_name
-from .checkpoint import load_weights, save_pretrained
+from .checkpoint import load_weights, read_weights, save_pretrained
 
 __all__ = ["ConversionReport", "convert_state_dict", "convert_entry", "convert_upstream", "convert_file",
            "load_source_state_dict", "list_kinds"]
@@ -294,18 +294,6 @@ def _load_error_reason(err: BaseException) -> str:
     return "; ".join(kept) or type(err).__name__
 
 
-def _read_safetensors_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {err}") from None
-
-
 def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a ``.pth`` with ``weights_only=True``: a state dict, or a dict with ``state_dict`` / ``model`` (the
     other entries of such a wrapper, ``meta`` or optimizer state, are ignored). A ``.safetensors`` file is read as
@@ -319,7 +307,9 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         or holds anything but tensors.
     """
     if os.fspath(path).endswith(".safetensors"):  # no pickle at all: read as it is
-        return _read_safetensors_checkpoint(path)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"checkpoint not found: {path}")
+        return read_weights(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
