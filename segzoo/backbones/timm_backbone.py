@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import ConfigError, UnknownModelError, WeightsUnavailableError, did_you_mean
 from ..network import failing_fast_offline, no_network_cause
 from .families import family_of
+from .mit import import_timm
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "create_backbone", "pretrained_tag", "VALID_OUTPUT_STRIDES",
            "check_backbone_name", "stem_conv_names", "default_output_stride"]
@@ -51,7 +52,7 @@ def pretrained_tag(name: str) -> str:
 def check_backbone_name(name: str, context: str = "") -> None:
     """Raise ``UnknownModelError`` with the closest timm names when timm has no model ``name`` (``arch`` or
     ``arch.tag``: an unknown tag is timm's ``RuntimeError: Invalid pretrained tag`` otherwise)."""
-    import timm  # imported on first use: it takes about a second, and `import segzoo` should not pay it
+    timm = import_timm()  # imported on first use: it takes about a second, and `import segzoo` should not pay it
     from timm.models import get_arch_pretrained_cfgs
 
     where = f" {context}" if context else ""
@@ -80,9 +81,10 @@ def default_output_stride(name: str) -> int:
     """8 (dilated, as the CNN-era heads are trained) for a backbone that can dilate, else 32 (the backbone as
     built: Swin, ViT, MaxViT, ... take no ``output_stride``). Known families are looked up; others are asked of
     timm on the meta device: nothing is allocated or downloaded."""
-    import timm
     import torch
     from timm.models._registry import model_entrypoint
+
+    timm = import_timm()
 
     arch = name.partition(".")[0]
     if not timm.is_model(arch):  # an unknown name is reported by check_backbone_name, with suggestions
@@ -119,7 +121,7 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
     if output_stride not in VALID_OUTPUT_STRIDES:
         raise ConfigError(f"output_stride must be one of {VALID_OUTPUT_STRIDES}, got {output_stride!r}")
     check_backbone_name(name)
-    import timm
+    timm = import_timm()
 
     reserved = sorted({"features_only", "out_indices", "pretrained", "output_stride", "in_chans"}
                       & set(timm_kwargs or {}))
@@ -159,6 +161,9 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
             raise ConfigError(f"Backbone {name!r} does not support in_chans={in_chans}: {err}") from err
         raise
     except RuntimeError as err:
+        if pretrained and "No pretrained weights" in str(err):  # timm's refusal (segzoo's MiT models have none)
+            raise WeightsUnavailableError(f"timm has no ImageNet weights for backbone {name!r}: build it without "
+                                          f"pretrained_backbone, or load a trained checkpoint of it") from err
         if "features_only" in str(err) or "feature" in str(err).lower():
             raise ConfigError(f"Backbone {name!r} cannot be used as a feature extractor: {err}") from err
         raise

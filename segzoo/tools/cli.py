@@ -104,7 +104,7 @@ def _zoo_listing(names: list[str]) -> str:
     if without:
         parts.append(f"No weights anywhere ({len(without)}: their upstream reports results but published no "
                      f"checkpoint; pretrained=False builds the architecture):\n{_zoo_table(without)}")
-    if any(license_flag(get_pretrained(name).license) for name in with_weights):
+    if any(license_flag(get_pretrained(name).license, get_pretrained(name).terms) for name in with_weights):
         parts.append("(!) non-commercial licence or unknown terms: read them (segzoo info NAME) before using the "
                      "weights; --license apache-2.0 (or another licence) lists only those under it")
     return "\n\n".join(parts)
@@ -119,7 +119,7 @@ def _zoo_table(names: list[str]) -> str:
         miou = entry.metrics.get("mIoU")
         weights = "segzoo mirror" if entry.published else (entry.file.host if entry.file else "none published")
         rows.append((name, ",".join(entry.short_names), entry.dataset, "-" if miou is None else f"{miou:g}",
-                     entry.upstream, weights, _flagged(entry.license, license_flag(entry.license))))
+                     entry.upstream, weights, _flagged(entry.license, license_flag(entry.license, entry.terms))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 

@@ -74,8 +74,8 @@ def model_info(name: str, *, cache_dir: Optional[str] = None, token: Optional[st
     if resolved.entry is not None:
         entry = resolved.entry
         info.update(zoo_name=entry.name, metrics=entry.metrics, metrics_source=entry.source, dataset=entry.dataset,
-                    upstream=entry.upstream, license=entry.license, license_flag=license_flag(entry.license),
-                    terms=entry.terms)
+                    upstream=entry.upstream, license=entry.license,
+                    license_flag=license_flag(entry.license, entry.terms), terms=entry.terms)
     return info
 
 

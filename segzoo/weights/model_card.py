@@ -129,7 +129,7 @@ def build_model_card(config: ModelConfig, repo_id: str, entry: Optional[Pretrain
         sections += [f"## Results{where}", "| metric | value |\n|---|---|\n" + "\n".join(metric_lines)]
         if entry and not card_data.get("metrics"):
             sections.append(f"Source: {entry.source}.")
-    flag = license_flag(entry.license) if entry is not None else None
+    flag = license_flag(entry.license, entry.terms) if entry is not None else None
     if flag:  # said before anything else about the weights: nobody should ship them unawares
         sections += ["## Licence", f"**{flag[0].upper() + flag[1:]}: the weights are under `{entry.license}`.** "
                                    f"{entry.terms}"]

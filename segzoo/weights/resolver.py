@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Optional
 
-from ..backbones import check_backbone_name, default_output_stride
+from ..backbones import check_backbone_name, default_output_stride, import_timm
 from ..config import ModelConfig
 from ..errors import UnknownModelError, did_you_mean
 from ..registry import get_head, list_heads, list_necks, neck_output_stride, split_head_prefix
@@ -194,8 +194,7 @@ def _structure(head: str, backbone: str) -> tuple[str, dict]:
     """Split a structure suffix off ``backbone`` (``resnet50_d16`` -> ``resnet50``, output stride 16;
     ``resnet101s_jpu`` -> the JPU neck at the neck's output stride) when what remains is a timm model; the
     default structure is the head's own output stride, else 8 where the backbone can dilate, else 32 (Swin, ViT)."""
-    import timm
-
+    timm = import_timm()
     stem, _, suffix = backbone.rpartition("_")
     if stem and not timm.is_model(backbone.split(".")[0]) and timm.is_model(stem.split(".")[0]):
         if suffix in ("d8", "d16", "d32"):

@@ -14,11 +14,13 @@ OPEN_LICENSES = frozenset({
 })
 
 
-def license_flag(license: str) -> Optional[str]:
-    """``"non-commercial"`` for a non-commercial licence (a Creative Commons ``-nc`` id, or an id naming it),
-    ``"unknown terms"`` for one segzoo does not know as open (``unknown``, ``other``, anything new); None for an
-    open licence (``OPEN_LICENSES``)."""
+def license_flag(license: str, terms: str = "") -> Optional[str]:
+    """``"non-commercial"`` for a non-commercial licence (a Creative Commons ``-nc`` id, or an id naming it; or
+    ``other`` whose ``terms`` say non-commercial, as NVIDIA's SegFormer licence), ``"unknown terms"`` for one segzoo
+    does not know as open (``unknown``, ``other``, anything new); None for an open licence (``OPEN_LICENSES``)."""
     key = license.strip().lower()
     if "-nc" in key or "noncommercial" in key or "non-commercial" in key:
+        return "non-commercial"
+    if key == "other" and "non-commercial" in (terms or "").lower():
         return "non-commercial"
     return None if key in OPEN_LICENSES else "unknown terms"

@@ -12,16 +12,22 @@ import torch
 
 from .seeded_weights import seeded_value
 
-__all__ = ["DATA", "CASES", "SIZES", "sizes_of", "reference_logits", "hf_config", "seeded_state_dict", "seeded_input"]
+__all__ = ["DATA", "CASES", "SIZES", "sizes_of", "pixel_step", "reference_logits", "full_layout", "hf_config", "seeded_state_dict", "seeded_input"]
 
 DATA = Path(__file__).resolve().parents[1] / "reference_data" / "transformers"
-CASES = ("convnext", "swin_window7", "swin_window12", "beit")
+CASES = ("convnext", "swin_window7", "swin_window12", "beit", "segformer")
 SIZES = ((97, 131), (128, 128))
 
 
 def sizes_of(case: str) -> tuple[tuple[int, int], ...]:
-    """The sizes a case was run at: BEiT at its grid only (its position bias is tied to it)."""
-    return ((64, 64),) if case == "beit" else SIZES
+    """The sizes a case was run at: BEiT at its grid only (its position bias is tied to it), SegFormer also at the
+    ADE20K training crop."""
+    return ((64, 64),) if case == "beit" else SIZES + ((512, 512),) if case == "segformer" else SIZES
+
+
+def pixel_step(size: tuple[int, int]) -> int:
+    """The reference keeps every step-th pixel of every step-th row."""
+    return 16 if size[0] >= 512 else 4
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +43,7 @@ def _logits() -> dict[str, np.ndarray]:
 
 
 def reference_logits(case: str, size: tuple[int, int]) -> np.ndarray:
-    """transformers' logits at every 4th pixel of every 4th row."""
+    """transformers' logits at every ``pixel_step(size)``-th pixel of every such row."""
     return _logits()[f"{case}/{size[0]}x{size[1]}"]
 
 
@@ -54,3 +60,8 @@ def seeded_state_dict(case: str) -> dict[str, torch.Tensor]:
 
 def seeded_input(case: str, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(seeded_value(f"{case}/input/{size[0]}x{size[1]}", (1, 3, *size)) * 0.5)
+
+
+def full_layout(name: str) -> dict[str, tuple[int, ...]]:
+    """A full-size model's keys and shapes (``"segformer-b0"``, ``"upernet-convnext-tiny"``)."""
+    return {key: tuple(shape) for key, shape, _ in _models()[name]["layout"]}

@@ -1,4 +1,5 @@
-"""segzoo's conversions of mmsegmentation's transformer-era UPerNet checkpoints reproduce mmseg's own outputs:
+"""segzoo's conversions of mmsegmentation's transformer-era checkpoints (UPerNet on Swin, ConvNeXt, BEiT, MAE, ViT;
+SegFormer on MiT) reproduce mmseg's own outputs:
 reference logits taken by tests/reference_data/mmseg_transformers/make_reference.py in a scratch environment
 (mmseg 1.2.2 + mmpretrain 1.2.0), seeded weights on the real configs, an odd size and 128x128 where the model takes
 any size, the crop size where its position embedding is tied to it; tolerance 1e-4 of the logits' scale. Each case
@@ -32,11 +33,15 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
     "vit_vit-b16-ln_mln_upernet_8xb2-160k_ade20k-512x512":
         "upernet_vit_base_patch16_224_multilevel.mmseg_ade20k_160k_ln",
     "vit_deit-s16_upernet_8xb2-80k_ade20k-512x512": "upernet_deit_small_patch16_224.mmseg_ade20k_80k",
+    "segformer_mit-b0_8xb2-160k_ade20k-512x512": "segformer_mit_b0.mmseg_ade20k_160k",
+    "segformer_mit-b1_8xb1-160k_cityscapes-1024x1024": "segformer_mit_b1.mmseg_cityscapes_160k",
 }
 # the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
 # test_transformers_parity.py), the rest in the slow tier
 DEFAULT_TIER = {("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", (97, 131)),
-                ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", (97, 131))}
+                ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", (97, 131)),
+                ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (97, 131)),
+                ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (512, 512))}
 
 
 def _convert(name):
@@ -51,14 +56,14 @@ def _logits(model, name, size):
         return model(seeded_input(name, size))[:, ::CLASS_STEP, ::step, ::step]
 
 
-@pytest.mark.slow  # builds 26 models on the meta device (BEiT-L, ConvNeXt-XL among them): 13 s
+@pytest.mark.slow  # builds 39 models on the meta device (BEiT-L, ConvNeXt-XL among them): 15 s
 def test_every_entry_places_every_key_of_its_configs_layout():
-    """All 26 transformer-era entries (the references above cover one per family): each builds on the meta device
-    and places every key of the layout mmseg's own config has (key_layouts.json.gz holds every config of the
-    families' metafiles), every shape checked."""
+    """All 39 transformer-era entries (26 UPerNet, 13 SegFormer; the references above cover one per family): each
+    builds on the meta device and places every key of the layout mmseg's own config has (key_layouts.json.gz holds
+    every config of the families' metafiles), every shape checked."""
     names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
         "resnet")]
-    assert len(names) == 26
+    assert len(names) == 39
     for name in names:
         entry = get_pretrained(name)
         config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")
@@ -98,3 +103,17 @@ def test_timms_own_position_resize_fails_by_far():
             module.__class__ = module.__class__.__mro__[1]
     difference, allowed = max_difference(_logits(model, name, (97, 131)), reference_logits(name, (97, 131)))
     assert difference > 100 * allowed
+
+
+def test_segformer_with_transformers_epsilon_is_not_mmseg():
+    """mmseg's MiT normalises with epsilon 1e-6 everywhere; the entry says so (``backbone_norm_eps``). With timm's
+    and transformers' 1e-5 in the patch embeddings and reductions the same weights miss mmseg's logits: the check
+    sees a one-constant difference."""
+    name = "segformer_mit-b0_8xb2-160k_ade20k-512x512"
+    model, _ = _convert(name)
+    for module_name, module in model.backbone.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) and (module_name.endswith("attn.norm") or "patch_embed" in module_name
+                                                       or "downsample" in module_name):
+            module.eps = 1e-5
+    difference, allowed = max_difference(_logits(model, name, (97, 131)), reference_logits(name, (97, 131)))
+    assert difference > allowed

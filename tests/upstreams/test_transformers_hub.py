@@ -91,3 +91,21 @@ def test_the_zoo_entry_downloads_from_its_repo_converts_and_caches(hub_env, tmp_
         assert len(server.request_log) == requests  # from segzoo's cache
         assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
         assert not server.errors
+
+
+def test_a_segformer_repo_is_recognised_and_converted(hub_server, hub_env, tmp_path, monkeypatch):
+    """An unlisted SegformerForSemanticSegmentation repo: recognised by its config.json, converted to the
+    ``segformer`` head on segzoo's MiT (its sizes read from the shapes), transformers' logits reproduced."""
+    config = dict(hf_config("segformer"), id2label={"0": "wall", "1": "sky", "2": "floor"})
+    state = {key: value.contiguous() for key, value in seeded_state_dict("segformer").items()}
+    _upload(hub_server, tmp_path, "alice/segformer-mini", {
+        "config.json": lambda path: path.write_text(json.dumps(config)),
+        "model.safetensors": lambda path: save_file(state, path)})
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
+    model = create_model("hf-hub:alice/segformer-mini")
+    assert (model.config.head, model.config.backbone, model.config.backbone_norm_eps) == ("segformer", "mit_b0", 1e-5)
+    assert model.config.backbone_kwargs["embed_dims"] == (16, 32, 40, 64)
+    with torch.no_grad():
+        logits = model(seeded_input("segformer", SIZES[0]))[..., ::4, ::4]
+    difference, allowed = max_difference(logits, reference_logits("segformer", SIZES[0]))
+    assert difference <= allowed

@@ -11,6 +11,7 @@ from ...upstream import KeyRule, PretrainedSpec, Upstream
 from ..base import Host, UpstreamPlugin, ZooDataset
 from . import layout
 from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
+from .segformer_entries import segformer_entries
 from .transformer_entries import transformer_entries
 
 __all__ = ["MMSegUpstream", "BASE_URL", "SOURCE", "mmseg_spec", "left_out", "records"]
@@ -31,8 +32,9 @@ class MMSegUpstream(UpstreamPlugin):
         return datasets()
 
     def entries(self) -> tuple[PretrainedSpec, ...]:
-        """The transformer-era UPerNet checkpoints (Swin, ConvNeXt, BEiT, MAE, ViT / DeiT), declared one by one."""
-        return transformer_entries()
+        """The transformer-era checkpoints, declared one by one: UPerNet (Swin, ConvNeXt, BEiT, MAE, ViT / DeiT) and
+        SegFormer (MiT)."""
+        return transformer_entries() + segformer_entries()
 
     def catalogue(self, head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
         return catalogue_entries(head, head_class)
@@ -41,7 +43,7 @@ class MMSegUpstream(UpstreamPlugin):
         return layout.detect(keys)
 
     def infer_backbone(self, keys: Iterable[str], variant: str = SOURCE) -> str:
-        return layout.infer_backbone(keys)
+        return layout.infer_backbone(keys, variant)
 
     def rules(self, form: Upstream, config: ModelConfig, variant: str = SOURCE) -> tuple[KeyRule, ...]:
         return layout.rules(form, config, variant)
@@ -54,4 +56,4 @@ class MMSegUpstream(UpstreamPlugin):
 
     def config_for(self, head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str] = (),
                    variant: str = SOURCE) -> ModelConfig:
-        return layout.config_for(head, form, backbone, num_classes, keys)
+        return layout.config_for(head, form, backbone, num_classes, keys, variant)

@@ -69,7 +69,10 @@ def _resnet_of(keys: Iterable[str]) -> tuple[int, str]:
 
 
 def infer_backbone(keys: Iterable[str], variant: str = "mmseg") -> str:
-    """The timm ResNet of the checkpoint (see ``backbone_of``; ``config_for`` adds its ``backbone_kwargs``)."""
+    """The timm ResNet of the checkpoint (see ``backbone_of``; ``config_for`` adds its ``backbone_kwargs``), or the
+    MiT of a SegFormer."""
+    if variant == transformer_layout.MIT:
+        return transformer_layout.mit_backbone(keys)
     return backbone_of(keys)[0]
 
 
@@ -101,6 +104,8 @@ def config_for(head: str, form: Upstream, backbone: str, num_classes: int, keys:
     head's own: BiSeNetV1's 32), ``align_corners=False``, an aux head when the checkpoint has one. What the keys
     cannot tell (a ``-d16`` model's dilations, the 769x769 models' ``align_corners=True``, other widths than the
     form's) needs the zoo name (``--model``)."""
+    if variant == transformer_layout.MIT:
+        return transformer_layout.mit_config(head, form, backbone, num_classes, keys)
     keys = list(keys)
     depth, style = _resnet_of(keys)
     name, kwargs = resnet_style(depth, style)

@@ -1,28 +1,34 @@
 """mmsegmentation's transformer-era backbones in its checkpoints, as timm's modules.
 
-mmseg builds UPerNet on its own Swin, BEiT, MAE and ViT and on mmpretrain's ConvNeXt; each is the architecture timm
-builds, under other names. The rules below rename every tensor; ``prepare`` makes the few value-preserving changes
-the layouts need: Swin's patch merging (mmseg's ``nn.Unfold`` orders the 2x2 neighbourhood channel-major, timm
-position-major), MAE's full ``qkv`` bias as timm's query and value biases (a bias on the keys adds the same amount
-to every score of a query, which the softmax cancels), and a zero bias for mmseg's ViT patch embedding (which has
-none). The per-level norms ``backbone.norm{i}`` (Swin, ConvNeXt) and a ViT's final ``backbone.ln1`` are segzoo's
-``feature_norms``; the necks' keys are the necks' own (``MultiLevelNeck``, ``Feature2Pyramid``). The aux head
-(an FCN of 256 channels, training only) is left out: eval outputs never read it.
+mmseg builds UPerNet on its own Swin, BEiT, MAE and ViT and on mmpretrain's ConvNeXt, and SegFormer on its Mix
+Transformer (segzoo's ``mit_b*``: timm's PVT v2 at MiT's sizes); each is the architecture timm builds, under other
+names. The rules below rename every tensor; ``prepare`` makes the few value-preserving changes the layouts need:
+Swin's patch merging (mmseg's ``nn.Unfold`` orders the 2x2 neighbourhood channel-major, timm position-major), MAE's
+full ``qkv`` bias as timm's query and value biases (a bias on the keys adds the same amount to every score of a
+query, which the softmax cancels), a zero bias for mmseg's ViT patch embedding (which has none), and MiT's attention
+and feed-forward as timm's PVT v2 stores them (the fused ``in_proj`` split into query and key/value; the feed-forward's
+1x1 convolutions as linear layers). The per-level norms ``backbone.norm{i}`` (Swin, ConvNeXt) and a ViT's final
+``backbone.ln1`` are segzoo's ``feature_norms``; the necks' keys are the necks' own (``MultiLevelNeck``,
+``Feature2Pyramid``). The aux head (an FCN of 256 channels, training only) is left out: eval outputs never read it.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Mapping, Optional
 
 import torch
 
+from ...backbones import MIT_SIZES
 from ...config import ModelConfig
+from ...errors import CheckpointError
 from ...registry import get_neck
 from ...upstream import KeyRule, Upstream, find_upstream
 
-__all__ = ["VARIANTS", "detect", "rules", "dropped", "prepare"]
+__all__ = ["VARIANTS", "MIT", "detect", "rules", "dropped", "prepare", "mit_backbone", "mit_config"]
 
 SWIN, CONVNEXT, BEIT, MAE, VIT = "mmseg-swin", "mmseg-convnext", "mmseg-beit", "mmseg-mae", "mmseg-vit"
-VARIANTS = (SWIN, CONVNEXT, BEIT, MAE, VIT)
+MIT = "mmseg-mit"
+VARIANTS = (SWIN, CONVNEXT, BEIT, MAE, VIT, MIT)
 
 _SWIN_BLOCK = r"backbone\.stages\.(\d)\.blocks\.(\d+)"
 _SWIN = (
@@ -62,7 +68,22 @@ _VIT = _VIT_COMMON + (
     (_VIT_LAYER + r"\.attn\.attn\.out_proj", r"backbone.model.blocks.\1.attn.proj"),
     (r"backbone\.ln1", "feature_norms.c4"),  # final_norm: the last level only
 )
-_RULES = {SWIN: _SWIN + _LEVEL_NORMS, CONVNEXT: _CONVNEXT + _LEVEL_NORMS, BEIT: _BEIT, MAE: _BEIT, VIT: _VIT}
+_MIT_BLOCK = r"backbone\.layers\.(\d)\.1\.(\d+)"
+_MIT = (  # layers.i: 0 the patch embedding, 1 the blocks, 2 the stage's norm; timm embeds stage 0 outside stages
+    (r"backbone\.layers\.0\.0\.projection", "backbone.patch_embed.proj"),
+    (r"backbone\.layers\.0\.0\.norm", "backbone.patch_embed.norm"),
+    (r"backbone\.layers\.(\d)\.0\.projection", r"backbone.stages_\1.downsample.proj"),
+    (r"backbone\.layers\.(\d)\.0\.norm", r"backbone.stages_\1.downsample.norm"),
+    (_MIT_BLOCK + r"\.attn\.attn\.out_proj", r"backbone.stages_\1.blocks.\2.attn.proj"),
+    (_MIT_BLOCK + r"\.attn\.attn", r"backbone.stages_\1.blocks.\2.attn"),  # q, kv (split by prepare)
+    (_MIT_BLOCK + r"\.ffn\.layers\.0", r"backbone.stages_\1.blocks.\2.mlp.fc1"),
+    (_MIT_BLOCK + r"\.ffn\.layers\.1", r"backbone.stages_\1.blocks.\2.mlp.dwconv"),
+    (_MIT_BLOCK + r"\.ffn\.layers\.4", r"backbone.stages_\1.blocks.\2.mlp.fc2"),
+    (_MIT_BLOCK, r"backbone.stages_\1.blocks.\2"),  # norm1, norm2, attn.sr, attn.norm
+    (r"backbone\.layers\.(\d)\.2", r"backbone.stages_\1.norm"),
+)
+_RULES = {SWIN: _SWIN + _LEVEL_NORMS, CONVNEXT: _CONVNEXT + _LEVEL_NORMS, BEIT: _BEIT, MAE: _BEIT, VIT: _VIT,
+          MIT: _MIT}
 
 
 def detect(keys: Iterable[str]) -> Optional[str]:
@@ -76,6 +97,8 @@ def detect(keys: Iterable[str]) -> Optional[str]:
         return MAE if "backbone.pos_embed" in keys else BEIT
     if "backbone.layers.0.attn.attn.in_proj_weight" in keys:
         return VIT
+    if "backbone.layers.0.1.0.attn.attn.in_proj_weight" in keys:
+        return MIT
     return None
 
 
@@ -115,8 +138,42 @@ def prepare(state_dict: Mapping[str, torch.Tensor], variant: str) -> dict[str, t
                 q, _, v = value.chunk(3)
                 del out[key]
                 out[key[:-len("qkv.bias")] + "q_bias"], out[key[:-len("qkv.bias")] + "v_bias"] = q, v
+    elif variant == MIT:
+        for key, value in state_dict.items():
+            if ".attn.attn.in_proj_" in key:  # (query; key; value) -> timm's q and kv
+                del out[key]
+                prefix, kind = key.split(".in_proj_")
+                out[f"{prefix}.q.{kind}"], out[f"{prefix}.kv.{kind}"] = value[:value.shape[0] // 3], \
+                    value[value.shape[0] // 3:]
+            elif re.search(r"\.ffn\.layers\.[04]\.weight$", key):  # 1x1 convolutions as linear layers
+                out[key] = value.flatten(1)
     elif variant == VIT:
         weight = state_dict.get("backbone.patch_embed.projection.weight")
         if weight is not None and "backbone.patch_embed.projection.bias" not in state_dict:
             out["backbone.patch_embed.projection.bias"] = weight.new_zeros(weight.shape[0])
     return out
+
+
+def mit_backbone(source: Mapping[str, torch.Tensor]) -> str:
+    """The ``mit_b*`` of an mmseg MiT checkpoint: its blocks per stage and its first stage's width."""
+    depths = tuple(len({m.group(2) for key in source if (m := re.match(_MIT_BLOCK, key)) and m.group(1) == str(i)})
+                   for i in range(4))
+    stem = source.get("backbone.layers.0.0.projection.weight")
+    width = int(stem.shape[0]) if stem is not None else None
+    found = [name for name, (sizes, dims) in MIT_SIZES.items() if sizes == depths and dims[0] == width]
+    if not found:
+        raise CheckpointError(f"cannot infer the backbone: a MiT {width} wide with {depths} blocks per stage is none "
+                              f"of {', '.join(MIT_SIZES)}; convert with --model <zoo name>")
+    return found[0]
+
+
+def mit_config(head: str, form: Upstream, backbone: str, num_classes: int, source: Mapping[str, torch.Tensor]
+               ) -> ModelConfig:
+    """An mmseg SegFormer as its keys tell it: the MiT of its depth and width, the head's width from its fusion,
+    mmseg's LayerNorm epsilon (1e-6 everywhere), ``align_corners=False``, no aux head."""
+    fusion = source.get("decode_head.fusion_conv.conv.weight")
+    if fusion is None:
+        raise CheckpointError("not an mmseg SegFormer: the checkpoint has no decode_head.fusion_conv")
+    return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, output_stride=32, aux=False,
+                       align_corners=False, backbone_norm_eps=1e-6,
+                       head_kwargs={**form.options, "channels": int(fusion.shape[0])}, input_size=(512, 512))

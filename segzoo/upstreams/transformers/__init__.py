@@ -1,8 +1,9 @@
 """transformers as an upstream: segmentation repos on the Hugging Face Hub (``openmmlab/upernet-convnext-*``,
-``openmmlab/upernet-swin-*``) read as safetensors, without transformers installed. Their files are downloaded over
-the Hub's own HTTP file protocol (``<endpoint>/<repo>/resolve/<revision>/model.safetensors``; ``HF_ENDPOINT`` sets
-another endpoint, as for huggingface_hub), converted once and cached; ``segzoo convert --from transformers DIR OUT``
-converts a directory as transformers' ``save_pretrained`` writes it."""
+``openmmlab/upernet-swin-*``, ``microsoft/beit-*``, ``nvidia/segformer-*``) read as safetensors, without transformers
+installed. Their files are downloaded over the Hub's own HTTP file protocol
+(``<endpoint>/<repo>/resolve/<revision>/model.safetensors``; ``HF_ENDPOINT`` sets another endpoint, as for
+huggingface_hub), converted once and cached; ``segzoo convert --from transformers DIR OUT`` converts a directory as
+transformers' ``save_pretrained`` writes it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,10 +58,12 @@ class TransformersUpstream(UpstreamPlugin):
         return layout.config_for(head, form, backbone, num_classes, keys, variant)
 
     def recognises_config(self, config: Mapping[str, Any]) -> bool:
-        """transformers' UPerNet configs (``model_type`` ``"upernet"``) and BEiT's semantic segmentation ones."""
+        """transformers' UPerNet configs (``model_type`` ``"upernet"``) and BEiT's and SegFormer's semantic
+        segmentation ones."""
         architectures = config.get("architectures") or []
         return config.get("model_type") == "upernet" or (
-            config.get("model_type") == "beit" and "BeitForSemanticSegmentation" in architectures)
+            config.get("model_type") == "beit" and "BeitForSemanticSegmentation" in architectures) or (
+            config.get("model_type") == "segformer" and "SegformerForSemanticSegmentation" in architectures)
 
     def hub_repo(self, file: UpstreamFile) -> Optional[str]:
         if file.host != "hub" or "/resolve/" not in file.path:
@@ -72,6 +75,7 @@ class TransformersUpstream(UpstreamPlugin):
         besides the keys: ``class_names`` (``id2label``), a BEiT's ``feature_indices`` (its ``out_indices``) and
         ``backbone_norm_eps`` (its ``layer_norm_eps``)."""
         state, config = read_model_dir(path)
+        layout.check_segformer_config(config)
         classifier = state.get("decode_head.classifier.weight")
         names = class_names_of(config, int(classifier.shape[0])) if classifier is not None else None
         return state, {**({"class_names": names} if names else {}), **layout.beit_fields(config)}

@@ -1,6 +1,7 @@
 """The zoo entries of transformers' segmentation repos on the Hub: UPerNet (``openmmlab/upernet-*``: transformers'
-conversions of mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence) and BEiT
-(``microsoft/beit-*-finetuned-ade-640-640``, Apache-2.0).
+conversions of mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence), BEiT
+(``microsoft/beit-*-finetuned-ade-640-640``, Apache-2.0) and SegFormer (``nvidia/segformer-b*-finetuned-*``: the
+authors' checkpoints, under NVIDIA's non-commercial licence).
 
 Each entry names its repo's file at ``main``: the commit ids and the files' sha256 could not be read where these
 entries were written (no network), so the revision is not pinned and no hash is checked; the first download is
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...upstream import PretrainedSpec, UpstreamFile
+from ..licence_terms import NVIDIA_SEGFORMER_TERMS
 
 __all__ = ["ENTRIES"]
 
@@ -75,3 +77,33 @@ ENTRIES = ENTRIES + (
     _beit("microsoft/beit-base-finetuned-ade-640-640", "beit_base_patch16_224", (1, 3, 5, 9), 768),
     _beit("microsoft/beit-large-finetuned-ade-640-640", "beit_large_patch16_224", (5, 9, 13, 21), 1024),
 )
+
+
+def _segformer(size: str, dataset: str, crop: int, miou: float) -> PretrainedSpec:
+    """SegFormer as its authors trained it (NVlabs/SegFormer), converted to transformers' layout by transformers."""
+    ade = dataset == "ade"
+    repo = f"nvidia/segformer-{size}-finetuned-{dataset}-{crop}-{crop}"
+    recipe = ({"resize": (2048, crop), "mode": "whole"} if ade else
+              {"resize": (2048, 1024), "mode": "slide", "crop": (1024, 1024), "stride": (768, 768)})
+    return PretrainedSpec(
+        name=f"segformer_mit_{size}.nvidia_{'ade20k' if ade else 'cityscapes'}_{crop}x{crop}", upstream="transformers",
+        variant="segformer", head="segformer", backbone=f"mit_{size}",
+        dataset="mmseg_ade20k" if ade else "mmseg_cityscapes", output_stride=32, aux=False, align_corners=False,
+        input_size=(crop, crop), file=UpstreamFile("hub", f"{repo}/resolve/main/model.safetensors"),
+        short_names=(f"segformer_{size}_{'ade20k' if ade else 'cityscapes'}" + ("_640" if crop == 640 else ""),),
+        license="other", terms=NVIDIA_SEGFORMER_TERMS, inference=recipe,
+        options={"channels": 256 if size in ("b0", "b1") else 768, "projection": "linear"},
+        metrics={"mIoU": miou, "eval": f"single scale ({recipe['mode']})"},
+        metrics_source="the SegFormer paper (Xie et al., NeurIPS 2021), Table 1, for the authors' checkpoint the repo "
+                       "converts",
+        config_fields={"backbone_norm_eps": 1e-5})  # transformers' MiT: PyTorch's default in every LayerNorm
+
+
+# SegFormer by its authors in transformers' layout: ADE20K (B0 .. B4 at 512x512 crops, B5 at 640x640) and Cityscapes
+# (1024x1024 crops). transformers' SegformerImageProcessor resizes to the crop size with ImageNet's mean and std (and
+# reduces ADE20K's labels by one: its 150 classes are mmseg's); segzoo's entries follow the authors' test recipe (mmseg
+# 0.x configs: ADE20K whole image after a 2048x512 resize, Cityscapes 1024 windows every 768 pixels)
+ENTRIES = ENTRIES + tuple(_segformer(size, "ade", 640 if size == "b5" else 512, miou) for size, miou in (
+    ("b0", 37.4), ("b1", 42.2), ("b2", 46.5), ("b3", 49.4), ("b4", 50.3), ("b5", 51.0))) + tuple(
+    _segformer(size, "cityscapes", 1024, miou) for size, miou in (
+        ("b0", 76.2), ("b1", 78.5), ("b2", 81.0), ("b3", 81.7), ("b4", 82.3), ("b5", 82.4)))

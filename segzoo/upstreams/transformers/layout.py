@@ -15,6 +15,12 @@ transformers' own reading of ``config.out_indices``: it takes ``hidden_states[i]
 ``hidden_states[0]`` is the embedding, so ``out_indices`` ``[3, 5, 7, 11]`` are the outputs of blocks 1, 3, 5 and 9
 (mmseg reads the same numbers as blocks 3, 5, 7 and 11). segzoo reproduces what transformers computes
 (``feature_indices`` = each index - 2).
+
+SegFormer (``segformer.*``, ``SegformerForSemanticSegmentation``) is segzoo's ``mit_b*`` (timm's PVT v2 at MiT's
+sizes): the query kept, key and value fused into timm's ``kv``; every LayerNorm of transformers' MiT has PyTorch's
+epsilon 1e-5 (``backbone_norm_eps``). Its head (declared by the ``segformer`` head) projects each level with a
+linear layer (stored as a 1x1 convolution) and concatenates them top level first (c4 .. c1): ``prepare`` reorders the
+fusion's input channels to segzoo's order (c1 first), which computes the same.
 """
 from __future__ import annotations
 
@@ -23,14 +29,15 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from ...backbones import MIT_SIZES
 from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...upstream import KeyRule, Upstream
 
 __all__ = ["detect", "rules", "dropped", "unused", "prepare", "infer_backbone", "config_for", "CONVNEXT", "SWIN",
-           "BEIT", "beit_fields", "feature_indices_of"]
+           "BEIT", "SEGFORMER", "beit_fields", "feature_indices_of", "check_segformer_config"]
 
-CONVNEXT, SWIN, BEIT = "upernet-convnext", "upernet-swin", "beit"
+CONVNEXT, SWIN, BEIT, SEGFORMER = "upernet-convnext", "upernet-swin", "beit", "segformer"
 
 _CONVNEXT_BLOCK = r"backbone\.encoder\.stages\.(\d)\.layers\.(\d+)"
 _CONVNEXT = (
@@ -72,6 +79,24 @@ _BEIT = (
     (r"fpn1", "neck.rescale.0"),
     (r"fpn2", "neck.rescale.1"),
 )
+_MIT_BLOCK = r"segformer\.encoder\.block\.(\d)\.(\d+)"
+_MIT_TIMM_BLOCK = r"backbone.stages_\1.blocks.\2"
+_SEGFORMER = (  # transformers keeps every patch embedding in one list; timm the first outside its stages
+    (r"segformer\.encoder\.patch_embeddings\.0\.proj", "backbone.patch_embed.proj"),
+    (r"segformer\.encoder\.patch_embeddings\.0\.layer_norm", "backbone.patch_embed.norm"),
+    (r"segformer\.encoder\.patch_embeddings\.(\d)\.proj", r"backbone.stages_\1.downsample.proj"),
+    (r"segformer\.encoder\.patch_embeddings\.(\d)\.layer_norm", r"backbone.stages_\1.downsample.norm"),
+    (_MIT_BLOCK + r"\.layer_norm_1", _MIT_TIMM_BLOCK + ".norm1"),
+    (_MIT_BLOCK + r"\.layer_norm_2", _MIT_TIMM_BLOCK + ".norm2"),
+    (_MIT_BLOCK + r"\.attention\.self\.layer_norm", _MIT_TIMM_BLOCK + ".attn.norm"),
+    (_MIT_BLOCK + r"\.attention\.self", _MIT_TIMM_BLOCK + ".attn"),  # q, kv (fused by prepare), sr
+    (_MIT_BLOCK + r"\.attention\.output\.dense", _MIT_TIMM_BLOCK + ".attn.proj"),
+    (_MIT_BLOCK + r"\.mlp\.dense1", _MIT_TIMM_BLOCK + ".mlp.fc1"),
+    (_MIT_BLOCK + r"\.mlp\.dwconv\.dwconv", _MIT_TIMM_BLOCK + ".mlp.dwconv"),
+    (_MIT_BLOCK + r"\.mlp\.dense2", _MIT_TIMM_BLOCK + ".mlp.fc2"),
+    (r"segformer\.encoder\.layer_norm\.(\d)", r"backbone.stages_\1.norm"),
+)
+_MIT_HEADS = (1, 2, 5, 8)  # every MiT size's attention heads per stage (not in the weights' shapes)
 _DROPPED = (r"auxiliary_head", r".*\.relative_position_index")
 
 # timm names of the sizes transformers' repos use: (channels of stage 1, blocks of stage 3) -> name
@@ -89,19 +114,23 @@ def detect(keys: Iterable[str]) -> str:
     if any(key.startswith("decode_head.") for key in keys):
         if any(key.startswith("beit.encoder.layer.") for key in keys):
             return BEIT
+        if any(key.startswith("segformer.encoder.block.") for key in keys):
+            return SEGFORMER
         if any(key.startswith("backbone.encoder.stages.") for key in keys):
             return CONVNEXT
         if any(key.startswith("backbone.encoder.layers.") for key in keys):
             return SWIN
-    raise CheckpointError("not a transformers UperNetForSemanticSegmentation (ConvNeXt, Swin) or "
-                          "BeitForSemanticSegmentation checkpoint: expected keys under 'decode_head.' and "
-                          "'backbone.encoder.stages.' (ConvNeXt), 'backbone.encoder.layers.' (Swin) or "
-                          "'beit.encoder.layer.' (BEiT)")
+    raise CheckpointError("not a transformers UperNetForSemanticSegmentation (ConvNeXt, Swin), "
+                          "BeitForSemanticSegmentation or SegformerForSemanticSegmentation checkpoint: expected keys "
+                          "under 'decode_head.' and 'backbone.encoder.stages.' (ConvNeXt), 'backbone.encoder.layers.' "
+                          "(Swin), 'beit.encoder.layer.' (BEiT) or 'segformer.encoder.block.' (SegFormer)")
 
 
 def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, ...]:
     if variant == BEIT:
         return form.rules + _BEIT
+    if variant == SEGFORMER:
+        return form.rules + _SEGFORMER
     return form.rules + (_CONVNEXT if variant == CONVNEXT else _SWIN) + _NORMS
 
 
@@ -120,10 +149,15 @@ def unused(config: ModelConfig, variant: str) -> tuple[str, ...]:
 
 def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Swin's ``attention.self.{query,key,value}`` as timm's fused ``attention.self.qkv`` (concatenated in that
-    order, weights and biases); BEiT's as ``attention.attention.qkv.weight`` with ``q_bias`` and ``v_bias``; every
-    other tensor as it is."""
+    order, weights and biases); BEiT's as ``attention.attention.qkv.weight`` with ``q_bias`` and ``v_bias``;
+    SegFormer's as ``q`` and ``kv`` and its head's linear layers and fusion as segzoo's (``_segformer_tensor``);
+    every other tensor as it is."""
     out = {}
     for key, value in state_dict.items():
+        segformer = _segformer_tensor(state_dict, key, value)
+        if segformer is not None:
+            out.update(segformer)
+            continue
         beit = re.fullmatch(r"(beit\..*\.attention\.attention)\.(query|key|value)\.(weight|bias)", key)
         if beit is not None:
             prefix, part, kind = beit.groups()
@@ -145,6 +179,30 @@ def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                 raise CheckpointError(f"{prefix} has a query {kind} but not a key and value {kind}")
             out[f"{prefix}.qkv.{kind}"] = torch.cat(parts)
     return out
+
+
+def _segformer_tensor(state_dict: Mapping[str, torch.Tensor], key: str, value: torch.Tensor
+                      ) -> dict[str, torch.Tensor] | None:
+    """What a SegFormer tensor becomes (``{}``: folded into another), or None for any other tensor."""
+    attention = re.fullmatch(r"(segformer\..*\.attention\.self)\.(query|key|value)\.(weight|bias)", key)
+    if attention is not None:
+        prefix, part, kind = attention.groups()
+        if part == "query":
+            return {f"{prefix}.q.{kind}": value}
+        if part == "value":
+            return {}
+        other = state_dict.get(f"{prefix}.value.{kind}")
+        if other is None:
+            raise CheckpointError(f"{prefix} has a key {kind} but no value {kind}")
+        return {f"{prefix}.kv.{kind}": torch.cat([value, other])}
+    if key.startswith("segformer.") or not any(k.startswith("segformer.") for k in state_dict):
+        return None
+    if re.fullmatch(r"decode_head\.linear_c\.\d\.proj\.weight", key):  # a linear layer as a 1x1 convolution
+        return {key: value[:, :, None, None]}
+    if key == "decode_head.linear_fuse.weight":  # over c4, c3, c2, c1 -> over c1, c2, c3, c4
+        levels = len({k.split(".")[2] for k in state_dict if k.startswith("decode_head.linear_c.")})
+        return {key: torch.cat(value.chunk(levels, dim=1)[::-1], dim=1)}
+    return None
 
 
 def _blocks(keys: Iterable[str], pattern: str) -> list[int]:
@@ -204,7 +262,25 @@ def _backbone(source: Mapping[str, Any], variant: str) -> tuple[str, dict[str, A
                                             "num_heads": tuple(h[1] for h in heads), "window_size": window}, 1e-5
 
 
+def _mit_backbone(source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """segzoo's MiT of the checkpoint's depths and widths; another size as ``mit_b0`` with its sizes (depths,
+    widths, reduction ratios from the reduction convolutions, feed-forward ratios) as ``backbone_kwargs``."""
+    depths = tuple(_blocks(source, _MIT_BLOCK))
+    dims = tuple(_shape(source, f"segformer.encoder.patch_embeddings.{i}.proj.weight")[0] for i in range(len(depths)))
+    for name, sizes in MIT_SIZES.items():
+        if sizes == (depths, dims):
+            return name, {}
+    block = "segformer.encoder.block.{}.0"
+    srs = tuple(source[f"{block.format(i)}.attention.self.sr.weight"].shape[-1]
+                if f"{block.format(i)}.attention.self.sr.weight" in source else 1 for i in range(len(depths)))
+    ratios = tuple(_shape(source, f"{block.format(i)}.mlp.dense1.weight")[0] / dims[i] for i in range(len(depths)))
+    return "mit_b0", {"depths": depths, "embed_dims": dims, "sr_ratios": srs, "mlp_ratios": ratios,
+                      "num_heads": _MIT_HEADS[:len(depths)]}
+
+
 def infer_backbone(source: Mapping[str, Any], variant: str) -> str:
+    if variant == SEGFORMER:
+        return _mit_backbone(source)[0]
     return _beit_backbone(source)[0] if variant == BEIT else _backbone(source, variant)[0]
 
 
@@ -212,6 +288,12 @@ def config_for(head: str, form: Upstream, backbone: str, num_classes: int, sourc
                variant: str) -> ModelConfig:
     """The checkpoint's model as the keys and shapes tell it: the backbone at its own size (and window), the
     per-level norms, UPerNet's width from its bottleneck, mmseg's ``align_corners=False``; no aux head."""
+    if variant == SEGFORMER:  # every LayerNorm of transformers' MiT: PyTorch's default epsilon
+        name, backbone_kwargs = _mit_backbone(source)
+        return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, output_stride=32,
+                           backbone_kwargs=backbone_kwargs if backbone == name else {}, align_corners=False,
+                           backbone_norm_eps=1e-5, input_size=(512, 512), head_kwargs={
+                               **form.options, "channels": _shape(source, "decode_head.linear_fuse.weight")[0]})
     channels = _shape(source, "decode_head.bottleneck.conv.weight")[0]
     if variant == BEIT:  # the blocks: transformers' default out_indices (3, 5, 7, 11) as it reads them
         name, backbone_kwargs = _beit_backbone(source)
@@ -254,3 +336,12 @@ def feature_indices_of(config: Mapping[str, Any]) -> tuple[int, ...] | None:
     if config.get("model_type") != "beit" or not isinstance(indices, list) or len(indices) != 4:
         return None
     return tuple(int(i) - 2 for i in indices)
+
+
+def check_segformer_config(config: Mapping[str, Any]) -> None:
+    """A SegFormer ``config.json`` must have MiT's attention heads (1, 2, 5, 8): the weights' shapes do not tell
+    them, and segzoo builds MiT's."""
+    heads = config.get("num_attention_heads")
+    if config.get("model_type") == "segformer" and heads is not None and tuple(heads) != _MIT_HEADS[:len(heads)]:
+        raise CheckpointError(f"this SegFormer has {list(heads)} attention heads per stage; segzoo converts MiT's "
+                              f"{list(_MIT_HEADS)} only")

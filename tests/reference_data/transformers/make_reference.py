@@ -1,5 +1,6 @@
-"""Reference outputs of transformers' own ``UperNetForSemanticSegmentation`` (ConvNeXt and Swin backbones), for
-segzoo's parity tests (tests/upstreams/test_transformers_parity.py).
+"""Reference outputs of transformers' own ``UperNetForSemanticSegmentation`` (ConvNeXt and Swin backbones),
+``BeitForSemanticSegmentation`` and ``SegformerForSemanticSegmentation``, for segzoo's parity tests
+(tests/upstreams/test_transformers_parity.py).
 
 NOT part of the segzoo package or its test run: run it once, by hand, with the python of a SCRATCH environment
 that has transformers in it (transformers is never a dependency of segzoo):
@@ -8,14 +9,15 @@ that has transformers in it (transformers is never a dependency of segzoo):
     /tmp/up-venv/bin/python tests/reference_data/transformers/make_reference.py
 
 (As run: transformers 4.57.6, torch 2.14.1; versions.json records them.) It writes, beside itself, reference.npz
-(the logits at every 4th pixel of every 4th row, float32: small to commit, and a wrong structure still fails by
+(the logits at every 4th pixel of every 4th row, 16th at 512x512, float32: small to commit, and a wrong structure still fails by
 far) and models.json.gz (each case's transformers config and its state-dict layout: key, shape, dtype, in order).
 The inputs are seeded too (``seeded_value("<case>/input/<h>x<w>", ...) * 0.5``). The weights are NOT stored: every
 entry is ``seeded_value(key, shape, dtype)`` from tests/support/seeded_weights.py (the relative-position index
 buffers keep transformers' own values; segzoo drops them), which the test side calls again on the same layout. The
 models are small forms of the real ones (fewer channels and blocks) so the test runs in seconds: every code path of
-the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window), and a
-BEiT at its own grid (64x64; transformers' 1/4-size logits upsampled to the input, bilinear, align_corners=False).
+the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window), a BEiT at
+its own grid (64x64) and a SegFormer (MiT) also at the ADE20K training crop (512x512); transformers' 1/4-size
+logits of BEiT and SegFormer are upsampled to the input, bilinear, align_corners=False.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def _seeded():
 
 
 def _cases():
-    from transformers import BeitConfig, ConvNextConfig, SwinConfig, UperNetConfig
+    from transformers import BeitConfig, ConvNextConfig, SegformerConfig, SwinConfig, UperNetConfig
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     return {
@@ -62,17 +64,32 @@ def _cases():
                            use_absolute_position_embeddings=False, layer_scale_init_value=0.1,
                            out_indices=[3, 5, 7, 11], auxiliary_channels=16, num_labels=3,
                            architectures=["BeitForSemanticSegmentation"]),
+        # SegFormer as nvidia/segformer-b*: MiT with every stage's reduction ratio, narrow and shallow
+        "segformer": SegformerConfig(hidden_sizes=[16, 32, 40, 64], depths=[1, 2, 1, 1],
+                                     num_attention_heads=[1, 2, 5, 8], sr_ratios=[8, 4, 2, 1],
+                                     mlp_ratios=[4, 4, 4, 4], decoder_hidden_size=32,
+                                     num_labels=3, architectures=["SegformerForSemanticSegmentation"]),
     }
 
 
 def main() -> None:
     import transformers
-    from transformers import BeitForSemanticSegmentation, ConvNextConfig, UperNetConfig, UperNetForSemanticSegmentation
+    from transformers import (
+        BeitForSemanticSegmentation,
+        ConvNextConfig,
+        SegformerConfig,
+        SegformerForSemanticSegmentation,
+        UperNetConfig,
+        UperNetForSemanticSegmentation,
+    )
+
+    classes = {"beit": BeitForSemanticSegmentation, "segformer": SegformerForSemanticSegmentation}
+    sizes = {"beit": [(64, 64)], "segformer": SIZES + [(512, 512)]}
 
     seeded_value = _seeded()
     arrays, models = {}, {}
     for name, config in _cases().items():
-        model = (BeitForSemanticSegmentation if name == "beit" else UperNetForSemanticSegmentation)(config).eval()
+        model = classes.get(name, UperNetForSemanticSegmentation)(config).eval()
         state = model.state_dict()
         filled = {key: value if key.endswith("relative_position_index") else
                   torch.from_numpy(seeded_value(key, tuple(value.shape), str(value.dtype).replace("torch.", "")))
@@ -81,15 +98,16 @@ def main() -> None:
         models[name] = {"config": config.to_dict(),
                         "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
                                    for key, value in state.items() if not key.endswith("relative_position_index")]}
-        for height, width in [(64, 64)] if name == "beit" else SIZES:
+        for height, width in sizes.get(name, SIZES):
             # a fresh model per size: transformers' Swin keeps the window it shrank to (not here: always_partition)
             images = torch.from_numpy(seeded_value(f"{name}/input/{height}x{width}", (1, 3, height, width)) * 0.5)
             with torch.no_grad():
                 logits = model(pixel_values=images).logits
-            # transformers' BEiT gives logits at 1/4 size: upsampled as its loss and mmseg upsample them
+            # transformers' BEiT and SegFormer give logits at 1/4 size: upsampled as their losses and mmseg do
             logits = torch.nn.functional.interpolate(logits, size=(height, width), mode="bilinear",
                                                      align_corners=False)
-            arrays[f"{name}/{height}x{width}"] = logits[..., ::4, ::4].numpy()
+            step = 16 if height >= 512 else 4  # every step-th pixel of every step-th row: a small file
+            arrays[f"{name}/{height}x{width}"] = logits[..., ::step, ::step].numpy()
     # the full-size layout of openmmlab/upernet-convnext-tiny (keys and shapes only), for the zoo entry's download
     # test in the slow tier
     full = UperNetForSemanticSegmentation(UperNetConfig(
@@ -100,6 +118,16 @@ def main() -> None:
         "config": full.config.to_dict(),
         "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
                    for key, value in full.state_dict().items()]}
+    # the full-size layouts of nvidia/segformer-b0-finetuned-ade-512-512 and -b2- (keys and shapes only): the
+    # zoo entries' conversion test; B2 .. B5 have a 768-wide head
+    for size, hidden, depths, width in (("b0", [32, 64, 160, 256], [2, 2, 2, 2], 256),
+                                         ("b2", [64, 128, 320, 512], [3, 4, 6, 3], 768)):
+        full = SegformerForSemanticSegmentation(SegformerConfig(hidden_sizes=hidden, depths=depths,
+                                                                decoder_hidden_size=width, num_labels=150))
+        models[f"segformer-{size}"] = {
+            "config": full.config.to_dict(),
+            "layout": [[key, list(value.shape), str(value.dtype).replace("torch.", "")]
+                       for key, value in full.state_dict().items()]}
     np.savez_compressed(HERE / "reference.npz", **arrays)
     with gzip.open(HERE / "models.json.gz", "wt", encoding="utf-8") as file:
         json.dump(models, file, default=str)
