@@ -8,8 +8,9 @@ library pages it touches, about 270 MB less than a freshly started interpreter's
 counter on a ``meta`` copy of the model (no compute; a multiply-add counts as 2 FLOPs; resampling and elementwise
 ops are not counted). Peers: ``tv:<name>`` is a torchvision segmentation model, ``smp:<Arch>:<encoder>`` a
 segmentation_models_pytorch model, ``hf:upernet-<convnext|swin>-<size>`` transformers'
-``UperNetForSemanticSegmentation`` as the ``openmmlab/upernet-*`` repos build it (each where installed), all with
-random weights.
+``UperNetForSemanticSegmentation`` as the ``openmmlab/upernet-*`` repos build it and ``hf:segformer-b<0..5>`` its
+``SegformerForSemanticSegmentation`` as the ``nvidia/segformer-*`` repos do (each where installed), all with random
+weights.
 
 Every row records what was applied to it: memory format, precision, runtime and whether
 ``optimize_for_inference`` ran. The run's options apply to every row, peers included (``optimize`` chooses for
@@ -348,7 +349,7 @@ def benchmark(names: list[str], size: tuple[int, int] = (480, 480), batch: int =
 
     Args:
         names: segzoo model names, ``tv:<torchvision segmentation model>``, ``smp:<Arch>:<encoder>`` or
-            ``hf:upernet-<convnext|swin>-<size>`` peers;
+            ``hf:upernet-<convnext|swin>-<size>`` and ``hf:segformer-b<0..5>`` peers;
             a suffix ``@word,word`` sets that row's own options over the run's (see ``parse_spec``):
             ``tv:deeplabv3_resnet101@contiguous,plain`` is torchvision as users run it,
             ``fcn_resnet101@bf16`` one row in bfloat16.

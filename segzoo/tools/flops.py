@@ -17,7 +17,7 @@ TORCHVISION_PREFIX = "tv:"
 SMP_PREFIX = "smp:"
 HF_PREFIX = "hf:"
 # transformers' UperNetForSemanticSegmentation as the openmmlab/upernet-* repos build it (transformers'
-# convert_{convnext,swin}_upernet_to_pytorch.py): backbone family, its sizes, the aux head's input channels
+# convert_{convnext,swin}_upernet_to_pytorch.py) and its SegFormer: family, its sizes, the aux head's input channels
 HF_PEERS = {
     **{f"upernet-convnext-{size}": ("convnext", {"hidden_sizes": [width * 2 ** i for i in range(4)], "depths": depths},
                                     width * 4)
@@ -28,6 +28,12 @@ HF_PEERS = {
                                          "num_heads": [width // 32 * 2 ** i for i in range(4)]}, width * 4)
        for size, width, depths, window in (("tiny", 96, [2, 2, 6, 2], 7), ("small", 96, [2, 2, 18, 2], 7),
                                            ("base", 128, [2, 2, 18, 2], 12), ("large", 192, [2, 2, 18, 2], 12))},
+    # SegformerForSemanticSegmentation as the nvidia/segformer-b* repos build it (no aux head)
+    **{f"segformer-{size}": ("segformer", {"hidden_sizes": [width, width * 2, width * 5, width * 8],
+                                           "depths": list(depths), "decoder_hidden_size": decoder}, 0)
+       for size, width, depths, decoder in (("b0", 32, (2, 2, 2, 2), 256), ("b1", 64, (2, 2, 2, 2), 256),
+                                            ("b2", 64, (3, 4, 6, 3), 768), ("b3", 64, (3, 4, 18, 3), 768),
+                                            ("b4", 64, (3, 8, 27, 3), 768), ("b5", 64, (3, 6, 40, 3), 768))},
 }
 
 
@@ -41,11 +47,16 @@ def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) 
     """A segzoo model (random weights) or a peer with random weights: ``tv:<name>``, a torchvision segmentation
     model (no aux head); ``smp:<Arch>:<encoder>``, a segmentation_models_pytorch model (``smp.create_model``);
     ``hf:upernet-<convnext|swin>-<size>``, transformers' ``UperNetForSemanticSegmentation`` as the
-    ``openmmlab/upernet-*`` repos build it (``HF_PEERS``)."""
+    ``openmmlab/upernet-*`` repos build it, ``hf:segformer-b<0..5>`` its ``SegformerForSemanticSegmentation`` as the
+    ``nvidia/segformer-*`` repos do (``HF_PEERS``)."""
     if name.startswith(HF_PREFIX):
         from transformers import ConvNextConfig, SwinConfig, UperNetConfig, UperNetForSemanticSegmentation
 
         family, sizes, aux_channels = HF_PEERS[name[len(HF_PREFIX):]]
+        if family == "segformer":
+            from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+            return SegformerForSemanticSegmentation(SegformerConfig(**sizes, num_labels=num_classes or 150))
         stages = ["stage1", "stage2", "stage3", "stage4"]
         backbone = (ConvNextConfig if family == "convnext" else SwinConfig)(**sizes, out_features=stages)
         return UperNetForSemanticSegmentation(UperNetConfig(backbone_config=backbone, num_labels=num_classes or 150,

@@ -1,5 +1,6 @@
-"""Every head on the three kinds of timm backbone the CNN era lacked: a channels-last one (Swin), a ViT-style one
-(a plain ViT, with the multi-level neck and BEiT's feature pyramid) and ConvNeXt. The default tier runs every head
+"""Every head on the kinds of timm backbone the CNN era lacked: a channels-last one (Swin), a ViT-style one (a plain
+ViT, with the multi-level neck and BEiT's feature pyramid), ConvNeXt and SegFormer's MiT (timm's PVT v2 at MiT's
+sizes). The default tier runs every head
 on one of them at an odd size, forward and backward (the other pairs and the whole battery: compile, save/load,
 ONNX, ... are the slow tier's)."""
 import pytest
@@ -13,14 +14,15 @@ SWIN = ("swin_tiny_patch4_window7_224",
         {"backbone_kwargs": {"embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 1, 1, 2)}})
 VIT = ("vit_tiny_patch16_224", {"backbone_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2}})
 CONVNEXT = ("convnext_atto", {})
+MIT = ("mit_b0", {"backbone_kwargs": {"embed_dims": (16, 32, 40, 64), "depths": (1, 1, 1, 1)}})
 HEADS = sorted(info.name for info in list_heads())
 
 
-KINDS = {"swin": SWIN, "vit": VIT, "convnext": CONVNEXT}
+KINDS = {"swin": SWIN, "vit": VIT, "convnext": CONVNEXT, "mit": MIT}
 
 
 def _head_and_kind_cases():
-    """Every head on every kind; in the default tier each head on one kind, in turn (every kind there thrice)."""
+    """Every head on every kind; in the default tier each head on one kind, in turn (every kind there twice or more)."""
     kinds = list(KINDS)
     return [pytest.param(head, *KINDS[kind], id=f"{kind}-{head}",
                          marks=() if kinds.index(kind) == index % len(kinds) else (pytest.mark.slow,))
@@ -73,10 +75,12 @@ _SWIN_STRUCTURES = ({"output_stride": 32, **SWIN[1]},)
 _VIT_STRUCTURES = ({**VIT[1]}, {"neck": "multilevel", "neck_kwargs": {"out_channels": 32}, **VIT[1]},
                    {"neck": "feature2pyramid", **VIT[1]})
 _CONVNEXT_STRUCTURES = ({"output_stride": 32}, {"output_stride": 8})
+_MIT_STRUCTURES = ({"output_stride": 32, **MIT[1]},)
 
 for _head in HEADS:
     for _kind, _backbone, _structures in (("Swin", SWIN[0], _SWIN_STRUCTURES), ("ViT", VIT[0], _VIT_STRUCTURES),
-                                          ("ConvNeXt", CONVNEXT[0], _CONVNEXT_STRUCTURES)):
+                                          ("ConvNeXt", CONVNEXT[0], _CONVNEXT_STRUCTURES),
+                                          ("MiT", MIT[0], _MIT_STRUCTURES)):
         if _head == "bisenet":  # its context path reads the backbone's own c3 and c4: it takes no neck
             _structures = tuple(s for s in _structures if "neck" not in s)
         _class = _battery(_head, _backbone, _structures)

@@ -12,7 +12,8 @@ import torch
 
 from .seeded_weights import seeded_value
 
-__all__ = ["DATA", "CASES", "SIZES", "sizes_of", "pixel_step", "reference_logits", "full_layout", "hf_config", "seeded_state_dict", "seeded_input"]
+__all__ = ["DATA", "CASES", "SIZES", "sizes_of", "pixel_step", "reference_logits", "full_layout", "hf_config",
+           "seeded_state_dict", "seeded_input"]
 
 DATA = Path(__file__).resolve().parents[1] / "reference_data" / "transformers"
 CASES = ("convnext", "swin_window7", "swin_window12", "beit", "segformer")

@@ -29,6 +29,22 @@ def test_license_flag(license, flag):
     assert license_flag(license) == flag
 
 
+def test_other_licences_are_read_from_their_terms():
+    assert license_flag("other", "NVIDIA Source Code License: non-commercial use only") == "non-commercial"
+    assert license_flag("other", "The licence its Hub repo states") == "unknown terms"
+    assert license_flag("apache-2.0", "data: non-commercial research only") is None  # the licence id decides
+
+
+def test_segformer_entries_are_flagged_non_commercial_everywhere():
+    name = "segformer_mit_b0.mmseg_ade20k_160k"
+    listing = run("list", "--pretrained", "segformer_mit_b0.*")
+    assert all(row.rstrip().endswith("other (!) non-commercial") for row in listing.split("\n\n")[0].splitlines()[2:])
+    assert "licence         other (!) non-commercial: NVIDIA Source Code License for SegFormer" in run("info", name)
+    entry = get_pretrained(name)
+    card = build_model_card(entry.config, "segzoo/x", entry=entry)
+    assert "## Licence\n\n**Non-commercial: the weights are under `other`.** NVIDIA Source Code License" in card
+
+
 def test_every_entry_states_a_licence_and_the_filter_selects_by_it():
     names = list_pretrained()
     licences = {get_pretrained(name).license for name in names}
@@ -36,10 +52,17 @@ def test_every_entry_states_a_licence_and_the_filter_selects_by_it():
     apache = list_pretrained(license="apache-2.0")
     assert apache and all(get_pretrained(name).license == "apache-2.0" for name in apache)
     mmseg = {name for name in names if get_pretrained(name).upstream == "mmseg"}
-    assert mmseg <= set(apache) and all(get_pretrained(name).upstream == "transformers" for name in set(apache) - mmseg)
+    segformer = {name for name in names if get_pretrained(name).config.head == "segformer"}
+    assert mmseg - segformer <= set(apache) and all(
+        get_pretrained(name).upstream == "transformers" for name in set(apache) - mmseg)
+    # SegFormer's weights, mmseg's too, are under NVIDIA's non-commercial licence: flagged, and not open
+    assert len(segformer) == 25 and not segformer & set(apache)
+    assert all(license_flag(get_pretrained(name).license, get_pretrained(name).terms) == "non-commercial"
+               for name in segformer)
     assert list_pretrained(license="bsd-*") == [n for n in names if get_pretrained(n).license == "bsd-3-clause"]
     open_only = list_pretrained(license=sorted(OPEN_LICENSES))  # leaves out non-commercial and unknown terms
     assert set(open_only) == {name for name in names if license_flag(get_pretrained(name).license) is None}
+    assert not segformer & set(open_only)
     assert not any(get_pretrained(name).upstream == "reference" for name in open_only)
     assert list_pretrained("*_voc", license="unknown", head="fcn") == [
         n for n in list_pretrained("*_voc", head="fcn") if get_pretrained(n).license == "unknown"]

@@ -9,16 +9,15 @@ that has transformers in it (transformers is never a dependency of segzoo):
     /tmp/up-venv/bin/python tests/reference_data/transformers/make_reference.py
 
 (As run: transformers 4.57.6, torch 2.14.1; versions.json records them.) It writes, beside itself, reference.npz
-(the logits at every 4th pixel of every 4th row, 16th at 512x512, float32: small to commit, and a wrong structure still fails by
-far) and models.json.gz (each case's transformers config and its state-dict layout: key, shape, dtype, in order).
-The inputs are seeded too (``seeded_value("<case>/input/<h>x<w>", ...) * 0.5``). The weights are NOT stored: every
-entry is ``seeded_value(key, shape, dtype)`` from tests/support/seeded_weights.py (the relative-position index
-buffers keep transformers' own values; segzoo drops them), which the test side calls again on the same layout. The
-models are small forms of the real ones (fewer channels and blocks) so the test runs in seconds: every code path of
-the full models is in them, the Swin cases at window 7 and window 12 (the base and large repos' window), a BEiT at
-its own grid (64x64) and a SegFormer (MiT) also at the ADE20K training crop (512x512); transformers' 1/4-size
-logits of BEiT and SegFormer are upsampled to the input, bilinear, align_corners=False.
-"""
+(the logits at every 4th pixel of every 4th row, 16th at 512x512, float32: small to commit, and a wrong structure
+still fails by far) and models.json.gz (each case's transformers config and its state-dict layout: key, shape,
+dtype, in order). The inputs are seeded too (``seeded_value("<case>/input/<h>x<w>", ...) * 0.5``). The weights are
+NOT stored: every entry is ``seeded_value(key, shape, dtype)`` from tests/support/seeded_weights.py (the
+relative-position index buffers keep transformers' own values; segzoo drops them), which the test side calls again
+on the same layout. The models are small forms of the real ones (fewer channels and blocks) so the test runs in
+seconds: every code path of the full models is in them, the Swin cases at window 7 and window 12 (the base and large
+repos' window), a BEiT at its own grid (64x64) and a SegFormer (MiT) also at the ADE20K training crop (512x512);
+transformers' 1/4-size logits of BEiT and SegFormer are upsampled to the input, bilinear, align_corners=False."""
 from __future__ import annotations
 
 import gzip
