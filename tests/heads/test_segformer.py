@@ -42,7 +42,7 @@ class TestSegFormerOnMiT(OnnxInTheSlowTier, HeadBattery):
 def test_mit_sizes_are_the_papers():
     """B0 .. B5: blocks and widths per stage, feed-forward ratio 4, heads 1, 2, 5, 8, reduction ratios 8, 4, 2, 1;
     the encoders' parameters as the SegFormer paper's Table 1 counts them (B1 .. B5: 13.1, 24.2, 44.0, 60.8, 81.4 M;
-    B0 counts 3.3 M here, where the table prints 3.4)."""
+    B0 counts 3.32 M here, where the table prints 3.4)."""
     timm = import_timm()
     counted = {}
     for name, (depths, dims) in MIT_SIZES.items():
@@ -54,8 +54,11 @@ def test_mit_sizes_are_the_papers():
         assert [stage.blocks[0].attn.sr.kernel_size[0] if stage.blocks[0].attn.sr is not None else 1
                 for stage in model.stages] == [8, 4, 2, 1]
         assert [stage.blocks[0].mlp.fc1.out_features // dim for stage, dim in zip(model.stages, dims)] == [4] * 4
-        counted[name] = int(sum(p.numel() for p in model.parameters()) / 1e5) / 10  # the table truncates
-    assert counted == {"mit_b0": 3.3, "mit_b1": 13.1, "mit_b2": 24.2, "mit_b3": 44.0, "mit_b4": 60.8, "mit_b5": 81.4}
+        counted[name] = sum(p.numel() for p in model.parameters()) / 1e6
+    table = {"mit_b0": 3.4, "mit_b1": 13.1, "mit_b2": 24.2, "mit_b3": 44.0, "mit_b4": 60.8, "mit_b5": 81.4}
+    # within the table's last digit (it rounds 24.196 up and 44.07 down); B0: 3.32 where the table prints 3.4
+    assert all(abs(counted[name] - millions) < 0.1 for name, millions in table.items() if name != "mit_b0"), counted
+    assert round(counted["mit_b0"], 2) == 3.32
 
 
 @pytest.mark.parametrize("name, millions", [("segformer_mit_b0.nvidia_ade20k_512x512", 3.8),
