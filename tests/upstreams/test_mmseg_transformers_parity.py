@@ -1,5 +1,5 @@
 """segzoo's conversions of mmsegmentation's transformer-era checkpoints (UPerNet on Swin, ConvNeXt, BEiT, MAE, ViT;
-SegFormer on MiT) reproduce mmseg's own outputs:
+SegFormer on MiT; Segmenter on ViT) reproduce mmseg's own outputs:
 reference logits taken by tests/reference_data/mmseg_transformers/make_reference.py in a scratch environment
 (mmseg 1.2.2 + mmpretrain 1.2.0), seeded weights on the real configs, an odd size and 128x128 where the model takes
 any size, the crop size where its position embedding is tied to it; tolerance 1e-4 of the logits' scale. Each case
@@ -35,13 +35,16 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
     "vit_deit-s16_upernet_8xb2-80k_ade20k-512x512": "upernet_deit_small_patch16_224.mmseg_ade20k_80k",
     "segformer_mit-b0_8xb2-160k_ade20k-512x512": "segformer_mit_b0.mmseg_ade20k_160k",
     "segformer_mit-b1_8xb1-160k_cityscapes-1024x1024": "segformer_mit_b1.mmseg_cityscapes_160k",
+    "segmenter_vit-t_mask_8xb1-160k_ade20k-512x512": "segmenter_vit_tiny_patch16_224.mmseg_ade20k_160k",
+    "segmenter_vit-s_fcn_8xb1-160k_ade20k-512x512": "segmenter_vit_small_patch16_224.mmseg_ade20k_160k_linear",
 }
 # the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
 # test_transformers_parity.py), the rest in the slow tier
 DEFAULT_TIER = {("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", (97, 131)),
                 ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", (97, 131)),
                 ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (97, 131)),
-                ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (512, 512))}
+                ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (512, 512)),
+                ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", (97, 131))}
 
 
 def _convert(name):
@@ -56,14 +59,14 @@ def _logits(model, name, size):
         return model(seeded_input(name, size))[:, ::CLASS_STEP, ::step, ::step]
 
 
-@pytest.mark.slow  # builds 39 models on the meta device (BEiT-L, ConvNeXt-XL among them): 15 s
+@pytest.mark.slow  # builds 44 models on the meta device (BEiT-L, ConvNeXt-XL among them): 16 s
 def test_every_entry_places_every_key_of_its_configs_layout():
-    """All 39 transformer-era entries (26 UPerNet, 13 SegFormer; the references above cover one per family): each
-    builds on the meta device and places every key of the layout mmseg's own config has (key_layouts.json.gz holds
-    every config of the families' metafiles), every shape checked."""
+    """All 44 transformer-era entries (26 UPerNet, 13 SegFormer, 5 Segmenter; the references above cover one per
+    family and head form): each builds on the meta device and places every key of the layout mmseg's own config has
+    (key_layouts.json.gz holds every config of the families' metafiles), every shape checked."""
     names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
         "resnet")]
-    assert len(names) == 39
+    assert len(names) == 44
     for name in names:
         entry = get_pretrained(name)
         config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")
@@ -117,3 +120,13 @@ def test_segformer_with_transformers_epsilon_is_not_mmseg():
             module.eps = 1e-5
     difference, allowed = max_difference(_logits(model, name, (97, 131)), reference_logits(name, (97, 131)))
     assert difference > allowed
+
+
+def test_segmenter_without_the_norm_over_classes_fails_by_far():
+    """The mask transformer's scores are LayerNorm-ed over the classes of each pixel (mmseg's ``mask_norm``): left
+    out, the same weights are far off."""
+    name = "segmenter_vit-t_mask_8xb1-160k_ade20k-512x512"
+    model, _ = _convert(name)
+    model.head.classifier.forward = lambda scores: scores  # the embeddings stay, the LayerNorm goes
+    difference, allowed = max_difference(_logits(model, name, (97, 131)), reference_logits(name, (97, 131)))
+    assert difference > 100 * allowed

@@ -128,6 +128,9 @@ def _unfold_to_timm(value: torch.Tensor) -> torch.Tensor:
 
 def prepare(state_dict: Mapping[str, torch.Tensor], variant: str) -> dict[str, torch.Tensor]:
     out = dict(state_dict)
+    class_embeddings = state_dict.get("decode_head.cls_emb")  # Segmenter's (1, classes, dims): segzoo keeps (K, d)
+    if class_embeddings is not None and class_embeddings.dim() == 3:
+        out["decode_head.cls_emb"] = class_embeddings[0]
     if variant == SWIN:
         for key, value in state_dict.items():
             if ".downsample." in key and (".reduction." in key or ".norm." in key):

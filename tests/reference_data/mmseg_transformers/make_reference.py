@@ -1,5 +1,6 @@
 """Reference outputs of mmsegmentation's own transformer-era models (UPerNet on Swin, ConvNeXt from mmpretrain, BEiT,
-ViT / DeiT, MAE; SegFormer on MiT), for segzoo's parity tests (tests/upstreams/test_mmseg_transformers_parity.py).
+ViT / DeiT, MAE; SegFormer on MiT; Segmenter on ViT), for segzoo's parity tests
+(tests/upstreams/test_mmseg_transformers_parity.py).
 
 NOT part of the segzoo package or its test run: run it once, by hand, with the python of a SCRATCH environment that
 has mmsegmentation and mmpretrain in it (never dependencies of segzoo):
@@ -49,9 +50,12 @@ CASES = {
     "vit/vit_deit-s16_upernet_8xb2-80k_ade20k-512x512": [(512, 512), ODD],
     "segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512": [ODD, (512, 512)],
     "segformer/segformer_mit-b1_8xb1-160k_cityscapes-1024x1024": [ODD],
+    "segmenter/segmenter_vit-t_mask_8xb1-160k_ade20k-512x512": [(512, 512), ODD],
+    "segmenter/segmenter_vit-s_fcn_8xb1-160k_ade20k-512x512": [(512, 512)],
 }
 CLASS_STEP = 10
-FAMILIES = ("swin", "convnext", "beit", "vit", "mae", "segformer")  # every config of their metafiles: its key layout
+# every config of their metafiles: its key layout
+FAMILIES = ("swin", "convnext", "beit", "vit", "mae", "segformer", "segmenter")
 
 
 def pixel_step(size: tuple[int, int]) -> int:
