@@ -1,5 +1,5 @@
 """segzoo's conversions of mmsegmentation's transformer-era checkpoints (UPerNet on Swin, ConvNeXt, BEiT, MAE, ViT;
-SegFormer on MiT; Segmenter on ViT) reproduce mmseg's own outputs:
+SegFormer on MiT; Segmenter and SETR on ViT) reproduce mmseg's own outputs:
 reference logits taken by tests/reference_data/mmseg_transformers/make_reference.py in a scratch environment
 (mmseg 1.2.2 + mmpretrain 1.2.0), seeded weights on the real configs, an odd size and 128x128 where the model takes
 any size, the crop size where its position embedding is tied to it; tolerance 1e-4 of the logits' scale. Each case
@@ -37,6 +37,8 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
     "segformer_mit-b1_8xb1-160k_cityscapes-1024x1024": "segformer_mit_b1.mmseg_cityscapes_160k",
     "segmenter_vit-t_mask_8xb1-160k_ade20k-512x512": "segmenter_vit_tiny_patch16_224.mmseg_ade20k_160k",
     "segmenter_vit-s_fcn_8xb1-160k_ade20k-512x512": "segmenter_vit_small_patch16_224.mmseg_ade20k_160k_linear",
+    "setr_vit-l_naive_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_naive",
+    "setr_vit-l_pup_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_pup",
 }
 # the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
 # test_transformers_parity.py), the rest in the slow tier
@@ -59,14 +61,14 @@ def _logits(model, name, size):
         return model(seeded_input(name, size))[:, ::CLASS_STEP, ::step, ::step]
 
 
-@pytest.mark.slow  # builds 44 models on the meta device (BEiT-L, ConvNeXt-XL among them): 16 s
+@pytest.mark.slow  # builds 48 models on the meta device (BEiT-L, ConvNeXt-XL among them): 17 s
 def test_every_entry_places_every_key_of_its_configs_layout():
-    """All 44 transformer-era entries (26 UPerNet, 13 SegFormer, 5 Segmenter; the references above cover one per
+    """All 48 transformer-era entries (26 UPerNet, 13 SegFormer, 5 Segmenter, 4 SETR; the references above cover one per
     family and head form): each builds on the meta device and places every key of the layout mmseg's own config has
     (key_layouts.json.gz holds every config of the families' metafiles), every shape checked."""
     names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
         "resnet")]
-    assert len(names) == 44
+    assert len(names) == 48
     for name in names:
         entry = get_pretrained(name)
         config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")

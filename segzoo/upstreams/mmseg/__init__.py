@@ -13,6 +13,7 @@ from . import layout
 from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
 from .segformer_entries import segformer_entries
 from .segmenter_entries import segmenter_entries
+from .setr_entries import setr_entries
 from .transformer_entries import transformer_entries
 
 __all__ = ["MMSegUpstream", "BASE_URL", "SOURCE", "mmseg_spec", "left_out", "records"]
@@ -34,8 +35,8 @@ class MMSegUpstream(UpstreamPlugin):
 
     def entries(self) -> tuple[PretrainedSpec, ...]:
         """The transformer-era checkpoints, declared one by one: UPerNet (Swin, ConvNeXt, BEiT, MAE, ViT / DeiT),
-        SegFormer (MiT) and Segmenter (ViT)."""
-        return transformer_entries() + segformer_entries() + segmenter_entries()
+        SegFormer (MiT), Segmenter and SETR (ViT)."""
+        return transformer_entries() + segformer_entries() + segmenter_entries() + setr_entries()
 
     def catalogue(self, head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
         return catalogue_entries(head, head_class)
