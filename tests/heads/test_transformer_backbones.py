@@ -1,8 +1,7 @@
 """Every head on the kinds of timm backbone the CNN era lacked: a channels-last one (Swin), a ViT-style one (a plain
 ViT, with the multi-level neck and BEiT's feature pyramid), ConvNeXt and SegFormer's MiT (timm's PVT v2 at MiT's
-sizes). The default tier runs every head
-on one of them at an odd size, forward and backward (the other pairs and the whole battery: compile, save/load,
-ONNX, ... are the slow tier's)."""
+sizes). The default tier runs every head on one of them at an odd size, forward and backward (the other pairs and the
+whole battery: compile, save/load, ONNX but on Swin, ... are the slow tier's)."""
 import pytest
 import torch
 
@@ -60,15 +59,19 @@ def test_swin_maps_reach_heads_as_nchw():
 
 
 class _Battery(HeadBattery):
-    # ONNX export of these backbones is not checked yet: a first try (the dynamo exporter on a small UPerNet-Swin)
-    # did not finish in 10 minutes here; compile fullgraph and everything else is checked
+    pass
+
+
+class _NoOnnx(HeadBattery):
+    # Swin's ONNX export is not checked: torch's dynamo exporter did not finish a small FCN-Swin in 5 minutes here
+    # (ConvNeXt, the ViT and MiT export in 8-25 s and match in ONNX Runtime at other sizes); everything else is
     test_onnx_export_runs_at_other_sizes = None
 
 
-def _battery(head: str, backbone: str, structures) -> type:
-    return type(f"Test{head}", (_Battery,), {"head": head, "backbone": backbone, "structures": structures,
-                                             "extra_train_outputs": 2 if head == "danet" else 0,
-                                             "aux_outputs": 2 if head == "bisenet" else 1})
+def _battery(head: str, backbone: str, structures, onnx: bool) -> type:
+    return type(f"Test{head}", (_Battery if onnx else _NoOnnx,), {
+        "head": head, "backbone": backbone, "structures": structures,
+        "extra_train_outputs": 2 if head == "danet" else 0, "aux_outputs": 2 if head == "bisenet" else 1})
 
 
 _SWIN_STRUCTURES = ({"output_stride": 32, **SWIN[1]},)
@@ -83,6 +86,6 @@ for _head in HEADS:
                                           ("MiT", MIT[0], _MIT_STRUCTURES)):
         if _head == "bisenet":  # its context path reads the backbone's own c3 and c4: it takes no neck
             _structures = tuple(s for s in _structures if "neck" not in s)
-        _class = _battery(_head, _backbone, _structures)
+        _class = _battery(_head, _backbone, _structures, onnx=_kind != "Swin")
         _class.__name__ = f"Test{_head.title()}On{_kind}"
         globals()[_class.__name__] = pytest.mark.slow(_class)
