@@ -16,19 +16,10 @@ from segzoo import ConfigError, create_model
 from segzoo.testing import HeadBattery
 from segzoo.weights.convert import convert_upstream
 from support.mmseg_reference import max_difference, reference_outputs, seeded_state_dict
+from support.slow_onnx import OnnxInTheSlowTier
 
 
-class OnnxInTheSlowRun:
-    """The battery's ONNX export (13-18 s a head) in the slow tier, which CI runs after the default tier:
-    tests/inference/test_export.py does not export DeepLabV3+ or UPerNet. Its default tier exports DANet, its slow
-    tier the other heads it lists (PSPNet + JPU among them: the pyramid pooling UPerNet reuses)."""
-
-    @pytest.mark.slow
-    def test_onnx_export_runs_at_other_sizes(self, tmp_path):
-        super().test_onnx_export_runs_at_other_sizes(tmp_path)
-
-
-class TestDeepLabV3Plus(OnnxInTheSlowRun, HeadBattery):
+class TestDeepLabV3Plus(OnnxInTheSlowTier, HeadBattery):
     head = "deeplabv3plus"
 
 
@@ -47,7 +38,7 @@ class TestDeepLabV3PlusEfficientNet(OtherBackbone, TestDeepLabV3Plus):
     structures = ({"output_stride": 8},)
 
 
-class TestUPerNet(OnnxInTheSlowRun, HeadBattery):
+class TestUPerNet(OnnxInTheSlowTier, HeadBattery):
     head = "upernet"
     structures = ({"output_stride": 32},)  # designed for a plain backbone (output stride 8 works too, see below)
 

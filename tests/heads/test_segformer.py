@@ -10,18 +10,10 @@ from torch import nn
 from segzoo import ConfigError, WeightsUnavailableError, create_model
 from segzoo.backbones import MIT_SIZES, import_timm
 from segzoo.testing import HeadBattery
+from support.slow_onnx import OnnxInTheSlowTier
 
 # a small MiT (the battery's speed is the backbone's): every stage's reduction, MiT's heads
 SMALL_MIT = {"backbone_kwargs": {"embed_dims": (16, 32, 40, 64), "depths": (1, 1, 1, 1)}}
-
-
-class OnnxInTheSlowTier:
-    """The battery's ONNX export (10-25 s a model here) in the slow tier, as for the other heads of the
-    transformer era; tests/inference/test_export.py exports DANet in the default tier."""
-
-    @pytest.mark.slow
-    def test_onnx_export_runs_at_other_sizes(self, tmp_path):
-        super().test_onnx_export_runs_at_other_sizes(tmp_path)
 
 
 class TestSegFormer(OnnxInTheSlowTier, HeadBattery):

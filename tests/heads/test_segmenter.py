@@ -7,16 +7,9 @@ import torch
 
 from segzoo import ConfigError, create_model
 from segzoo.testing import HeadBattery
+from support.slow_onnx import OnnxInTheSlowTier
 
 SMALL_VIT = {"backbone_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2}}
-
-
-class OnnxInTheSlowTier:
-    """The battery's ONNX export in the slow tier, as for the other heads of the transformer era."""
-
-    @pytest.mark.slow
-    def test_onnx_export_runs_at_other_sizes(self, tmp_path):
-        super().test_onnx_export_runs_at_other_sizes(tmp_path)
 
 
 class TestSegmenterOnViT(OnnxInTheSlowTier, HeadBattery):
