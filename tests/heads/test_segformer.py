@@ -16,6 +16,7 @@ from support.slow_onnx import OnnxInTheSlowTier
 SMALL_MIT = {"backbone_kwargs": {"embed_dims": (16, 32, 40, 64), "depths": (1, 1, 1, 1)}}
 
 
+@pytest.mark.slow  # the default tier runs the battery on MiT (below) and the head on every kind of backbone
 class TestSegFormer(OnnxInTheSlowTier, HeadBattery):
     head = "segformer"
     structures = ({"output_stride": 32}, {"output_stride": 8})

@@ -45,7 +45,6 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
 DEFAULT_TIER = {("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", (97, 131)),
                 ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", (97, 131)),
                 ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (97, 131)),
-                ("segformer_mit-b0_8xb2-160k_ade20k-512x512", (512, 512)),
                 ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", (97, 131))}
 
 
