@@ -5,7 +5,8 @@ company's own training runs). One class holds all it knows, in one place:
 
 - ``hosts``: where its files are, each with the environment variable that sets a mirror;
 - ``transfer`` and ``verify``: how a file is downloaded (HTTP by default) and checked (a sha256 or its prefix);
-- its checkpoint layout: ``detect``, ``infer_backbone``, ``rules``, ``dropped``, ``prepare``, ``config_for``
+- its checkpoint layout: ``detect``, ``infer_backbone``, ``rules``, ``dropped``, ``prepare`` (``prepare_for``),
+  ``config_for``
   (where the backbone, neck and aux head sit; the heads' own keys come from their ``Upstream`` forms);
 - ``datasets()``: the datasets it trained on (classes, palette, evaluation recipe), one ``ZooDataset`` each;
 - ``catalogue(head, head_class)`` (entries of its catalogue a head opts into with ``FromCatalogue``) and
@@ -158,6 +159,12 @@ class UpstreamPlugin:
     def prepare(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         """Value-preserving fixes of how the upstream stores tensors, applied before the keys are placed."""
         return dict(state_dict)
+
+    def prepare_for(self, state_dict: Mapping[str, Any], config: ModelConfig, variant: str) -> dict[str, Any]:
+        """``prepare``, and the value-preserving fixes that depend on the model the checkpoint is converted to
+        (mmseg's SETR-MLA ViT runs without its class token: the token and its position are left out). The default
+        is ``prepare``."""
+        return self.prepare(state_dict)
 
     def recognises_config(self, config: Mapping[str, Any]) -> bool:
         """Whether a Hub repo whose ``config.json`` holds ``config`` (not a segzoo config) is in this upstream's

@@ -147,7 +147,7 @@ def _place_onto(source: Mapping[str, Tensor], config: ModelConfig, form: Upstrea
     """Place every key of ``source`` (in the layout ``variant`` of ``form.source``) onto the keys of a model of
     ``config``."""
     upstream = get_upstream(form.source)
-    source = upstream.prepare(source)
+    source = upstream.prepare_for(source, config, variant)
     converted, shared, dropped, problems = _place(source, _expected(config), upstream.rules(form, config, variant),
                                                   upstream.dropped(variant) + upstream.unused(config, variant),
                                                   form.shared)

@@ -1,4 +1,5 @@
-"""SETR-Naive and SETR-PUP: the head's battery on a small ViT and on a ResNet, and its options. Parity with mmseg's
+"""SETR-Naive, SETR-PUP (the ``setr`` head) and SETR-MLA (``setr_mla``): the heads' battery on a small ViT and on a
+ResNet, and their options. Parity with mmseg's
 own outputs is in tests/upstreams/test_mmseg_transformers_parity.py."""
 from __future__ import annotations
 
@@ -23,6 +24,35 @@ class TestSETROnViT(OnnxInTheSlowTier, HeadBattery):
 class TestSETROnResNet(OnnxInTheSlowTier, HeadBattery):
     head = "setr"
     structures = ({"output_stride": 32}, {"output_stride": 32, **PUP})
+
+
+class TestSETRMLAOnViT(OnnxInTheSlowTier, HeadBattery):
+    head = "setr_mla"
+    backbone = "vit_tiny_patch16_224"
+    structures = ({**SMALL_VIT, "mla_channels": 32, "channels": 16},)
+    test_other_input_channels = None
+
+
+@pytest.mark.slow
+class TestSETRMLAOnResNet(OnnxInTheSlowTier, HeadBattery):
+    """On a pyramid backbone the running sum and the outputs are resized (a ViT's levels share one size)."""
+
+    head = "setr_mla"
+    structures = ({"output_stride": 32, "mla_channels": 32, "channels": 16},)
+
+
+def test_mla_is_setrs():
+    head = create_model("setr_mla_vit_tiny_patch16_224").head
+    assert [n.normalized_shape for n in head.norms] == [(192,)] * 4 and head.norms[0].eps == 1e-6
+    assert [p.conv.out_channels for p in head.projections] == [256] * 4
+    assert [a.conv.kernel_size for a in head.aggregations] == [(3, 3)] * 4
+    assert [len(u) for u in head.up_convs] == [2] * 4 and head.up_convs[0][1].conv.out_channels == 128
+    assert head.classifier.in_channels == 4 * 128 and head.up_scale == 4
+
+
+def test_mla_takes_no_neck():
+    with pytest.raises(ConfigError, match="reads the backbone's own features and takes no neck"):
+        create_model("setr_mla_vit_tiny_patch16_224", neck="multilevel")
 
 
 def test_naive_and_pup_are_setrs():

@@ -39,6 +39,7 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
     "segmenter_vit-s_fcn_8xb1-160k_ade20k-512x512": "segmenter_vit_small_patch16_224.mmseg_ade20k_160k_linear",
     "setr_vit-l_naive_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_naive",
     "setr_vit-l_pup_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_pup",
+    "setr_vit-l_mla_8xb2-160k_ade20k-512x512": "setr_mla_vit_large_patch16_224.mmseg_ade20k_160k",
 }
 # the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
 # test_transformers_parity.py), the rest in the slow tier
@@ -60,14 +61,14 @@ def _logits(model, name, size):
         return model(seeded_input(name, size))[:, ::CLASS_STEP, ::step, ::step]
 
 
-@pytest.mark.slow  # builds 48 models on the meta device (BEiT-L, ConvNeXt-XL among them): 17 s
+@pytest.mark.slow  # builds 51 models on the meta device (BEiT-L, ConvNeXt-XL among them): 18 s
 def test_every_entry_places_every_key_of_its_configs_layout():
-    """All 48 transformer-era entries (26 UPerNet, 13 SegFormer, 5 Segmenter, 4 SETR; the references above cover one per
+    """All 51 transformer-era entries (26 UPerNet, 13 SegFormer, 5 Segmenter, 7 SETR; the references above cover one per
     family and head form): each builds on the meta device and places every key of the layout mmseg's own config has
     (key_layouts.json.gz holds every config of the families' metafiles), every shape checked."""
     names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
         "resnet")]
-    assert len(names) == 48
+    assert len(names) == 51
     for name in names:
         entry = get_pretrained(name)
         config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")
@@ -131,3 +132,18 @@ def test_segmenter_without_the_norm_over_classes_fails_by_far():
     model.head.classifier.forward = lambda scores: scores  # the embeddings stay, the LayerNorm goes
     difference, allowed = max_difference(_logits(model, name, (97, 131)), reference_logits(name, (97, 131)))
     assert difference > 100 * allowed
+
+
+def test_a_vit_without_class_token_loses_the_token_and_its_position():
+    """SETR-MLA's mmseg ViT (``with_cls_token=False``) adds the whole position embedding, then drops the token: its
+    conversion onto a timm ViT without a class token keeps the patches' positions only; other ViTs keep both."""
+    from segzoo.upstreams import get_upstream
+
+    mmseg = get_upstream("mmseg")
+    state = {"backbone.cls_token": torch.zeros(1, 1, 8), "backbone.pos_embed": torch.arange(5.0)[None, :, None]
+             .expand(1, 5, 8), "backbone.layers.0.attn.attn.in_proj_weight": torch.zeros(24, 8)}
+    mla = get_pretrained("setr_mla_vit_large_patch16_224.mmseg_ade20k_160k").config
+    out = mmseg.prepare_for(state, mla, "mmseg-vit")
+    assert "backbone.cls_token" not in out and out["backbone.pos_embed"][0, :, 0].tolist() == [1, 2, 3, 4]
+    naive = get_pretrained("setr_vit_large_patch16_224.mmseg_ade20k_160k_naive").config
+    assert mmseg.prepare_for(state, naive, "mmseg-vit")["backbone.pos_embed"].shape[1] == 5

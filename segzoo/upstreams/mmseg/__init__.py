@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 from ...config import ModelConfig
 from ...upstream import KeyRule, PretrainedSpec, Upstream
 from ..base import Host, UpstreamPlugin, ZooDataset
-from . import layout
+from . import layout, transformer_layout
 from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
 from .segformer_entries import segformer_entries
 from .segmenter_entries import segmenter_entries
@@ -55,6 +55,14 @@ class MMSegUpstream(UpstreamPlugin):
 
     def prepare(self, state_dict: Mapping) -> dict:
         return layout.prepare(state_dict)
+
+    def prepare_for(self, state_dict: Mapping, config: ModelConfig, variant: str = SOURCE) -> dict:
+        """``prepare``; a ViT converted to a timm ViT without a class token (``backbone_kwargs`` ``class_token=False``:
+        SETR-MLA's, whose blocks never see the token) loses the token and its position embedding."""
+        out = self.prepare(state_dict)
+        if variant == transformer_layout.VIT and config.backbone_kwargs.get("class_token") is False:
+            out = transformer_layout.without_class_token(out)
+        return out
 
     def config_for(self, head: str, form: Upstream, backbone: str, num_classes: int, keys: Iterable[str] = (),
                    variant: str = SOURCE) -> ModelConfig:

@@ -24,7 +24,8 @@ from ...errors import CheckpointError
 from ...registry import get_neck
 from ...upstream import KeyRule, Upstream, find_upstream
 
-__all__ = ["VARIANTS", "MIT", "detect", "rules", "dropped", "prepare", "mit_backbone", "mit_config"]
+__all__ = ["VARIANTS", "MIT", "VIT", "detect", "rules", "dropped", "prepare", "without_class_token", "mit_backbone",
+           "mit_config"]
 
 SWIN, CONVNEXT, BEIT, MAE, VIT = "mmseg-swin", "mmseg-convnext", "mmseg-beit", "mmseg-mae", "mmseg-vit"
 MIT = "mmseg-mit"
@@ -154,6 +155,16 @@ def prepare(state_dict: Mapping[str, torch.Tensor], variant: str) -> dict[str, t
         weight = state_dict.get("backbone.patch_embed.projection.weight")
         if weight is not None and "backbone.patch_embed.projection.bias" not in state_dict:
             out["backbone.patch_embed.projection.bias"] = weight.new_zeros(weight.shape[0])
+    return out
+
+
+def without_class_token(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An mmseg ViT configured ``with_cls_token=False`` (SETR-MLA's): it adds the whole position embedding to the
+    class token and the patches, then drops the token before its blocks; a timm ViT without a class token computes
+    the same from the patches' positions alone."""
+    out = {key: value for key, value in state_dict.items() if key != "backbone.cls_token"}
+    if "backbone.pos_embed" in out:
+        out["backbone.pos_embed"] = out["backbone.pos_embed"][:, 1:]
     return out
 
 

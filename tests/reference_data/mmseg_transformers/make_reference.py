@@ -54,6 +54,7 @@ CASES = {
     "segmenter/segmenter_vit-s_fcn_8xb1-160k_ade20k-512x512": [(512, 512)],
     "setr/setr_vit-l_naive_8xb2-160k_ade20k-512x512": [(512, 512)],
     "setr/setr_vit-l_pup_8xb2-160k_ade20k-512x512": [(512, 512)],
+    "setr/setr_vit-l_mla_8xb2-160k_ade20k-512x512": [(512, 512)],
 }
 CLASS_STEP = 10
 # every config of their metafiles: its key layout
