@@ -79,6 +79,7 @@ else:
 """
 
 
+@pytest.mark.slow  # 15 s: the Hub round trip is the default tier's in tests/weights/test_hub_push_pull.py
 def test_plugin_model_push_and_pull(plugin_site, hub_server, hub_env):
     env = {**_env(), "HF_HUB_DISABLE_XET": "1"}
     with_plugin = {**env, "PYTHONPATH": str(plugin_site)}

@@ -26,6 +26,7 @@ class TestSETROnResNet(OnnxInTheSlowTier, HeadBattery):
     structures = ({"output_stride": 32}, {"output_stride": 32, **PUP})
 
 
+@pytest.mark.slow  # the default tier runs SETR-MLA on every kind of transformer backbone, forward and backward
 class TestSETRMLAOnViT(OnnxInTheSlowTier, HeadBattery):
     head = "setr_mla"
     backbone = "vit_tiny_patch16_224"

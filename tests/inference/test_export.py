@@ -151,6 +151,7 @@ def test_attention_export_formulation_matches_chunked_attention(monkeypatch, sof
 
 # --- the command line ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 14 s: ONNX export and its check are the default tier's through the API (above)
 def test_cli_export_onnx(tmp_path):
     out = tmp_path / "models" / "fcn.onnx"
     result = subprocess.run([SEGZOO, "export", "fcn_resnet18", "--format", "onnx", "--out", str(out), "--size",
