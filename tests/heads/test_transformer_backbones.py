@@ -5,7 +5,7 @@ whole battery: compile, save/load, ONNX but on Swin, ... are the slow tier's).""
 import pytest
 import torch
 
-from segzoo import create_model, list_heads
+from segzoo import create_model, get_head, list_heads
 from segzoo.testing import HeadBattery
 
 # small forms of each family (the battery's speed is the backbone's): same code paths as the full models
@@ -84,7 +84,7 @@ for _head in HEADS:
     for _kind, _backbone, _structures in (("Swin", SWIN[0], _SWIN_STRUCTURES), ("ViT", VIT[0], _VIT_STRUCTURES),
                                           ("ConvNeXt", CONVNEXT[0], _CONVNEXT_STRUCTURES),
                                           ("MiT", MIT[0], _MIT_STRUCTURES)):
-        if _head == "bisenet":  # its context path reads the backbone's own c3 and c4: it takes no neck
+        if not getattr(get_head(_head), "takes_neck", True):  # BiSeNet's context path, SETR-MLA's aggregation
             _structures = tuple(s for s in _structures if "neck" not in s)
         _class = _battery(_head, _backbone, _structures, onnx=_kind != "Swin")
         _class.__name__ = f"Test{_head.title()}On{_kind}"
