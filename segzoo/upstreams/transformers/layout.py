@@ -153,8 +153,9 @@ def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     SegFormer's as ``q`` and ``kv`` and its head's linear layers and fusion as segzoo's (``_segformer_tensor``);
     every other tensor as it is."""
     out = {}
+    is_segformer = any(key.startswith("segformer.") for key in state_dict)  # once, not per tensor
     for key, value in state_dict.items():
-        segformer = _segformer_tensor(state_dict, key, value)
+        segformer = _segformer_tensor(state_dict, key, value) if is_segformer else None
         if segformer is not None:
             out.update(segformer)
             continue
@@ -183,7 +184,8 @@ def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _segformer_tensor(state_dict: Mapping[str, torch.Tensor], key: str, value: torch.Tensor
                       ) -> dict[str, torch.Tensor] | None:
-    """What a SegFormer tensor becomes (``{}``: folded into another), or None for any other tensor."""
+    """What a tensor of a SegFormer checkpoint becomes (``{}``: folded into another), or None where it stays as it
+    is."""
     attention = re.fullmatch(r"(segformer\..*\.attention\.self)\.(query|key|value)\.(weight|bias)", key)
     if attention is not None:
         prefix, part, kind = attention.groups()
@@ -195,7 +197,7 @@ def _segformer_tensor(state_dict: Mapping[str, torch.Tensor], key: str, value: t
         if other is None:
             raise CheckpointError(f"{prefix} has a key {kind} but no value {kind}")
         return {f"{prefix}.kv.{kind}": torch.cat([value, other])}
-    if key.startswith("segformer.") or not any(k.startswith("segformer.") for k in state_dict):
+    if key.startswith("segformer."):
         return None
     if re.fullmatch(r"decode_head\.linear_c\.\d\.proj\.weight", key):  # a linear layer as a 1x1 convolution
         return {key: value[:, :, None, None]}
