@@ -24,11 +24,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 import segzoo
 from segzoo.data import DATASET_DEFAULTS, EvalTransform, TrainTransform, create_dataset
-from segzoo.errors import CheckpointError, SegzooError
+from segzoo.errors import CheckpointError, ConfigError, SegzooError
 from segzoo.evaluation import evaluate
 from segzoo.files import describe_os_error, lock_folder, output_error
 from segzoo.tools.arguments import integer, key_value, positive_number
 from segzoo.train import (
+    MaskClassificationLoss,
     MetricsLog,
     PolyLR,
     SegmentationLoss,
@@ -54,6 +55,7 @@ from segzoo.train import (
 )
 
 BASE_LR = {"voc": 0.001, "citys": 0.01}  # per 8 images; the reference's learning rates
+ADAMW_LR = 5e-6  # per 8 images, the backbone's (the head's: 10 times): Mask2Former's 1e-5 per 16
 
 
 def parse_args():
@@ -86,7 +88,10 @@ def parse_args():
     add("--epochs", type=integer(1), default=50)
     add("--iters", type=integer(1), help="total iterations (overrides --epochs)")
     add("--batch-size", type=integer(1), default=8, help="images per process")
-    add("--lr", type=positive_number, help="base learning rate per 8 images (default: 0.001 voc, 0.01 otherwise)")
+    add("--lr", type=positive_number, help="base learning rate per 8 images (default: 0.001 voc, 0.01 otherwise; "
+                                            "with AdamW 5e-6, Mask2Former's)")
+    add("--optimizer", choices=["sgd", "adamw"], help="default: adamw (weight decay 0.05) for mask classification "
+                                                      "heads (Mask2Former's recipe), sgd otherwise")
     add("--warmup-iters", type=integer(0), default=200)
     add("--workers", type=integer(0), default=4)
     add("--sync-bn", choices=["auto", "on", "off"], default="auto", help="auto: on when distributed on GPUs")
@@ -323,13 +328,23 @@ def main(args):
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     autocast_dtype, scaler = amp_settings(args.amp, ctx.device)
 
-    lr = scaled_lr(args.lr or BASE_LR.get(dataset_key, 0.01), args.batch_size, ctx.world_size)
-    optimizer = build_optimizer(model, lr)
+    mask_classification = getattr(model.head, "mask_classification", False)
+    algorithm = args.optimizer or ("adamw" if mask_classification else "sgd")
+    # Mask2Former's recipe: AdamW, 1e-4 for the head and a tenth of it for the backbone per 16 images
+    default_lr = ADAMW_LR if algorithm == "adamw" else BASE_LR.get(dataset_key, 0.01)
+    lr = scaled_lr(args.lr or default_lr, args.batch_size, ctx.world_size)
+    optimizer = build_optimizer(model, lr, algorithm=algorithm, weight_decay=0.05 if algorithm == "adamw" else 1e-4)
     scheduler = PolyLR(optimizer, total_iters, warmup_iters=min(args.warmup_iters, total_iters // 2))
     aux_weight = args.aux_weight if args.aux_weight is not None else (model.head.aux_loss_weight or 0.4)
-    criterion = SegmentationLoss(args.loss, aux_weight=aux_weight, ignore_index=train_set.ignore_index,
-                                 ohem=args.ohem, mode=args.task, class_weight=args.class_weight,
-                                 **dict(args.loss_option))
+    if mask_classification:  # Mask2Former: queries matched to segments, its own loss
+        if args.loss != "ce" or args.ohem or args.loss_option or args.class_weight:
+            raise ConfigError(f"{args.model} trains with its own loss (queries matched to segments: class, mask and "
+                              f"dice terms); --loss, --ohem, --loss-option and --class-weight are for per-pixel heads")
+        criterion = MaskClassificationLoss(train_set.num_classes, ignore_index=train_set.ignore_index)
+    else:
+        criterion = SegmentationLoss(args.loss, aux_weight=aux_weight, ignore_index=train_set.ignore_index,
+                                     ohem=args.ohem, mode=args.task, class_weight=args.class_weight,
+                                     **dict(args.loss_option))
 
     def evaluation_due(done: int) -> bool:
         """Whether an evaluation follows iteration ``done``: after every --eval-every epochs, and at the end."""

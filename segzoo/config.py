@@ -78,6 +78,12 @@ class ModelConfig:
             and ViT: 1e-6).
         backbone_norm_eps: The epsilon of every LayerNorm in the backbone, where the upstream's differs from timm's
             (transformers' BEiT: 1e-12); None: timm's.
+        position_resize: How a ViT's position embedding is resized to other grids: ``"bicubic"`` (mmsegmentation's,
+            and what segzoo's ViTs do by default), ``"bilinear"`` (transformers' DPT) or ``"dinov2"`` (DINOv2's
+            own: bicubic by the scale factors (new + 0.1) / old); ``align_corners=False``, no antialiasing.
+        patch_padding: Where a ViT-style backbone's input is padded to a multiple of its patch: ``"corner"`` (at the
+            bottom and right: mmsegmentation's, timm's) or ``"center"`` (on both sides, any odd pixel at the bottom
+            and right: DINOv2's ``CenterPadding``). The logits are resized from the padded grid to the input size.
         neck: ``None`` or a registered neck (``list_necks()``; segzoo has ``"jpu"``, ``"multilevel"`` and
             ``"feature2pyramid"``).
         neck_kwargs: Extra keyword arguments of the neck (``{"out_channels": 768, "scales": [4, 2, 1, 0.5]}``).
@@ -116,6 +122,8 @@ class ModelConfig:
     feature_norms: tuple[str, ...] = ()
     feature_norm_eps: float = 1e-6
     backbone_norm_eps: Optional[float] = None
+    position_resize: str = "bicubic"
+    patch_padding: str = "corner"
     neck: Optional[str] = None
     neck_kwargs: dict[str, Any] = field(default_factory=dict)
     aux: bool = False
@@ -219,6 +227,11 @@ class ModelConfig:
                               f"got {self.feature_norms!r}")
         if not _is_finite(self.feature_norm_eps) or self.feature_norm_eps <= 0:
             raise ConfigError(f"feature_norm_eps must be a number > 0, got {self.feature_norm_eps!r}")
+        if self.position_resize not in ("bicubic", "bilinear", "dinov2"):
+            raise ConfigError(f"position_resize must be 'bicubic', 'bilinear' or 'dinov2', got "
+                              f"{self.position_resize!r}")
+        if self.patch_padding not in ("corner", "center"):
+            raise ConfigError(f"patch_padding must be 'corner' or 'center', got {self.patch_padding!r}")
         if self.backbone_norm_eps is not None and (not _is_finite(self.backbone_norm_eps)
                                                    or self.backbone_norm_eps <= 0):
             raise ConfigError(f"backbone_norm_eps must be None or a number > 0, got {self.backbone_norm_eps!r}")

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations, stem_conv_names
+from .backbones import FEATURE_NAMES, create_backbone, set_block_dilations, set_position_resize, stem_conv_names
+from .backbones.class_tokens import has_class_token, levels_with_class_tokens
 from .config import ModelConfig
 from .errors import ConfigError
 from .layers import FCNBlock, LayerNorm2d
@@ -39,7 +41,7 @@ def _check_kwargs(what: str, module_class: type, kwargs: dict, what_kwargs: str)
     params = inspect.signature(module_class.__init__).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux", "in_chans"}
+    reserved = {"self", "in_channels", "num_classes", "align_corners", "aux", "in_chans", "has_class_token"}
     accepted = sorted(set(params) - reserved)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -52,6 +54,9 @@ def _check_head_kwargs(head: str, head_class: type, kwargs: dict) -> None:
     if "in_chans" in kwargs:
         raise ConfigError(f"head {head!r}: head_kwargs may not set in_chans; it is the model's own (in_chans=...), "
                           f"which a head that reads the image receives")
+    if "has_class_token" in kwargs:
+        raise ConfigError(f"head {head!r}: head_kwargs may not set has_class_token; the model tells the head whether "
+                          f"its backbone gives class tokens")
     _check_kwargs(f"head {head!r}", head_class, kwargs, "head_kwargs")
 
 
@@ -61,7 +66,9 @@ class SegmentationModel(nn.Module):
     ``images`` are ``(N, config.in_chans, H, W)``, normalised with the config's ``mean`` / ``std``.
     In eval mode ``forward(images)`` returns logits ``(N, num_classes, H, W)`` at the input's size,
     for any H and W. In training mode it returns a tuple ``(main, *aux_outputs)``, every entry at the
-    input's size, so that a loss can weight them (the aux head comes last).
+    input's size, so that a loss can weight them (the aux head comes last); a mask classification head
+    (``mask_classification = True``: Mask2Former) returns its per-query outputs instead, a dict for
+    ``MaskClassificationLoss``.
 
     Args:
         config: The model's recipe.
@@ -85,8 +92,11 @@ class SegmentationModel(nn.Module):
             for module in self.backbone.modules():
                 if isinstance(module, nn.LayerNorm):
                     module.eps = config.backbone_norm_eps
+        if config.position_resize != "bicubic":
+            set_position_resize(self.backbone, config.position_resize)
         self.backbone_nhwc = info.nhwc
         self.pad_multiple = info.pad_multiple
+        self.patch_size = info.patch_size
         self.fixed_size = info.fixed_size
         # Per-level output norms (mmseg's Swin / ConvNeXt norm{i}, transformers' hidden_states_norms): LayerNorms
         # over the channels of the levels the config names. None without any, so that CNN state dicts are as before.
@@ -116,8 +126,20 @@ class SegmentationModel(nn.Module):
         elif head_class.needs_image and config.in_chans != 3:
             raise ConfigError(f"head {config.head!r} reads the image but takes no in_chans argument: it reads RGB "
                               f"images only (in_chans=3), got in_chans={config.in_chans}")
+        # the levels come with class tokens (a ViT's, no neck between): a head naming has_class_token is told
+        class_tokens_available = self.neck is None and has_class_token(self.backbone)
+        if "has_class_token" in inspect.signature(head_class.__init__).parameters:
+            head_kwargs["has_class_token"] = class_tokens_available
         self.head = head_class({name: channels[name] for name in head_class.in_features}, config.num_classes,
                                align_corners=config.align_corners, **head_kwargs)
+        # A head that reads each level's class token (DPT's readout) gets it as "<level>_class_token", (N, C)
+        self.class_tokens = bool(getattr(self.head, "reads_class_token", False))
+        if self.class_tokens and not class_tokens_available:
+            why = (f"neck {config.neck!r} changes the levels, not the tokens" if self.neck is not None else
+                   f"backbone {config.backbone!r} has none")
+            raise ConfigError(f"head {config.head!r} reads the class token of each level (as built with "
+                              f"{config.head_kwargs or 'its defaults'}), but {why}: use a ViT with a class token and "
+                              f"no neck, or head options that do not read it")
         # The aux head reads the raw c3 (also with JPU), as in the reference.
         use_aux_head = config.aux and not head_class.handles_aux
         self.aux_head = FCNBlock(info.channels["c3"], config.num_classes) if use_aux_head else None
@@ -152,27 +174,41 @@ class SegmentationModel(nn.Module):
     def backbone_features(self, images: Tensor) -> dict[str, Tensor]:
         """The backbone's four levels as NCHW maps (``"c1"`` .. ``"c4"``), with the per-level norms applied: the
         input padded at the bottom and right to the backbone's patch first where it needs it (Swin), and
-        channels-last maps (Swin) permuted to NCHW."""
+        channels-last maps (Swin) permuted to NCHW. For a head that reads them, also each level's class token
+        (``"c1_class_token"`` .. ``"c4_class_token"``, ``(N, C)``, normalised with its level)."""
         if self.fixed_size is not None and tuple(images.shape[-2:]) != self.fixed_size:
             raise ValueError(f"backbone {self.config.backbone!r} takes {self.fixed_size[0]}x{self.fixed_size[1]} "
                              f"images only (its position embedding is tied to that grid), got "
                              f"{images.shape[-2]}x{images.shape[-1]}: resize them, or predict with sliding windows "
                              f"of that size (inference={{'mode': 'slide', ...}}, as its zoo entries do)")
+        if self.config.patch_padding == "center" and self.patch_size > 1:  # DINOv2's CenterPadding
+            height, width = images.shape[-2:]
+            rows, columns = -height % self.patch_size, -width % self.patch_size
+            images = F.pad(images, (columns // 2, columns - columns // 2, rows // 2, rows - rows // 2))
         if self.pad_multiple > 1:
             height, width = images.shape[-2:]
             images = F.pad(images, (0, -width % self.pad_multiple, 0, -height % self.pad_multiple))
-        maps = self.backbone(images)
+        tokens: dict[str, Tensor] = {}
+        if self.class_tokens:
+            maps, class_tokens = levels_with_class_tokens(self.backbone, images)
+            tokens = {f"{name}_class_token": token for name, token in zip(FEATURE_NAMES, class_tokens)}
+        else:
+            maps = self.backbone(images)
         if self.backbone_nhwc:
             maps = [m.permute(0, 3, 1, 2) for m in maps]
         features = dict(zip(FEATURE_NAMES, maps))
         if self.feature_norms is not None:
             for name, norm in self.feature_norms.items():
                 features[name] = norm(features[name])
+                if f"{name}_class_token" in tokens:  # the level's norm normalises its tokens, the class token too
+                    tokens[f"{name}_class_token"] = F.layer_norm(tokens[f"{name}_class_token"], norm.normalized_shape,
+                                                                 norm.weight, norm.bias, norm.eps)
         # Transformer families hand over maps in whatever strides their last op left (a permuted view); the head's
         # convolutions run in the model's memory format, and a mixed one cost them up to 25% (UPerNet on ConvNeXt-T
         # at 512x512, measured). A no-op for maps already in it (the CNNs').
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        return {name: f.contiguous(memory_format=memory_format) for name, f in features.items()}
+        features = {name: f.contiguous(memory_format=memory_format) for name, f in features.items()}
+        return {**features, **tokens}
 
     def _upsample(self, logits: Tensor, size) -> Tensor:
         # Logits leave the model contiguous. Made contiguous before upsampling, not after: the copy is of the small
@@ -196,6 +232,8 @@ class SegmentationModel(nn.Module):
         if self.neck is not None:
             features = self.neck(features)
         outputs = self.head(features, images if self.head.needs_image else None)
+        if isinstance(outputs, Mapping):  # a mask classification head in training: its per-query outputs, for its
+            return outputs                # matching loss (segzoo.losses.MaskClassificationLoss), not upsampled
         outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
         if not self.training:
             return self._upsample(outputs[0], size)

@@ -108,6 +108,8 @@ class PretrainedSpec:
         align_corners: The upstream's bilinear upsampling mode.
         input_size: The upstream's evaluation size, when it is not the dataset's usual one.
         file: The trained checkpoint, or None where the upstream reports results but published no file.
+        backbone_file: The backbone's weights where the upstream publishes them apart from the head's (DINOv2's
+            heads): downloaded too, its keys placed under ``backbone.`` before converting.
         short_names: Other names of the entry (the seed zoo's ``pspnet_resnet101_voc``).
         license: The weights' licence as a Hub licence id (``"bsd-3-clause"``); None: the upstream's.
         terms: The licence and the training data's terms, in words (model cards, ``segzoo list --pretrained``);
@@ -140,6 +142,7 @@ class PretrainedSpec:
     align_corners: bool = True
     input_size: Optional[tuple[int, int]] = None
     file: Optional[UpstreamFile] = None
+    backbone_file: Optional[UpstreamFile] = None
     short_names: tuple[str, ...] = ()
     license: Optional[str] = None
     terms: Optional[str] = None

@@ -11,7 +11,8 @@ from .timm_backbone import (
     pretrained_tag,
     stem_conv_names,
 )
+from .vit_positions import POSITION_RESIZES, set_position_resize
 
 __all__ = ["FEATURE_NAMES", "BackboneInfo", "check_backbone_name", "create_backbone", "default_output_stride",
            "pretrained_tag", "stem_conv_names", "RESNET_STYLES", "resnet_style", "set_block_dilations",
-           "contracted_dilations", "MIT_SIZES", "import_timm"]
+           "contracted_dilations", "MIT_SIZES", "import_timm", "POSITION_RESIZES", "set_position_resize"]

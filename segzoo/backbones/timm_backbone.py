@@ -40,6 +40,7 @@ class BackboneInfo:
     nhwc: bool = False  # the maps come channels-last as (N, H, W, C) tensors (Swin): the model permutes them
     pad_multiple: int = 1  # the input is padded at the bottom and right to a multiple of this first (Swin)
     fixed_size: Optional[tuple[int, int]] = None  # the only input size it takes (BEiT: its position bias's grid)
+    patch_size: int = 1  # the patch of a backbone that embeds patches (ViT-style, Swin), else 1
 
 
 def pretrained_tag(name: str) -> str:
@@ -186,6 +187,7 @@ def create_backbone(name: str, output_stride: int = 32, pretrained: bool = False
         nhwc=str(getattr(model, "output_fmt", "NCHW")).endswith("NHWC"),
         pad_multiple=int(patch[0]) if family.pads_to_patch and patch else 1,
         fixed_size=fixed,
+        patch_size=int(patch[0]) if patch else 1,
     )
 
 

@@ -49,6 +49,8 @@ class SegmentationHead(nn.Module):
             (training scripts use it when no weight is given).
         output_stride: The backbone output stride the head is designed for (BiSeNet: 32), or None when it
             works at any (its zoo entries and model names then choose).
+        mask_classification: Whether the head classifies masks (Mask2Former): in training it returns a dict of
+            per-query outputs, which the model hands on as it is and ``MaskClassificationLoss`` trains.
         takes_neck: Whether a neck may replace the features it reads (False for BiSeNet, whose context path is
             the backbone's own c3 and c4).
         aliases: Other spellings of the head's name in model names (``("psp",)`` for ``pspnet``).
@@ -65,6 +67,7 @@ class SegmentationHead(nn.Module):
     aux_loss_weight: ClassVar[float | None] = None
     output_stride: ClassVar[Optional[int]] = None
     takes_neck: ClassVar[bool] = True
+    mask_classification: ClassVar[bool] = False
     aliases: ClassVar[tuple[str, ...]] = ()
     upstreams: ClassVar[tuple[Upstream, ...]] = ()
     pretrained: ClassVar[tuple[PretrainedSpec | FromCatalogue, ...]] = ()

@@ -3,8 +3,10 @@ from .attention import ChannelAttention, spatial_attention
 from .concat import concat_channels
 from .conv_bn_act import ACTIVATIONS, ConvBnAct, SeparableConvBnAct, make_activation
 from .criss_cross import CrissCrossAttention, criss_cross_attention
+from .deformable_attention import MultiScaleDeformableAttention
 from .fcn_block import FCNBlock
 from .layer_norm import LayerNorm2d
 
 __all__ = ["ACTIVATIONS", "ChannelAttention", "ConvBnAct", "CrissCrossAttention", "FCNBlock", "LayerNorm2d",
-           "SeparableConvBnAct", "concat_channels", "criss_cross_attention", "make_activation", "spatial_attention"]
+           "MultiScaleDeformableAttention", "SeparableConvBnAct", "concat_channels", "criss_cross_attention",
+           "make_activation", "spatial_attention"]

@@ -237,6 +237,9 @@ def _add_convert(commands) -> None:
                              "softmax axis, dilations, align_corners, class names and palette), or a reference kind ("
                              + ", ".join(list_kinds()) + "); default: what the keys tell")
     parser.add_argument("--backbone", help="timm backbone (default: inferred from the layer3 depth)")
+    parser.add_argument("--backbone-weights", metavar="PTH",
+                        help="the backbone's own .pth where the upstream publishes it apart from the head's "
+                             "(DINOv2's dinov2_<arch>_pretrain.pth)")
     _add_num_classes(parser, default="from the classifier")
     parser.add_argument("--class-names", help="comma-separated class names to record in config.json")
     parser.add_argument("--overwrite", action="store_true",
@@ -263,7 +266,8 @@ def _run_convert(args) -> int:
         _refuse_a_model_folder(args.out_dir, "OUT_DIR")
     class_names = [name.strip() for name in args.class_names.split(",")] if args.class_names else None
     report = convert_file(args.src, args.out_dir, args.model, backbone=args.backbone,
-                          num_classes=args.num_classes, class_names=class_names, source=args.source)
+                          num_classes=args.num_classes, class_names=class_names, source=args.source,
+                          backbone_weights=args.backbone_weights)
     print(report.summary())
     return 0
 

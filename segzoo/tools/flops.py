@@ -34,6 +34,10 @@ HF_PEERS = {
        for size, width, depths, decoder in (("b0", 32, (2, 2, 2, 2), 256), ("b1", 64, (2, 2, 2, 2), 256),
                                             ("b2", 64, (3, 4, 6, 3), 768), ("b3", 64, (3, 4, 18, 3), 768),
                                             ("b4", 64, (3, 8, 27, 3), 768), ("b5", 64, (3, 6, 40, 3), 768))},
+    # Mask2FormerForUniversalSegmentation as the facebook/mask2former-swin-*-semantic repos build it (Swin-T, -S)
+    **{f"mask2former-swin-{size}": ("mask2former", {"embed_dim": 96, "depths": depths, "window_size": 7,
+                                                    "num_heads": [3, 6, 12, 24]}, 0)
+       for size, depths in (("tiny", [2, 2, 6, 2]), ("small", [2, 2, 18, 2]))},
 }
 
 
@@ -48,7 +52,8 @@ def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) 
     model (no aux head); ``smp:<Arch>:<encoder>``, a segmentation_models_pytorch model (``smp.create_model``);
     ``hf:upernet-<convnext|swin>-<size>``, transformers' ``UperNetForSemanticSegmentation`` as the
     ``openmmlab/upernet-*`` repos build it, ``hf:segformer-b<0..5>`` its ``SegformerForSemanticSegmentation`` as the
-    ``nvidia/segformer-*`` repos do (``HF_PEERS``)."""
+    ``nvidia/segformer-*`` repos do, ``hf:mask2former-swin-<tiny|small>`` its ``Mask2FormerForUniversalSegmentation``
+    as the ``facebook/mask2former-swin-*-semantic`` repos do (``HF_PEERS``)."""
     if name.startswith(HF_PREFIX):
         from transformers import ConvNextConfig, SwinConfig, UperNetConfig, UperNetForSemanticSegmentation
 
@@ -57,6 +62,12 @@ def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) 
             from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
             return SegformerForSemanticSegmentation(SegformerConfig(**sizes, num_labels=num_classes or 150))
+        if family == "mask2former":
+            from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
+
+            swin = SwinConfig(**sizes, out_features=["stage1", "stage2", "stage3", "stage4"])
+            return Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=swin,
+                                                                         num_labels=num_classes or 150))
         stages = ["stage1", "stage2", "stage3", "stage4"]
         backbone = (ConvNextConfig if family == "convnext" else SwinConfig)(**sizes, out_features=stages)
         return UperNetForSemanticSegmentation(UperNetConfig(backbone_config=backbone, num_labels=num_classes or 150,
@@ -75,10 +86,16 @@ def build_for_benchmark(name: str, num_classes: Optional[int] = None, **kwargs) 
 
 
 def count_flops(name: str, size: tuple[int, int], batch: int = 1, **kwargs) -> tuple[float, float]:
-    """(GFLOPs of one forward, parameters in millions), counted on the meta device (nothing is computed)."""
-    with torch.device("meta"):
-        model = build_for_benchmark(name, **kwargs).eval()
-    return count_model_flops(model, size, batch)
+    """(GFLOPs of one forward, parameters in millions), counted on the meta device (nothing is computed); on the
+    CPU for a model whose forward makes tensors on the CPU itself (transformers' Mask2Former)."""
+    try:
+        with torch.device("meta"):
+            model = build_for_benchmark(name, **kwargs).eval()
+        return count_model_flops(model, size, batch)
+    except RuntimeError as err:
+        if "meta" not in str(err):
+            raise
+    return count_model_flops(build_for_benchmark(name, **kwargs).eval(), size, batch)
 
 
 def count_model_flops(model: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> tuple[float, float]:

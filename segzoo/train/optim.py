@@ -45,22 +45,27 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float = 1e-4,
 
 
 def build_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 1e-4,
-                    head_lr_multiplier: float = 10.0) -> torch.optim.SGD:
-    """SGD over ``param_groups(model, ...)``.
+                    head_lr_multiplier: float = 10.0, algorithm: str = "sgd") -> torch.optim.Optimizer:
+    """SGD (the CNN heads' recipe) or AdamW (Mask2Former's and the transformers') over ``param_groups(model, ...)``.
 
     Args:
         model: A ``SegmentationModel``, possibly wrapped.
         lr: Learning rate of the backbone (see ``scaled_lr``).
-        momentum: SGD momentum.
+        momentum: SGD momentum (AdamW: unused).
         weight_decay: Weight decay of every parameter.
         head_lr_multiplier: Learning-rate multiplier of the parameters outside the backbone.
+        algorithm: ``"sgd"`` or ``"adamw"``.
 
     Returns:
         The optimizer.
     """
+    if algorithm not in ("sgd", "adamw"):
+        raise ValueError(f"algorithm must be 'sgd' or 'adamw', got {algorithm!r}")
     groups = param_groups(model, lr, weight_decay, head_lr_multiplier)
     if not groups:
         raise ValueError("the model has no trainable parameter")
+    if algorithm == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 

@@ -60,17 +60,21 @@ def read_record(directory: Path) -> Optional[dict[str, Any]]:
         return None
 
 
-def _is_of(record: dict[str, Any], file: UpstreamFile) -> bool:
-    """Whether a cache record was converted from ``file`` (its path, and its published hash where there is one)."""
+def _is_of(record: dict[str, Any], file: UpstreamFile, backbone_file: Optional[UpstreamFile] = None) -> bool:
+    """Whether a cache record was converted from ``file`` (its path, and its published hash where there is one), and
+    from ``backbone_file`` where the backbone's weights are a file of their own."""
+    if backbone_file is not None and record.get("backbone_file") != backbone_file.path:
+        return False
     return record.get("file") == file.path and (not file.sha256
                                                 or str(record.get("upstream_sha256", "")).startswith(file.sha256))
 
 
-def valid_entry(name: str, file: UpstreamFile) -> Optional[Path]:
-    """The cached entry of ``name`` when it is complete, intact and converted from ``file``, else None."""
+def valid_entry(name: str, file: UpstreamFile, backbone_file: Optional[UpstreamFile] = None) -> Optional[Path]:
+    """The cached entry of ``name`` when it is complete, intact and converted from ``file`` (and ``backbone_file``),
+    else None."""
     directory = entry_dir(name)
     record = read_record(directory)
-    if record is None or not _is_of(record, file) or not (directory / WEIGHTS_NAME).is_file():
+    if record is None or not _is_of(record, file, backbone_file) or not (directory / WEIGHTS_NAME).is_file():
         return None
     return directory if file_sha256(directory / WEIGHTS_NAME) == record.get("weights_sha256") else None
 

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..config import ModelConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..model import SegmentationModel
 from ..registry import list_heads
 from ..upstream import Upstream
@@ -84,6 +84,14 @@ class ConversionReport:
         return (f"converted {self.kind} ({self.layout} layout) to {self.config.head}_{self.config.backbone}, "
                 f"{self.config.num_classes} classes{where}: {self.placed} keys placed, "
                 f"{len(self.shared)} duplicate keys verified, {len(self.dropped)} dropped")
+
+
+def with_backbone(state_dict: Mapping[str, Tensor], backbone: Optional[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """A head's checkpoint with the backbone's, published apart (DINOv2), under ``backbone.``."""
+    source = _strip_wrapper(state_dict)
+    if backbone is not None:
+        source.update({f"backbone.{key}": value for key, value in _strip_wrapper(backbone).items()})
+    return source
 
 
 def _strip_wrapper(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -191,18 +199,21 @@ def _convert(state_dict: Mapping[str, Tensor], kind: str, backbone: Optional[str
     return _convert_to(source, config, spec.form, variant, kind)
 
 
-def convert_entry(state_dict: Mapping[str, Tensor], entry: PretrainedEntry) -> tuple[ModelConfig, dict[str, Tensor]]:
+def convert_entry(state_dict: Mapping[str, Tensor], entry: PretrainedEntry,
+                  backbone: Optional[Mapping[str, Tensor]] = None) -> tuple[ModelConfig, dict[str, Tensor]]:
     """Convert an upstream checkpoint of a zoo entry to a model of the entry's config.
 
     Args:
         state_dict: The checkpoint's state dict, in the layout of ``entry.upstream`` (a ``module.`` prefix is
             stripped; the reference layout's two variants are told apart by the keys).
         entry: The zoo entry (its config, upstream and head form).
+        backbone: The backbone's state dict where the upstream publishes it apart (``entry.backbone_file``): its
+            keys are placed under ``backbone.``.
 
     Returns:
         The entry's config and the converted state dict (every key of that model). No model is built.
     """
-    source = _strip_wrapper(state_dict)
+    source = with_backbone(state_dict, backbone)
     _check_tensors(source)
     variant = get_upstream(entry.upstream).detect(source)
     form = head_form(entry.config.head, entry.upstream, entry.variant)
@@ -249,8 +260,8 @@ def convert_upstream(state_dict: Mapping[str, Tensor], source_name: str, *, entr
             config = config.replace(**{key: value for key, value in told.items() if key != "class_names"})
         try:
             return _convert_to(source, config, form, variant, f"{source_name}/{form.variant}")
-        except CheckpointError as err:
-            last = err
+        except (CheckpointError, ConfigError) as err:  # its keys do not fit, or its model cannot be built on
+            last = err                                   # this backbone (DPT's readout on a ResNet): the next form
     if not candidates:
         raise CheckpointError(f"no {source_name} head form has this checkpoint's classifier key (known forms: "
                               f"{', '.join(form.variant for _, form in _forms(source_name))}); pass --model")
@@ -332,7 +343,8 @@ def load_source_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
 
 def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optional[str] = None,
                  backbone: Optional[str] = None, num_classes: Optional[int] = None,
-                 class_names: Optional[Sequence[str]] = None, *, source: str = "reference") -> ConversionReport:
+                 class_names: Optional[Sequence[str]] = None, *, source: str = "reference",
+                 backbone_weights: Optional[str | os.PathLike] = None) -> ConversionReport:
     """Convert an upstream ``.pth`` (or ``.safetensors``, or a transformers model directory) into
     ``out_dir/model.safetensors`` + ``config.json``.
 
@@ -351,6 +363,8 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
         source: The upstream: ``"reference"``, ``"encoding"`` (PyTorch-Encoding / FastFCN: the reference
             layout's variant; either is detected from the keys), ``"torchvision"``, ``"mmseg"`` or an installed
             upstream plug-in's name (``segzoo.upstreams.convert_sources()``).
+        backbone_weights: The backbone's own ``.pth`` where the upstream publishes it apart from the head's
+            (DINOv2's ``dinov2_<arch>_pretrain.pth``): its keys are placed under ``backbone.``.
 
     Returns:
         A ``ConversionReport`` (``report.summary()`` for a printable line).
@@ -364,6 +378,8 @@ def convert_file(src: str | os.PathLike, out_dir: str | os.PathLike, kind: Optio
         class_names = class_names if class_names is not None else told.get("class_names")
     else:
         state_dict = load_source_state_dict(src)
+    if backbone_weights is not None:
+        state_dict = with_backbone(state_dict, load_source_state_dict(backbone_weights))
     try:
         if kind is not None and is_pretrained_name(kind):
             model, converted, report = convert_upstream(state_dict, sources[source], entry=get_pretrained(kind),

@@ -167,7 +167,7 @@ class UpstreamSource(_Source):
 
     def cached_path(self, options: HubOptions = HubOptions()) -> Optional[str]:
         """The cached, converted weights when they are complete and intact, else None (nothing is downloaded)."""
-        directory = cache.valid_entry(self.entry.name, self.entry.file)
+        directory = cache.valid_entry(self.entry.name, self.entry.file, self.entry.backbone_file)
         return str(directory / WEIGHTS_NAME) if directory is not None else None
 
     def local_dir(self, options: HubOptions = HubOptions()) -> Path:
@@ -176,7 +176,7 @@ class UpstreamSource(_Source):
         name = self.entry.name
 
         def build() -> Path:
-            directory = cache.valid_entry(name, self.entry.file)
+            directory = cache.valid_entry(name, self.entry.file, self.entry.backbone_file)
             if directory is not None:
                 return directory
             if options.local_files_only or offline():
@@ -194,15 +194,26 @@ class UpstreamSource(_Source):
     def _download_and_convert(self) -> Path:
         entry = self.entry
         staging = cache.cache_dir() / "downloads"
+        upstream = get_upstream(entry.upstream)
         target = staging / f"{entry.name}.{Path(entry.file.path).name}"
-        sha256 = download(get_upstream(entry.upstream), entry.file, target, name=entry.name)
+        backbone_target = (staging / f"{entry.name}.backbone.{Path(entry.backbone_file.path).name}"
+                           if entry.backbone_file is not None else None)
         try:
-            _, converted = convert_entry(load_source_state_dict(target), entry)
-            return cache.write_entry(entry.name, converted, {
-                "zoo_name": entry.name, "upstream": entry.upstream, "file": entry.file.path, "url": self.url(),
-                "upstream_sha256": sha256})
-        finally:
-            target.unlink(missing_ok=True)  # only the converted safetensors copy is kept
+            sha256 = download(upstream, entry.file, target, name=entry.name)
+            record = {"zoo_name": entry.name, "upstream": entry.upstream, "file": entry.file.path, "url": self.url(),
+                      "upstream_sha256": sha256}
+            backbone = None
+            if backbone_target is not None:  # the backbone's weights, published apart from the head's (DINOv2)
+                record["backbone_sha256"] = download(upstream, entry.backbone_file, backbone_target, name=entry.name)
+                record.update(backbone_file=entry.backbone_file.path,
+                              backbone_url=upstream.describe(entry.backbone_file))
+                backbone = load_source_state_dict(backbone_target)
+            _, converted = convert_entry(load_source_state_dict(target), entry, backbone=backbone)
+            return cache.write_entry(entry.name, converted, record)
+        finally:  # only the converted safetensors copy is kept
+            target.unlink(missing_ok=True)
+            if backbone_target is not None:
+                backbone_target.unlink(missing_ok=True)
 
 
 WeightsSource = Union[LocalDirSource, HubSource, UpstreamSource]

@@ -50,6 +50,7 @@ class PretrainedEntry:
         upstream: The upstream that trained it (``"reference"``, ``"torchvision"``).
         variant: The upstream's name for the head's form (``"psp"``).
         file: The upstream's checkpoint file, or None where the upstream published none.
+        backbone_file: The backbone's weights where the upstream publishes them apart (DINOv2's heads).
         short_names: Other names of the entry.
         license: The weights' licence (a Hub licence id).
         terms: The licence and the training data's terms, in words.
@@ -67,6 +68,7 @@ class PretrainedEntry:
     upstream: str = ""
     variant: str = ""
     file: Optional[UpstreamFile] = None
+    backbone_file: Optional[UpstreamFile] = None
     short_names: tuple[str, ...] = ()
     license: str = "unknown"
     terms: str = ""
@@ -99,6 +101,7 @@ def _entry(head: str, spec: PretrainedSpec) -> PretrainedEntry:
     return PretrainedEntry(name=spec.name, config=config, dataset=spec.dataset,
                            hf_hub_id=f"{HUB_ORGANISATION}/{spec.name}", metrics=metrics, source=spec.metrics_source,
                            upstream=spec.upstream, variant=spec.variant, file=spec.file,
+                           backbone_file=spec.backbone_file,
                            short_names=tuple(spec.short_names),
                            license=spec.license if spec.license is not None else upstream.license,
                            terms=spec.terms if spec.terms is not None else upstream.terms,

@@ -148,3 +148,19 @@ def test_single_process_resume_reproduces_the_uninterrupted_losses(data, tmp_pat
     resumed = {r["iteration"]: r["loss"] for r in train_records(tmp_path / "resumed")}
     assert sorted(resumed) == list(range(7, TOTAL_ITERS + 1))
     assert resumed == {iteration: whole[iteration] for iteration in resumed}
+
+
+@pytest.mark.slow  # 40 s; the default tier overfits one batch in-process (tests/train/test_mask_classification_loss.py)
+def test_mask2former_trains_with_its_matching_loss(data, tmp_path):
+    """A mask classification head trains in train.py with Mask2Former's loss (Hungarian-matched class, mask and dice
+    terms with deep supervision) and AdamW: the loss falls on the tiny dataset, and the saved model predicts."""
+    args = train_args(data, tmp_path / "m2f", "--lr", 1e-4)
+    args[args.index("fcn_resnet18")] = "mask2former_resnet18"
+    args[args.index("--iters") + 1] = 30
+    check(run_script("train.py", *args))
+    losses = [r["loss"] for r in train_records(tmp_path / "m2f")]
+    assert len(losses) == 30 and sum(losses[-4:]) / 4 < 0.75 * sum(losses[:2]) / 2, losses
+    final = segzoo.create_model(f"local-dir:{tmp_path / 'm2f' / 'final'}")
+    assert final.config.head == "mask2former" and final.config.num_classes == 3
+    wrong = run_script("train.py", *args[:-2], "--output", tmp_path / "wrong", "--loss", "dice")
+    assert wrong.returncode != 0 and "trains with its own loss" in wrong.stderr

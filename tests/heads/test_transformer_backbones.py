@@ -38,6 +38,8 @@ def test_every_head_on_every_backbone_kind(head, backbone, options):
         out = model(torch.randn(1, 3, 45, 61))
     assert out.shape == (1, 3, 45, 61) and torch.isfinite(out).all()
     outputs = model.train()(torch.randn(2, 3, 40, 36))
+    if isinstance(outputs, dict):  # a mask classification head's per-query outputs (Mask2Former)
+        outputs = (outputs["class_logits"], outputs["mask_logits"])
     sum(o.square().mean() for o in outputs).backward()
     assert not [name for name, p in model.named_parameters() if p.grad is None]
 

@@ -16,13 +16,16 @@ __all__ = ["DATA", "CASES", "SIZES", "sizes_of", "pixel_step", "reference_logits
            "seeded_state_dict", "seeded_input"]
 
 DATA = Path(__file__).resolve().parents[1] / "reference_data" / "transformers"
-CASES = ("convnext", "swin_window7", "swin_window12", "beit", "segformer")
+CASES = ("convnext", "swin_window7", "swin_window12", "beit", "segformer", "dpt", "mask2former")
 SIZES = ((97, 131), (128, 128))
 
 
 def sizes_of(case: str) -> tuple[tuple[int, int], ...]:
     """The sizes a case was run at: BEiT at its grid only (its position bias is tied to it), SegFormer also at the
-    ADE20K training crop."""
+    ADE20K training crop, DPT at square multiples of its patch (transformers' ViT drops a partial patch, and its
+    semantic model reshapes the tokens to a square grid) and its crop."""
+    if case == "dpt":
+        return (128, 128), (480, 480)
     return ((64, 64),) if case == "beit" else SIZES + ((512, 512),) if case == "segformer" else SIZES
 
 

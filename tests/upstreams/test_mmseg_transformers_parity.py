@@ -1,5 +1,5 @@
 """segzoo's conversions of mmsegmentation's transformer-era checkpoints (UPerNet on Swin, ConvNeXt, BEiT, MAE, ViT;
-SegFormer on MiT; Segmenter and SETR on ViT) reproduce mmseg's own outputs:
+SegFormer on MiT; Segmenter, SETR and DPT on ViT) reproduce mmseg's own outputs:
 reference logits taken by tests/reference_data/mmseg_transformers/make_reference.py in a scratch environment
 (mmseg 1.2.2 + mmpretrain 1.2.0), seeded weights on the real configs, an odd size and 128x128 where the model takes
 any size, the crop size where its position embedding is tied to it; tolerance 1e-4 of the logits' scale. Each case
@@ -40,6 +40,7 @@ ENTRIES = {  # mmseg config -> the zoo entry made from it
     "setr_vit-l_naive_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_naive",
     "setr_vit-l_pup_8xb2-160k_ade20k-512x512": "setr_vit_large_patch16_224.mmseg_ade20k_160k_pup",
     "setr_vit-l_mla_8xb2-160k_ade20k-512x512": "setr_mla_vit_large_patch16_224.mmseg_ade20k_160k",
+    "dpt_vit-b16_8xb2-160k_ade20k-512x512": "dpt_vit_base_patch16_224.mmseg_ade20k_160k",
 }
 # the cheapest cases in the default tier (Swin's window order is also checked there, on transformers' layout:
 # test_transformers_parity.py), the rest in the slow tier
@@ -68,7 +69,7 @@ def test_every_entry_places_every_key_of_its_configs_layout():
     (key_layouts.json.gz holds every config of the families' metafiles), every shape checked."""
     names = [name for name in list_pretrained(source="mmseg") if not get_pretrained(name).config.backbone.startswith(
         "resnet")]
-    assert len(names) == 51
+    assert len(names) == 52
     for name in names:
         entry = get_pretrained(name)
         config = entry.source.rsplit(" ", 1)[-1].rsplit("/", 1)[-1].removesuffix(".py")

@@ -1,8 +1,9 @@
-"""segzoo's conversion of transformers' UperNetForSemanticSegmentation (ConvNeXt, Swin), BeitForSemanticSegmentation
-and SegformerForSemanticSegmentation reproduces transformers' own outputs: reference logits taken by
-tests/reference_data/transformers/make_reference.py in a scratch environment (transformers 4.57.6), seeded weights,
-an odd size and 128x128 (BEiT: its grid; SegFormer also the 512x512 training crop), tolerance 1e-4 of the logits'
-scale."""
+"""segzoo's conversion of transformers' UperNetForSemanticSegmentation (ConvNeXt, Swin), BeitForSemanticSegmentation,
+SegformerForSemanticSegmentation, DPTForSemanticSegmentation and Mask2FormerForUniversalSegmentation (Swin) reproduces
+transformers' own outputs: reference logits (Mask2Former: semantic scores) taken by
+tests/reference_data/transformers/make_reference.py in a scratch environment (transformers 4.57.6), seeded weights, an
+odd size and 128x128 (BEiT: its grid; SegFormer also the 512x512 training crop; DPT 128x128 and its 480x480 crop),
+tolerance 1e-4 of the logits' scale."""
 import json
 
 import pytest
@@ -37,13 +38,17 @@ def test_converted_upernet_reproduces_transformers(case):
     assert report.placed == len(model.state_dict())
     # the aux head only; BEiT's relative-position index buffers too (timm computes its own) and its blocks 10 and 11,
     # which transformers runs and reads nothing from (its out_indices end at block 9): timm prunes them
-    assert all(key.startswith(("auxiliary_head.", "beit.encoder.layer.10.", "beit.encoder.layer.11."))
+    # DPT's final LayerNorm (never read) and its first fusion layer's residual unit (never used); Mask2Former's loss
+    # weights
+    assert all(key.startswith(("auxiliary_head.", "beit.encoder.layer.10.", "beit.encoder.layer.11.", "dpt.layernorm.",
+                               "neck.fusion_stage.layers.0.residual_layer1.", "criterion."))
                or key.endswith("relative_position_index") for key in report.dropped)
     assert (case == "beit") == any(key.startswith("beit.encoder.layer.11.") for key in report.dropped)
     model.load_state_dict(converted, strict=True)
     assert not model.config.aux
-    assert model.config.feature_norms == (() if case in ("beit", "segformer") else ("c1", "c2", "c3", "c4"))
-    assert model.config.head == ("segformer" if case == "segformer" else "upernet")
+    assert model.config.feature_norms == (() if case in ("beit", "segformer", "dpt") else ("c1", "c2", "c3", "c4"))
+    assert model.config.head == {"segformer": "segformer", "dpt": "dpt",
+                                 "mask2former": "mask2former"}.get(case, "upernet")
     for size in sizes_of(case):
         difference, allowed = max_difference(_logits(model, case, size), reference_logits(case, size))
         assert difference <= allowed, f"{case} at {size}: logits differ by {difference:.3g} (allowed {allowed:.3g})"
@@ -133,3 +138,139 @@ def test_the_nvidia_entries_place_every_key_of_their_repos_layout(layout, entrie
             source["decode_head.classifier.bias"] = torch.empty(entry.config.num_classes)
             _, converted, report = convert_upstream(source, "transformers", entry=entry)
         assert report.placed == len(converted) == len(_expected(entry.config)), name
+
+
+def test_the_dpt_entry_places_every_key_of_its_repos_layout():
+    """The full-size layout of Intel/dpt-large-ade (ViT-L/16 at 384, readout "project", BatchNorms in the fusion), on
+    the meta device: every key placed onto the entry's model, every shape checked; left out: the aux head, the final
+    LayerNorm and the first fusion layer's residual unit, none of which the logits read."""
+    entry = get_pretrained("dpt_large_ade20k")
+    with torch.device("meta"):
+        source = {key: torch.empty(shape) for key, shape in full_layout("dpt-large-ade").items()}
+        _, converted, report = convert_upstream(source, "transformers", entry=entry)
+    assert report.placed == len(converted) == len(_expected(entry.config))
+    assert {key.split(".")[0] for key in report.dropped} == {"auxiliary_head", "dpt", "neck"}
+
+
+def test_dpt_with_bicubic_position_resize_fails_by_far():
+    """transformers' DPT resizes its position embedding bilinearly; segzoo's ViT default (mmseg's bicubic) on the same
+    weights is far outside the tolerance at the 480x480 crop (the embedding is for 64x64)."""
+    model, converted, _ = convert_upstream(seeded_state_dict("dpt"), "transformers")
+    assert model.config.position_resize == "bilinear"
+    from segzoo.model import SegmentationModel
+
+    wrong = SegmentationModel(model.config.replace(position_resize="bicubic"))
+    wrong.load_state_dict(converted)
+    difference, allowed = max_difference(_logits(wrong, "dpt", (480, 480)), reference_logits("dpt", (480, 480)))
+    assert difference > 100 * allowed
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"is_hybrid": True}, "DPT-Hybrid"),
+    ({"num_attention_heads": 4}, "4 attention heads for 64 channels"),
+    ({"readout_type": "add"}, "readout_type 'add'"),
+])
+def test_dpt_configs_the_weights_cannot_tell_are_refused(tmp_path, change, message):
+    from segzoo.errors import CheckpointError
+
+    save_file({key: value.contiguous() for key, value in seeded_state_dict("dpt").items()},
+              str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(dict(hf_config("dpt"), **change)))
+    with pytest.raises(CheckpointError, match=message):
+        convert_file(tmp_path, tmp_path / "out", source="transformers")
+
+
+def test_convert_reads_a_dpt_directory_and_its_blocks_from_config_json(tmp_path):
+    """A DPT's blocks are its config's ``backbone_out_indices`` (here not the evenly spaced ones the keys suggest),
+    its epsilon ``layer_norm_eps``; its class names come from id2label as for any transformers repo."""
+    save_file({key: value.contiguous() for key, value in seeded_state_dict("dpt").items()},
+              str(tmp_path / "model.safetensors"))
+    config = dict(hf_config("dpt"), backbone_out_indices=[0, 2, 4, 6], layer_norm_eps=1e-6,
+                  id2label={"0": "sky", "1": "tree", "2": "road"})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    report = convert_file(tmp_path, tmp_path / "out", source="transformers")
+    assert report.config.feature_indices == (0, 2, 4, 6) and report.config.backbone_norm_eps == 1e-6
+    assert report.config.class_names == ("sky", "tree", "road") and report.config.head == "dpt"
+
+
+def test_the_mask2former_entry_places_every_key_of_its_repos_layout():
+    """The full-size layout of facebook/mask2former-swin-tiny-ade-semantic (Swin-T, 100 queries, 9 masked-attention
+    layers, 6 deformable layers), on the meta device: every key placed onto the entry's model, every shape checked (the
+    class predictor's 151 rows: 150 classes, the head's classifier, and no object); left out: the loss's class weights
+    only."""
+    entry = get_pretrained("mask2former_swin_tiny_ade20k")
+    with torch.device("meta"):
+        source = {key: torch.empty(shape) for key, shape in full_layout("mask2former-swin-tiny-ade").items()}
+        _, converted, report = convert_upstream(source, "transformers", entry=entry)
+    assert report.placed == len(converted) == len(_expected(entry.config))
+    assert [key for key in report.dropped if not key.endswith("relative_position_index")] == ["criterion.empty_weight"]
+    assert entry.config.num_classes == 150 and converted["head.classifier.weight"].shape == (150, 256)
+    assert converted["head.no_object.weight"].shape == (1, 256)
+
+
+def _mask2former(**config_changes):
+    from segzoo.model import SegmentationModel
+
+    model, converted, _ = convert_upstream(seeded_state_dict("mask2former"), "transformers")
+    model = SegmentationModel(model.config.replace(**config_changes)) if config_changes else model
+    model.load_state_dict(converted)
+    return model.eval()
+
+
+def test_mask2former_without_its_attention_mask_fails_by_far(monkeypatch):
+    """Masked attention is what makes Mask2Former: the same weights with every token open to every query are far
+    outside the tolerance at both sizes."""
+    import segzoo.heads.mask2former as mask2former
+
+    model = _mask2former()
+    monkeypatch.setattr(mask2former._CrossAttention, "forward", lambda self, q, k, v, blocked: _unmasked(self, q, k, v))
+    for size in SIZES:
+        difference, allowed = max_difference(_logits(model, "mask2former", size), reference_logits("mask2former", size))
+        assert difference > 100 * allowed, size
+
+
+def _unmasked(attention, query, key, value):
+    weights, biases = attention.in_proj_weight.chunk(3), attention.in_proj_bias.chunk(3)
+    q, k, v = (torch.nn.functional.linear(x, w, b) for x, w, b in zip((query, key, value), weights, biases))
+    return attention.out_proj(torch.nn.functional.scaled_dot_product_attention(
+        *(x.unflatten(-1, (attention.heads, -1)).transpose(1, 2) for x in (q, k, v))).transpose(1, 2).flatten(2))
+
+
+def test_mask2former_sampling_with_align_corners_fails_by_far(monkeypatch):
+    """The deformable attention samples with ``align_corners=False`` (0 and 1 are the maps' outer edges), as
+    transformers and the authors' kernel do; ``align_corners=True`` on the same weights is far off."""
+    import segzoo.layers.deformable_attention as deformable
+
+    model = _mask2former()
+    grid_sample = torch.nn.functional.grid_sample
+    monkeypatch.setattr(deformable.F, "grid_sample",
+                        lambda *args, **kwargs: grid_sample(*args, **{**kwargs, "align_corners": True}))
+    difference, allowed = max_difference(_logits(model, "mask2former", SIZES[0]),
+                                         reference_logits("mask2former", SIZES[0]))
+    assert difference > 100 * allowed
+
+
+def test_convert_reads_a_mask2former_directory(tmp_path):
+    """Its classes are the class predictor's rows less the no-object class, named by id2label."""
+    save_file({key: value.contiguous() for key, value in seeded_state_dict("mask2former").items()},
+              str(tmp_path / "model.safetensors"))
+    config = dict(hf_config("mask2former"), id2label={"0": "sky", "1": "tree", "2": "road"})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    report = convert_file(tmp_path, tmp_path / "out", source="transformers")
+    assert report.config.head == "mask2former" and report.config.num_classes == 3
+    assert report.config.class_names == ("sky", "tree", "road")
+    assert report.config.head_kwargs["decoder_layers"] == 5 and report.config.head_kwargs["num_heads"] == 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pre_norm": True}, "pre_norm true"),
+    ({"enforce_input_projection": True}, "an input projection between its decoders"),
+])
+def test_mask2former_configs_the_weights_cannot_tell_are_refused(tmp_path, change, message):
+    from segzoo.errors import CheckpointError
+
+    save_file({key: value.contiguous() for key, value in seeded_state_dict("mask2former").items()},
+              str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(dict(hf_config("mask2former"), **change)))
+    with pytest.raises(CheckpointError, match=message):
+        convert_file(tmp_path, tmp_path / "out", source="transformers")

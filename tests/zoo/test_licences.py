@@ -54,7 +54,11 @@ def test_every_entry_states_a_licence_and_the_filter_selects_by_it():
     mmseg = {name for name in names if get_pretrained(name).upstream == "mmseg"}
     segformer = {name for name in names if get_pretrained(name).config.head == "segformer"}
     assert mmseg - segformer <= set(apache) and all(
-        get_pretrained(name).upstream == "transformers" for name in set(apache) - mmseg)
+        get_pretrained(name).upstream in ("transformers", "dinov2") for name in set(apache) - mmseg)
+    # Mask2Former's checkpoints are CC BY-NC 4.0 (its model zoo's terms): flagged, and not open
+    mask2former = {name for name in names if get_pretrained(name).config.head == "mask2former"}
+    assert mask2former and all(license_flag(get_pretrained(name).license, get_pretrained(name).terms)
+                               == "non-commercial" for name in mask2former)
     # SegFormer's weights, mmseg's too, are under NVIDIA's non-commercial licence: flagged, and not open
     assert len(segformer) == 25 and not segformer & set(apache)
     assert all(license_flag(get_pretrained(name).license, get_pretrained(name).terms) == "non-commercial"

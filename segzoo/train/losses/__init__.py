@@ -1,5 +1,6 @@
 """Segmentation losses: cross entropy, OHEM, Dice, focal, Lovasz, Tversky, their weighted sums, and the training
-criterion ``SegmentationLoss`` (main plus weighted aux outputs).
+criteria ``SegmentationLoss`` (main plus weighted aux outputs) and ``MaskClassificationLoss`` (Mask2Former's
+Hungarian-matched class, mask and dice losses on per-query outputs, which the conventions below do not cover).
 
 Conventions shared by every loss (``_common.py``):
 
@@ -20,6 +21,7 @@ from .cross_entropy import CrossEntropyLoss, OhemCrossEntropy
 from .dice import DiceLoss, TverskyLoss
 from .focal import FocalLoss
 from .lovasz import LovaszLoss
+from .mask_classification import MaskClassificationLoss
 from .segmentation import SegmentationLoss
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "DiceLoss",
     "FocalLoss",
     "LovaszLoss",
+    "MaskClassificationLoss",
     "OhemCrossEntropy",
     "SegmentationLoss",
     "TverskyLoss",

@@ -11,6 +11,7 @@ from ...upstream import KeyRule, PretrainedSpec, Upstream
 from ..base import Host, UpstreamPlugin, ZooDataset
 from . import layout, transformer_layout
 from .catalogue import BASE_URL, SOURCE, catalogue_entries, datasets, left_out, mmseg_spec, records
+from .dpt_entries import dpt_entries
 from .segformer_entries import segformer_entries
 from .segmenter_entries import segmenter_entries
 from .setr_entries import setr_entries
@@ -36,7 +37,7 @@ class MMSegUpstream(UpstreamPlugin):
     def entries(self) -> tuple[PretrainedSpec, ...]:
         """The transformer-era checkpoints, declared one by one: UPerNet (Swin, ConvNeXt, BEiT, MAE, ViT / DeiT),
         SegFormer (MiT), Segmenter and SETR (ViT)."""
-        return transformer_entries() + segformer_entries() + segmenter_entries() + setr_entries()
+        return transformer_entries() + segformer_entries() + segmenter_entries() + setr_entries() + dpt_entries()
 
     def catalogue(self, head: str, head_class: type) -> tuple[PretrainedSpec, ...]:
         return catalogue_entries(head, head_class)

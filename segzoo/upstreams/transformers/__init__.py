@@ -1,9 +1,9 @@
 """transformers as an upstream: segmentation repos on the Hugging Face Hub (``openmmlab/upernet-convnext-*``,
-``openmmlab/upernet-swin-*``, ``microsoft/beit-*``, ``nvidia/segformer-*``) read as safetensors, without transformers
-installed. Their files are downloaded over the Hub's own HTTP file protocol
-(``<endpoint>/<repo>/resolve/<revision>/model.safetensors``; ``HF_ENDPOINT`` sets another endpoint, as for
-huggingface_hub), converted once and cached; ``segzoo convert --from transformers DIR OUT`` converts a directory as
-transformers' ``save_pretrained`` writes it."""
+``openmmlab/upernet-swin-*``, ``microsoft/beit-*``, ``nvidia/segformer-*``, ``Intel/dpt-large-ade``,
+``facebook/mask2former-swin-*-semantic``) read as safetensors, without transformers installed. Their files are
+downloaded over the Hub's own HTTP file protocol (``<endpoint>/<repo>/resolve/<revision>/model.safetensors``;
+``HF_ENDPOINT`` sets another endpoint, as for huggingface_hub), converted once and cached; ``segzoo convert --from
+transformers DIR OUT`` converts a directory as transformers' ``save_pretrained`` writes it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,7 @@ import torch
 from ...config import ModelConfig
 from ...upstream import KeyRule, PretrainedSpec, Upstream, UpstreamFile
 from ..base import Host, UpstreamPlugin
-from . import layout
+from . import dpt_layout, layout, mask2former_layout
 from .entries import ENTRIES
 from .files import class_names_of, read_model_dir
 
@@ -58,12 +58,14 @@ class TransformersUpstream(UpstreamPlugin):
         return layout.config_for(head, form, backbone, num_classes, keys, variant)
 
     def recognises_config(self, config: Mapping[str, Any]) -> bool:
-        """transformers' UPerNet configs (``model_type`` ``"upernet"``) and BEiT's and SegFormer's semantic
-        segmentation ones."""
+        """transformers' UPerNet configs (``model_type`` ``"upernet"``), BEiT's, SegFormer's and DPT's semantic
+        segmentation ones, and Mask2Former's universal segmentation ones."""
         architectures = config.get("architectures") or []
         return config.get("model_type") == "upernet" or (
             config.get("model_type") == "beit" and "BeitForSemanticSegmentation" in architectures) or (
-            config.get("model_type") == "segformer" and "SegformerForSemanticSegmentation" in architectures)
+            config.get("model_type") == "segformer" and "SegformerForSemanticSegmentation" in architectures) or (
+            config.get("model_type") == "dpt" and "DPTForSemanticSegmentation" in architectures) or (
+            config.get("model_type") == "mask2former" and "Mask2FormerForUniversalSegmentation" in architectures)
 
     def hub_repo(self, file: UpstreamFile) -> Optional[str]:
         if file.host != "hub" or "/resolve/" not in file.path:
@@ -76,6 +78,11 @@ class TransformersUpstream(UpstreamPlugin):
         ``backbone_norm_eps`` (its ``layer_norm_eps``)."""
         state, config = read_model_dir(path)
         layout.check_segformer_config(config)
-        classifier = state.get("decode_head.classifier.weight")
-        names = class_names_of(config, int(classifier.shape[0])) if classifier is not None else None
-        return state, {**({"class_names": names} if names else {}), **layout.beit_fields(config)}
+        mask2former_layout.check_config(config)
+        classifier = state.get("decode_head.classifier.weight", state.get("head.head.4.weight"))  # DPT's: head.head.4
+        classes = None if classifier is None else int(classifier.shape[0])
+        if mask2former_layout.CLASSIFIER in state:  # Mask2Former's: one more row, the no-object class
+            classes = int(state[mask2former_layout.CLASSIFIER].shape[0]) - 1
+        names = class_names_of(config, classes) if classes is not None else None
+        return state, {**({"class_names": names} if names else {}), **layout.beit_fields(config),
+                       **dpt_layout.dpt_fields(config)}

@@ -1,7 +1,8 @@
 """The zoo entries of transformers' segmentation repos on the Hub: UPerNet (``openmmlab/upernet-*``: transformers'
 conversions of mmsegmentation's ADE20K checkpoints, whose model cards state the MIT licence), BEiT
 (``microsoft/beit-*-finetuned-ade-640-640``, Apache-2.0) and SegFormer (``nvidia/segformer-b*-finetuned-*``: the
-authors' checkpoints, under NVIDIA's non-commercial licence).
+authors' checkpoints, under NVIDIA's non-commercial licence) and DPT (``Intel/dpt-large-ade``: the DPT authors'
+ADE20K model, Apache-2.0).
 
 Each entry names its repo's file at ``main``: the commit ids and the files' sha256 could not be read where these
 entries were written (no network), so the revision is not pinned and no hash is checked; the first download is
@@ -107,3 +108,77 @@ ENTRIES = ENTRIES + tuple(_segformer(size, "ade", 640 if size == "b5" else 512, 
     ("b0", 37.4), ("b1", 42.2), ("b2", 46.5), ("b3", 49.4), ("b4", 50.3), ("b5", 51.0))) + tuple(
     _segformer(size, "cityscapes", 1024, miou) for size, miou in (
         ("b0", 76.2), ("b1", 78.5), ("b2", 81.0), ("b3", 81.7), ("b4", 82.3), ("b5", 82.4)))
+
+
+# DPT-Large by its authors (isl-org/DPT) in transformers' layout: ViT-L/16 at 384 (its position embedding's grid,
+# resized bilinearly to other sizes as transformers does), the outputs of blocks 6, 12, 18 and 24, readout "project",
+# BatchNorms in the fusion's residual units (the authors' segmentation model), logits upsampled x2 in the head;
+# DPTImageProcessor's mean and std 0.5. The DPT paper trains ADE20K at 480x480 crops; segzoo's recipe evaluates the
+# whole image with its short side at 480 (the repo's preprocessor_config.json could not be read where this was written)
+ENTRIES = ENTRIES + (PretrainedSpec(
+    name="dpt_vit_large_patch16_224.intel_ade20k", upstream="transformers", variant="dpt", head="dpt",
+    backbone="vit_large_patch16_224", backbone_kwargs={"img_size": 384}, dataset="mmseg_ade20k", output_stride=32,
+    aux=False, align_corners=False, input_size=(480, 480),
+    file=UpstreamFile("hub", "Intel/dpt-large-ade/resolve/main/model.safetensors"),
+    short_names=("dpt_large_ade20k",), license="apache-2.0",
+    terms="Apache-2.0, as the model card of Intel/dpt-large-ade states; trained on ADE20K (research use, MIT CSAIL's "
+          "terms).",
+    options={"channels": 256, "post_process_channels": (256, 512, 1024, 1024), "readout": "project",
+             "residual_norm": True},
+    inference={"resize": (2048, 480), "mode": "whole"},
+    metrics={"mIoU": 47.63, "eval": "the authors' (DPT paper)"},
+    metrics_source="the DPT paper (Ranftl et al., ICCV 2021), Table 4, DPT-Large on ADE20K val",
+    config_fields={"feature_indices": (5, 11, 17, 23), "position_resize": "bilinear", "backbone_norm_eps": 1e-12,
+                   "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}),)
+
+
+_MASK2FORMER_TERMS = (
+    "CC BY-NC 4.0 (non-commercial): Mask2Former's model zoo (github.com/facebookresearch/Mask2Former, MODEL_ZOO.md) "
+    "licenses its checkpoints under it, and {repo} converts one of them (its model card states the licence 'other'); "
+    "the training data's terms apply as well ({data}).")
+_MASK2FORMER_DATA = {"ade": "ADE20K: MIT CSAIL's research terms",
+                     "cityscapes": "Cityscapes: non-commercial research only"}
+# Mask2Former's model zoo (MODEL_ZOO.md), semantic segmentation, single scale. ADE20K Swin-B: the zoo has an ImageNet-1k
+# (52.4) and an ImageNet-21k (53.9) checkpoint, both at 640 crops with the same network; which one
+# facebook/mask2former-swin-base-ade-semantic converts could not be read where this was written (no network), so None
+_MASK2FORMER_MIOU = {("tiny", "ade"): 47.7, ("small", "ade"): 51.3, ("base", "ade"): None, ("large", "ade"): 56.1,
+                     ("tiny", "cityscapes"): 82.1, ("small", "cityscapes"): 82.6, ("base", "cityscapes"): 83.3,
+                     ("large", "cityscapes"): 83.3}
+_MASK2FORMER_SWINS = {"tiny": "swin_tiny_patch4_window7_224", "small": "swin_small_patch4_window7_224",
+                      "base": "swin_base_patch4_window12_384", "large": "swin_large_patch4_window12_384"}
+
+
+def _mask2former(size: str, dataset: str) -> PretrainedSpec:
+    """Mask2Former as its authors trained it (facebookresearch/Mask2Former, semantic segmentation), converted to
+    transformers' layout by transformers (convert_mask2former_original_pytorch_checkpoint_to_pytorch.py: Swin-T and
+    Swin-S at window 7, Swin-B and Swin-L at window 12, the 384 ImageNet-21k Swins' structure). The authors evaluate the
+    whole image: ADE20K with its short side at the training crop (512 for Swin-T and -S; 640 for -B and -L, their
+    res640 configs), Cityscapes at its own 1024x2048."""
+    ade = dataset == "ade"
+    repo = f"facebook/mask2former-swin-{size}-{dataset}-semantic"
+    short = 640 if ade and size in ("base", "large") else 512
+    recipe = {"resize": (2560 if short == 640 else 2048, short), "mode": "whole"} if ade else {
+        "resize": (2048, 1024), "mode": "whole"}
+    tag = "ade20k" if ade else "cityscapes"
+    miou = _MASK2FORMER_MIOU[size, dataset]
+    backbone = _MASK2FORMER_SWINS[size]
+    return PretrainedSpec(
+        name=f"mask2former_{backbone}.facebook_{tag}", upstream="transformers", variant="mask2former",
+        head="mask2former", backbone=backbone, dataset="mmseg_ade20k" if ade else "mmseg_cityscapes",
+        output_stride=32, aux=False, align_corners=False, input_size=(short, short) if ade else (1024, 2048),
+        file=UpstreamFile("hub", f"{repo}/resolve/main/model.safetensors"),
+        short_names=(f"mask2former_swin_{size}_{tag}",),
+        license="cc-by-nc-4.0", terms=_MASK2FORMER_TERMS.format(repo=repo, data=_MASK2FORMER_DATA[dataset]),
+        inference=recipe, metrics={"mIoU": miou, "eval": "single scale (whole)"},
+        metrics_source=("Mask2Former's model zoo (MODEL_ZOO.md) and paper (Cheng et al., CVPR 2022), semantic "
+                        "segmentation, single scale, for the authors' checkpoint the repo converts" if miou is not None
+                        else "none recorded: Mask2Former's model zoo has two ADE20K Swin-B checkpoints (ImageNet-1k: "
+                             "52.4, ImageNet-21k: 53.9 mIoU) and which one the repo converts could not be read"),
+        config_fields={"feature_norms": ("c1", "c2", "c3", "c4"), "feature_norm_eps": 1e-5})
+
+
+# Mask2Former (Swin) by its authors in transformers' layout: ADE20K (150 classes) and Cityscapes (19), semantic models;
+# Mask2Former's defaults (100 queries, 10 decoder predictions, 6 deformable layers, 256 wide) are the head's, as every
+# one of these repos has them (a differing one fails its conversion on the shapes, naming the keys)
+ENTRIES = ENTRIES + tuple(_mask2former(size, dataset) for dataset in ("ade", "cityscapes")
+                          for size in ("tiny", "small", "base", "large"))

@@ -21,6 +21,9 @@ sizes): the query kept, key and value fused into timm's ``kv``; every LayerNorm 
 epsilon 1e-5 (``backbone_norm_eps``). Its head (declared by the ``segformer`` head) projects each level with a
 linear layer (stored as a 1x1 convolution) and concatenates them top level first (c4 .. c1): ``prepare`` reorders the
 fusion's input channels to segzoo's order (c1 first), which computes the same.
+
+Mask2Former (``Mask2FormerForUniversalSegmentation``, ``model.*`` and ``class_predictor``) is UPerNet's Swin under
+``model.pixel_level_module.encoder.`` and segzoo's ``mask2former`` head (``mask2former_layout``).
 """
 from __future__ import annotations
 
@@ -33,9 +36,12 @@ from ...backbones import MIT_SIZES
 from ...config import ModelConfig
 from ...errors import CheckpointError
 from ...upstream import KeyRule, Upstream
+from . import dpt_layout, mask2former_layout
+from .dpt_layout import DPT
+from .mask2former_layout import MASK2FORMER
 
 __all__ = ["detect", "rules", "dropped", "unused", "prepare", "infer_backbone", "config_for", "CONVNEXT", "SWIN",
-           "BEIT", "SEGFORMER", "beit_fields", "feature_indices_of", "check_segformer_config"]
+           "BEIT", "SEGFORMER", "DPT", "MASK2FORMER", "beit_fields", "feature_indices_of", "check_segformer_config"]
 
 CONVNEXT, SWIN, BEIT, SEGFORMER = "upernet-convnext", "upernet-swin", "beit", "segformer"
 
@@ -111,6 +117,10 @@ _SWIN_NAMES = {(96, 6, 7): "swin_tiny_patch4_window7_224", (96, 18, 7): "swin_sm
 def detect(keys: Iterable[str]) -> str:
     """``"upernet-convnext"``, ``"upernet-swin"`` or ``"beit"`` from the keys, else ``CheckpointError``."""
     keys = list(keys)
+    if mask2former_layout.is_mask2former(keys) and mask2former_layout.CLASSIFIER in keys:
+        return MASK2FORMER
+    if dpt_layout.is_dpt(keys) and any(key.startswith("head.head.") for key in keys):
+        return DPT
     if any(key.startswith("decode_head.") for key in keys):
         if any(key.startswith("beit.encoder.layer.") for key in keys):
             return BEIT
@@ -121,9 +131,12 @@ def detect(keys: Iterable[str]) -> str:
         if any(key.startswith("backbone.encoder.layers.") for key in keys):
             return SWIN
     raise CheckpointError("not a transformers UperNetForSemanticSegmentation (ConvNeXt, Swin), "
-                          "BeitForSemanticSegmentation or SegformerForSemanticSegmentation checkpoint: expected keys "
-                          "under 'decode_head.' and 'backbone.encoder.stages.' (ConvNeXt), 'backbone.encoder.layers.' "
-                          "(Swin), 'beit.encoder.layer.' (BEiT) or 'segformer.encoder.block.' (SegFormer)")
+                          "BeitForSemanticSegmentation, SegformerForSemanticSegmentation, DPTForSemanticSegmentation "
+                          "or Mask2FormerForUniversalSegmentation checkpoint: expected keys under 'decode_head.' and "
+                          "'backbone.encoder.stages.' (ConvNeXt), 'backbone.encoder.layers.' (Swin), "
+                          "'beit.encoder.layer.' (BEiT) or "
+                          "'segformer.encoder.block.' (SegFormer), 'dpt.encoder.layer.' and 'head.head.' (DPT), or "
+                          "'model.transformer_module.decoder.' and 'class_predictor.' (Mask2Former)")
 
 
 def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, ...]:
@@ -131,16 +144,26 @@ def rules(form: Upstream, config: ModelConfig, variant: str) -> tuple[KeyRule, .
         return form.rules + _BEIT
     if variant == SEGFORMER:
         return form.rules + _SEGFORMER
+    if variant == DPT:
+        return form.rules + dpt_layout.RULES
+    if variant == MASK2FORMER:
+        return form.rules + mask2former_layout.backbone_rules(_SWIN + _NORMS)
     return form.rules + (_CONVNEXT if variant == CONVNEXT else _SWIN) + _NORMS
 
 
 def dropped(variant: str) -> tuple[str, ...]:
-    return _DROPPED
+    return _DROPPED + mask2former_layout.DROPPED if variant == MASK2FORMER else _DROPPED
 
 
 def unused(config: ModelConfig, variant: str) -> tuple[str, ...]:
     """BEiT's blocks after the last one that feeds the pyramid: transformers computes them and reads nothing from
-    them (default out_indices end at block 9 of 12), timm's feature extractor prunes them."""
+    them (default out_indices end at block 9 of 12), timm's feature extractor prunes them. DPT's too, and its final
+    LayerNorm and first fusion layer's unused residual unit (``dpt_layout.UNUSED``)."""
+    if variant == DPT:
+        if config.feature_indices is None:
+            return dpt_layout.UNUSED
+        kept = "|".join(str(i) for i in range(max(config.feature_indices) + 1))
+        return dpt_layout.UNUSED + (rf"dpt\.encoder\.layer\.(?!(?:{kept})\.)\d+\..*",)
     if variant != BEIT or config.feature_indices is None:
         return ()
     kept = "|".join(str(i) for i in range(max(config.feature_indices) + 1))
@@ -151,11 +174,17 @@ def prepare(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Swin's ``attention.self.{query,key,value}`` as timm's fused ``attention.self.qkv`` (concatenated in that
     order, weights and biases); BEiT's as ``attention.attention.qkv.weight`` with ``q_bias`` and ``v_bias``;
     SegFormer's as ``q`` and ``kv`` and its head's linear layers and fusion as segzoo's (``_segformer_tensor``);
-    every other tensor as it is."""
+    Mask2Former's class predictor split into its classes and no object; every other tensor as it is."""
     out = {}
     is_segformer = any(key.startswith("segformer.") for key in state_dict)  # once, not per tensor
+    is_dpt = dpt_layout.is_dpt(state_dict)
+    is_mask2former = mask2former_layout.is_mask2former(state_dict)
     for key, value in state_dict.items():
         segformer = _segformer_tensor(state_dict, key, value) if is_segformer else None
+        if segformer is None and is_dpt:
+            segformer = dpt_layout.fuse_qkv(state_dict, key)
+        if segformer is None and is_mask2former:
+            segformer = mask2former_layout.split_class_predictor(key, value)
         if segformer is not None:
             out.update(segformer)
             continue
@@ -281,6 +310,10 @@ def _mit_backbone(source: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def infer_backbone(source: Mapping[str, Any], variant: str) -> str:
+    if variant == MASK2FORMER:
+        return _backbone(mask2former_layout.as_backbone_keys(source), SWIN)[0]
+    if variant == DPT:
+        return dpt_layout.dpt_backbone(source)[0]
     if variant == SEGFORMER:
         return _mit_backbone(source)[0]
     return _beit_backbone(source)[0] if variant == BEIT else _backbone(source, variant)[0]
@@ -290,6 +323,12 @@ def config_for(head: str, form: Upstream, backbone: str, num_classes: int, sourc
                variant: str) -> ModelConfig:
     """The checkpoint's model as the keys and shapes tell it: the backbone at its own size (and window), the
     per-level norms, UPerNet's width from its bottleneck, mmseg's ``align_corners=False``; no aux head."""
+    if variant == DPT:
+        return dpt_layout.dpt_config(head, form, backbone, num_classes, source)
+    if variant == MASK2FORMER:  # its classes: the class predictor's rows less the no-object class
+        name, backbone_kwargs, _ = _backbone(mask2former_layout.as_backbone_keys(source), SWIN)
+        return mask2former_layout.mask2former_config(head, form, backbone, backbone_kwargs if backbone == name else {},
+                                                     source)
     if variant == SEGFORMER:  # every LayerNorm of transformers' MiT: PyTorch's default epsilon
         name, backbone_kwargs = _mit_backbone(source)
         return ModelConfig(head=head, backbone=backbone, num_classes=num_classes, output_stride=32,

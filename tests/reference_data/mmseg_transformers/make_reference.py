@@ -1,5 +1,5 @@
 """Reference outputs of mmsegmentation's own transformer-era models (UPerNet on Swin, ConvNeXt from mmpretrain, BEiT,
-ViT / DeiT, MAE; SegFormer on MiT; Segmenter and SETR on ViT), for segzoo's parity tests
+ViT / DeiT, MAE; SegFormer on MiT; Segmenter, SETR and DPT on ViT), for segzoo's parity tests
 (tests/upstreams/test_mmseg_transformers_parity.py).
 
 NOT part of the segzoo package or its test run: run it once, by hand, with the python of a SCRATCH environment that
@@ -55,10 +55,11 @@ CASES = {
     "setr/setr_vit-l_naive_8xb2-160k_ade20k-512x512": [(512, 512)],
     "setr/setr_vit-l_pup_8xb2-160k_ade20k-512x512": [(512, 512)],
     "setr/setr_vit-l_mla_8xb2-160k_ade20k-512x512": [(512, 512)],
+    "dpt/dpt_vit-b16_8xb2-160k_ade20k-512x512": [(512, 512), ODD],
 }
 CLASS_STEP = 10
 # every config of their metafiles: its key layout
-FAMILIES = ("swin", "convnext", "beit", "vit", "mae", "segformer", "segmenter", "setr")
+FAMILIES = ("swin", "convnext", "beit", "vit", "mae", "segformer", "segmenter", "setr", "dpt")
 
 
 def pixel_step(size: tuple[int, int]) -> int:
