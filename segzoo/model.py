@@ -13,6 +13,7 @@ from .backbones.class_tokens import has_class_token, levels_with_class_tokens
 from .config import ModelConfig
 from .errors import ConfigError
 from .layers import FCNBlock, LayerNorm2d
+from .layers.tracing import is_exporting
 from .registry import get_head, get_neck
 
 __all__ = ["SegmentationModel", "input_channels", "model_device"]
@@ -215,7 +216,7 @@ class SegmentationModel(nn.Module):
         # map; copying the upsampled one out of channels-last took longer than the upsampling itself (150 classes
         # at 512x512: 207 ms against 80, on the project's 2-core EPYC)
         logits = logits.contiguous()
-        if logits.shape[-2:] == size:
+        if logits.shape[-2:] == size and not is_exporting():  # an export serves every size: never skip the resize
             return logits
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.config.align_corners)
 

@@ -193,15 +193,24 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     return status, out, err
 
 
-def test_cli_export_that_fails_its_check_leaves_no_file(tmp_path, capsys):
-    """`--size 1 1` exports a file that gives another shape at other sizes: it was left at --out (47 MB for a
-    ResNet-101) after the error."""
+def test_cli_export_that_fails_its_check_leaves_no_file(fake_exporter, tmp_path, capsys):
+    """A file that fails its check was left at --out (47 MB for a ResNet-101) after the error."""
+    fake_exporter.mismatch = True
+    out = tmp_path / "x.onnx"
+    status, stdout, err = run_cli(["export", TINY, "--size", "8", "8", "--out", out], capsys)
+    assert status == 1 and "Traceback" not in err and "wrote" not in stdout
+    assert err.startswith(f"error: the exported {out} does not match the eager model") and err.endswith(
+        f"nothing was written to {out}\n")
+    assert list(tmp_path.iterdir()) == []  # no file at --out, nothing temporary
+
+
+def test_an_export_traced_where_the_logits_are_at_the_input_size_serves_every_size(tmp_path, capsys):
+    """At 1x1 the logits come out at the input's size and the model skipped its final resize, so the graph traced
+    there returned 5x5 logits for a 33x33 input; an export now always resizes."""
     out = tmp_path / "x.onnx"
     status, stdout, err = run_cli(["export", TINY, "--size", "1", "1", "--out", out], capsys)
-    assert status == 1 and "Traceback" not in err and "wrote" not in stdout
-    assert err == (f"error: the exported x.onnx returned shape (2, 21, 5, 5) for a 2x3x33x33 input; the model "
-                   f"returns (2, 21, 33, 33); nothing was written to {out}\n")
-    assert list(tmp_path.iterdir()) == []  # no file at --out, nothing temporary
+    assert status == 0 and f"wrote {out}" in stdout and "FAILED" not in stdout, err
+    assert "batch 2 at 33x33: max abs diff" in stdout, stdout
 
 
 def test_cli_export_refuses_an_existing_file(tmp_path, capsys, monkeypatch):
