@@ -17,8 +17,16 @@ SMALL_DINOV2 = {"backbone_kwargs": {"depth": 4, "embed_dim": 48, "num_heads": 2,
 class TestLinearOnDINOv2(OnnxInTheSlowTier, HeadBattery):
     head = "linear_probe"
     backbone = "vit_small_patch14_dinov2"
-    structures = ({**SMALL_DINOV2}, {**SMALL_DINOV2, "levels": 4})
+    structures = ({**SMALL_DINOV2},)
     test_other_input_channels = None  # a ViT reads the image with one convolution: the ResNet class checks it
+
+
+@pytest.mark.slow  # the multi-scale form: its parity runs in the slow tier too; the default tier has the last level
+class TestLinearFourLevelsOnDINOv2(OnnxInTheSlowTier, HeadBattery):
+    head = "linear_probe"
+    backbone = "vit_small_patch14_dinov2"
+    structures = ({**SMALL_DINOV2, "levels": 4},)
+    test_other_input_channels = None
 
 
 @pytest.mark.slow

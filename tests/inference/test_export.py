@@ -204,6 +204,7 @@ def test_cli_export_that_fails_its_check_leaves_no_file(fake_exporter, tmp_path,
     assert list(tmp_path.iterdir()) == []  # no file at --out, nothing temporary
 
 
+@pytest.mark.slow  # an export of the CLI at other sizes is checked in the default tier above; this is its regression
 def test_an_export_traced_where_the_logits_are_at_the_input_size_serves_every_size(tmp_path, capsys):
     """At 1x1 the logits come out at the input's size and the model skipped its final resize, so the graph traced
     there returned 5x5 logits for a 33x33 input; an export now always resizes."""

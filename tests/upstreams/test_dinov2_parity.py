@@ -88,6 +88,7 @@ def test_timms_resize_or_corner_padding_fails_by_far(change):
     assert difference > 20 * allowed, change
 
 
+@lru_cache(maxsize=None)
 def _meta_files() -> dict[str, bytes]:
     """The two files of the ViT-S/14 ADE20K linear entry as Meta publishes them: the backbone's state dict at the top
     level, the head's under ``state_dict`` with mmcv's ``meta``; seeded as the reference's."""
