@@ -95,3 +95,14 @@ def test_models_are_built_from_configs():
     config = ModelConfig(head="fcn", backbone="resnet18", num_classes=7, output_stride=16)
     model = SegmentationModel(config)
     assert model.config is config and model.num_classes == 7
+
+
+def test_a_graph_traced_where_the_logits_have_the_input_size_still_resizes_them():
+    """At 1x1 the logits come out at the input's size; a graph traced there (the TorchScript tracer, as torch.export
+    and ONNX exporters record) must still resize them at other sizes, not return the traced shape."""
+    model = create_model("fcn_test_resnet.r160_in1k", num_classes=3).eval()
+    with torch.no_grad(), pytest.warns(torch.jit.TracerWarning):
+        traced = torch.jit.trace(model, torch.randn(1, 3, 1, 1), check_trace=False)
+        images = torch.randn(1, 3, 33, 33)
+        assert traced(images).shape == (1, 3, 33, 33)
+        torch.testing.assert_close(traced(images), model(images))

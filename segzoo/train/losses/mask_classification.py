@@ -49,10 +49,13 @@ class MaskClassificationLoss(nn.Module):
     Args:
         num_classes: The classes (the class logits have one more: "no object").
         ignore_index: Target value of unlabelled pixels.
-        class_weight, mask_weight, dice_weight: The terms' weights, in the loss and in the matching cost.
+        class_weight: The class term's weight, in the loss and in the matching cost (2).
+        mask_weight: The mask (sigmoid cross entropy) term's (5).
+        dice_weight: The dice term's (5).
         no_object_weight: The weight of "no object" in the class loss.
         num_points: Points sampled per mask.
-        oversample_ratio, importance_sample_ratio: The uncertainty sampling of the mask losses' points.
+        oversample_ratio: Candidate points drawn per kept point for the mask losses (3).
+        importance_sample_ratio: The share of the kept points that are the most uncertain candidates (0.75).
 
     ``forward(outputs, target)``: ``outputs`` as the head gives them in training (``{"class_logits": (N, Q, K + 1),
     "mask_logits": (N, Q, h, w), "aux": [{...}, ...]}``), ``target`` (N, H, W) class indices.
