@@ -32,9 +32,10 @@ def model_device(model: nn.Module) -> torch.device:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _takes_in_chans(head_class: type) -> bool:
-    """Whether a head's ``__init__`` names an ``in_chans`` parameter (not merely ``**kwargs``)."""
-    return "in_chans" in inspect.signature(head_class.__init__).parameters
+def _names_parameter(head_class: type, name: str) -> bool:
+    """Whether a head's ``__init__`` names parameter ``name`` (not merely ``**kwargs``): ``in_chans`` and
+    ``has_class_token``, which the model passes only to heads that ask for them."""
+    return name in inspect.signature(head_class.__init__).parameters
 
 
 def _check_kwargs(what: str, module_class: type, kwargs: dict, what_kwargs: str) -> None:
@@ -122,14 +123,14 @@ class SegmentationModel(nn.Module):
         head_kwargs = dict(config.head_kwargs)
         if head_class.handles_aux:
             head_kwargs["aux"] = config.aux
-        if head_class.needs_image and _takes_in_chans(head_class):
+        if head_class.needs_image and _names_parameter(head_class, "in_chans"):
             head_kwargs["in_chans"] = config.in_chans  # the image's channels (BiSeNet's spatial path reads it)
         elif head_class.needs_image and config.in_chans != 3:
             raise ConfigError(f"head {config.head!r} reads the image but takes no in_chans argument: it reads RGB "
                               f"images only (in_chans=3), got in_chans={config.in_chans}")
         # the levels come with class tokens (a ViT's, no neck between): a head naming has_class_token is told
         class_tokens_available = self.neck is None and has_class_token(self.backbone)
-        if "has_class_token" in inspect.signature(head_class.__init__).parameters:
+        if _names_parameter(head_class, "has_class_token"):
             head_kwargs["has_class_token"] = class_tokens_available
         self.head = head_class({name: channels[name] for name in head_class.in_features}, config.num_classes,
                                align_corners=config.align_corners, **head_kwargs)
